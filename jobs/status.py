@@ -1,0 +1,82 @@
+"""Job state in huey's key/value store: written by the worker, read (never consumed) by the app.
+
+huey's reads pop by default; every read here uses `peek=True`, so any number of pollers can watch.
+A worker also writes a heartbeat, both for itself and for the job it runs, so the app can tell a
+job that is slow from one whose worker has died.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from jobs.queue import huey
+
+HEARTBEAT_SECONDS = 2.0
+STALE_AFTER = 15.0
+WORKER_KEY = "distillery:worker-heartbeat"
+TERMINAL = ("done", "failed", "cancelled", "interrupted")
+
+
+def _key(job_id: str) -> str:
+    return f"distillery:job:{job_id}"
+
+
+def write_status(job_id: str, **fields: Any) -> dict[str, Any]:
+    status = huey.get(_key(job_id), peek=True) or {"job_id": job_id}
+    status.update(fields, updated=time.time())
+    huey.put(_key(job_id), status)
+    return status
+
+
+def read_status(job_id: str) -> dict[str, Any] | None:
+    status = huey.get(_key(job_id), peek=True)
+    if status is None:
+        return None
+    recently_updated = time.time() - status.get("updated", 0) < STALE_AFTER
+    if status.get("state") == "running" and not recently_updated and not job_alive(job_id):
+        status = {**status, "state": "interrupted",
+                  "error": "The worker running this job stopped (killed or crashed); nothing was saved. Submit it again."}
+    return status
+
+
+def job_alive(job_id: str) -> bool:
+    beat = huey.get(f"{_key(job_id)}:alive", peek=True)
+    return beat is not None and time.time() - beat < STALE_AFTER
+
+
+def worker_alive() -> bool:
+    beat = huey.get(WORKER_KEY, peek=True)
+    return beat is not None and time.time() - beat["time"] < STALE_AFTER
+
+
+class Heartbeat:
+    """A daemon thread in each worker process: beats for the worker and for its current job."""
+
+    current_job: str | None = None
+
+    def __init__(self) -> None:
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self._thread = threading.Thread(target=self._run, name="distillery-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._beat()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(HEARTBEAT_SECONDS)
+            try:
+                self._beat()
+            except Exception:  # a busy database must not kill the thread; the next beat retries
+                pass
+
+    def _beat(self) -> None:
+        now = time.time()
+        huey.put(WORKER_KEY, {"time": now, "worker": self.identity})
+        job = Heartbeat.current_job
+        if job is not None:
+            huey.put(f"{_key(job)}:alive", now)

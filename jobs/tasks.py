@@ -1,0 +1,85 @@
+"""huey tasks: thin wrappers that run `core` with progress, cancellation and readable failures."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from huey.exceptions import CancelExecution
+
+from core import settings
+from core.errors import Cancelled, DistilleryError
+from core.pipeline import run_recipe
+from core.recipe import Recipe
+from jobs.queue import huey
+from jobs.status import Heartbeat, write_status
+
+log = logging.getLogger("distillery.jobs")
+_heartbeat: Heartbeat | None = None
+
+
+@huey.on_startup()
+def start_heartbeat() -> None:
+    global _heartbeat
+    _heartbeat = Heartbeat()
+    _heartbeat.start()
+
+
+class JobProgress:
+    """The `core.progress.Progress` of a job: throttled writes to huey's store, and the cancel check."""
+
+    def __init__(self, job_id: str, task: Any) -> None:
+        self.job_id, self.task = job_id, task
+        self.started = time.time()
+        self._last_write = 0.0
+        self._stage = ""
+        self._stage_starts: dict[str, float] = {}
+
+    def __call__(self, stage: str, fraction: float, message: str = "") -> None:
+        if huey.is_revoked(self.task):
+            raise Cancelled("cancelled by the user")
+        now = time.time()
+        if stage == self._stage and now - self._last_write < 0.5 and fraction < 1.0:
+            return
+        self._stage, self._last_write = stage, now
+        elapsed_stage = now - self._stage_starts.setdefault(stage, now)
+        eta = elapsed_stage * (1 - fraction) / fraction if fraction > 0.01 else None
+        write_status(self.job_id, state="running", stage=stage, fraction=round(fraction, 4), message=message,
+                     elapsed=round(now - self.started, 1), eta=None if eta is None else round(eta, 1))
+
+
+@huey.task(context=True)
+def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, task=None) -> dict[str, Any]:
+    """Run one recipe end to end; its outcome is in the job status and, when done, in the model folder."""
+    Heartbeat.current_job = job_id
+    job_dir = settings.jobs_dir() / job_id
+    progress = JobProgress(job_id, task)
+    write_status(job_id, state="running", stage="starting", fraction=0.0, message="", started=time.time())
+    try:
+        recipe = Recipe.from_dict(recipe_data)
+        record = run_recipe(recipe, job_dir, settings.models_dir() / model_id, progress)
+    except Cancelled:
+        write_status(job_id, state="cancelled", message="Cancelled; nothing was saved.")
+        raise CancelExecution(retry=False)
+    except DistilleryError as exc:
+        write_status(job_id, state="failed", error=str(exc))
+        return {"error": str(exc)}
+    except Exception as exc:  # anything else: keep the trace in the job folder, show one line
+        _save_trace(job_dir)
+        write_status(job_id, state="failed", error=f"{type(exc).__name__}: {exc} (details in {job_dir}/error.txt)")
+        log.exception("job %s failed", job_id)
+        return {"error": str(exc)}
+    finally:
+        Heartbeat.current_job = None
+    write_status(job_id, state="done", fraction=1.0, stage="done", message=f"saved {model_id}",
+                 model_id=model_id, stages=record["stages"], peak_rss_mb=record["peak_rss_mb"])
+    return {"model_id": model_id}
+
+
+def _save_trace(job_dir: Path) -> None:
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "error.txt").write_text(traceback.format_exc())
+

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `make run`: one huey consumer (-k process) and the Gradio app; Ctrl-C stops both.
+set -u
+PY=${1:-.venv/bin/python}
+PORT=${2:-7860}
+"$PY" -m huey.bin.huey_consumer jobs.tasks.huey -k process -w 1 &
+CONSUMER=$!
+stop() { kill -TERM "$CONSUMER" 2>/dev/null; wait "$CONSUMER" 2>/dev/null; }
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+"$PY" app.py --no-worker --port "$PORT"

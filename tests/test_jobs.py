@@ -1,0 +1,139 @@
+"""The job layer against a real `huey_consumer` subprocess (the session fixture `consumer`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import helpers
+from core import settings
+from core.distill import DistillParams
+from core.errors import DistilleryError
+from core.sources import load_catalogue
+from jobs.client import cancel, list_jobs, submit
+from jobs.queue import huey
+from jobs.status import TERMINAL, read_status
+
+
+@pytest.fixture(scope="module")
+def catalogue():
+    return load_catalogue()  # HF_HUB_OFFLINE=1: the local corpus
+
+
+def poll(job_id: str, until: Callable[[dict[str, Any]], bool], timeout: float, interval: float = 0.2
+         ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read the status until `until(status)` holds; returns the last status and every one seen."""
+    seen: list[dict[str, Any]] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = read_status(job_id)
+        assert status is not None, f"job {job_id} has no status"
+        seen.append(status)
+        if until(status):
+            return status, seen
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s; last status: {seen[-1] if seen else None}")
+
+
+def hidden_model_folders() -> list[str]:
+    return [p.name for p in settings.models_dir().iterdir() if p.name.startswith(".")]
+
+
+def job_folders() -> set[str]:
+    return {p.name for p in settings.jobs_dir().iterdir()}
+
+
+# --- refused before anything is queued ---------------------------------------------------------
+
+
+def test_all_zero_shares_are_refused_and_nothing_is_queued(catalogue):
+    before_jobs, before_pending = job_folders(), huey.pending_count()
+    recipe = helpers.small_recipe("zero", shares={"academic": 0, "web": 0, "conversational": 0,
+                                                  "code": 0, "domain-specific": 0})
+    with pytest.raises(DistilleryError, match="zero"):
+        submit(recipe, catalogue)
+    assert job_folders() == before_jobs
+    assert huey.pending_count() == before_pending
+
+
+def test_pca_dims_above_the_teacher_dimension_is_refused(catalogue):
+    before_jobs, before_pending = job_folders(), huey.pending_count()
+    recipe = helpers.small_recipe("too-wide", distill=DistillParams(pca_dims=1000, max_vocabulary_size=300))
+    with pytest.raises(DistilleryError, match="384"):
+        submit(recipe, catalogue)
+    assert job_folders() == before_jobs
+    assert huey.pending_count() == before_pending
+
+
+def test_cancelling_an_unknown_job_is_refused():
+    with pytest.raises(DistilleryError, match="no job"):
+        cancel("no-such-job")
+
+
+# --- a job that runs to the end ----------------------------------------------------------------
+
+
+def test_job_runs_to_done_with_progress(consumer, catalogue):
+    from model2vec import StaticModel
+
+    submitted = submit(helpers.small_recipe("jobs-done"), catalogue)
+    job_id = submitted["job_id"]
+    assert submitted["state"] in ("queued", "running")
+    assert "warning" not in submitted  # the consumer's heartbeat is visible
+
+    final, seen = poll(job_id, lambda s: s["state"] in TERMINAL, timeout=180)
+    assert final["state"] == "done", final
+    running = [s for s in seen if s["state"] == "running" and s.get("stage") and 0 < s.get("fraction", 0) < 1]
+    assert running, f"no intermediate progress seen in {len(seen)} polls"
+    assert {s["stage"] for s in running} & {"corpus", "vocabulary", "distill", "index", "save"}
+    assert final["model_id"] == job_id
+    assert {"corpus", "distill"} <= set(final["stages"])
+
+    folder = settings.models_dir() / job_id
+    assert folder.is_dir()
+    model = StaticModel.from_pretrained(str(folder))
+    assert model.encode(["hello there"], use_multiprocessing=False).shape == (1, 64)
+    assert hidden_model_folders() == []
+
+    # reads never consume: the same state, twice, and the job is listed
+    assert read_status(job_id)["state"] == read_status(job_id)["state"] == "done"
+    assert any(j["job_id"] == job_id and j["state"] == "done" for j in list_jobs())
+    # cancelling a finished job changes nothing
+    assert cancel(job_id)["state"] == "done"
+    assert folder.is_dir()
+
+
+# --- cancellation ------------------------------------------------------------------------------
+
+
+def test_cancel_while_distilling_and_while_queued(consumer, catalogue):
+    slow = helpers.small_recipe("jobs-cancel", corpus_size=3000,
+                                distill=DistillParams(pca_dims=64, max_vocabulary_size=3000, min_frequency=2))
+    job_id = submit(slow, catalogue)["job_id"]
+    # a second job waits behind the first (one worker) and is cancelled before it starts
+    queued_id = submit(helpers.small_recipe("jobs-cancel-queued"), catalogue)["job_id"]
+
+    poll(job_id, lambda s: s.get("stage") == "distill" or s["state"] in TERMINAL, timeout=120, interval=0.1)
+    assert read_status(queued_id)["state"] == "queued"
+    assert cancel(queued_id)["state"] == "cancelled"
+
+    requested = cancel(job_id)
+    assert requested.get("cancel_requested") is True
+    final, _ = poll(job_id, lambda s: s["state"] in TERMINAL, timeout=60)
+    assert final["state"] == "cancelled", final
+
+    assert not (settings.models_dir() / job_id).exists()
+    assert hidden_model_folders() == []
+
+    # the worker skips the revoked queued job: it never runs and never makes a model
+    deadline = time.time() + 20
+    while huey.pending_count() and time.time() < deadline:
+        time.sleep(0.2)
+    assert huey.pending_count() == 0
+    time.sleep(1.0)
+    assert read_status(queued_id)["state"] == "cancelled"
+    assert not (settings.models_dir() / queued_id).exists()
+    assert not (settings.jobs_dir() / queued_id / "corpus").exists()

@@ -1,0 +1,144 @@
+"""core.search (exact top-k, overlap, cached collection embeddings) and core.timing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.embedders import Embedder
+from core.search import Hit, embed_collection, overlap, search, texts_digest, top_k
+from core.timing import SpeedReport, measure, query_latencies_ms, throughput
+
+
+def _normalised(rng: np.random.Generator, rows: int, dim: int) -> np.ndarray:
+    matrix = rng.standard_normal((rows, dim)).astype(np.float32)
+    return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed, rows, k", [(0, 500, 10), (1, 37, 5), (2, 1000, 1), (3, 64, 64)])
+def test_top_k_matches_a_full_argsort(seed, rows, k):
+    rng = np.random.default_rng(seed)
+    matrix = _normalised(rng, rows, 32)
+    query = _normalised(rng, 1, 32)[0]
+    scores = matrix @ query
+    expected = np.argsort(-scores, kind="stable")[:k]
+    got = top_k(query, matrix, k)
+    assert [i for i, _ in got] == expected.tolist()
+    assert [s for _, s in got] == pytest.approx(scores[expected].tolist())
+    assert all(a >= b for (_, a), (_, b) in zip(got, got[1:]))
+
+
+def test_top_k_with_k_larger_than_the_collection_or_zero():
+    rng = np.random.default_rng(5)
+    matrix = _normalised(rng, 4, 8)
+    query = matrix[2]
+    got = top_k(query, matrix, 10)
+    assert len(got) == 4 and got[0][0] == 2 and got[0][1] == pytest.approx(1.0)
+    assert top_k(query, matrix, 0) == []
+
+
+def test_search_ranks_from_one_and_returns_texts():
+    matrix = np.eye(3, dtype=np.float32)
+    hits = search(np.array([0.1, 0.9, 0.0], dtype=np.float32), matrix, ["a", "b", "c"], k=2)
+    assert [(h.rank, h.index, h.text) for h in hits] == [(1, 1, "b"), (2, 0, "a")]
+
+
+def test_overlap_counts_shared_documents():
+    a = [Hit(1, 4, 0.9, "x"), Hit(2, 7, 0.8, "y"), Hit(3, 1, 0.7, "z")]
+    b = [Hit(1, 7, 0.9, "y"), Hit(2, 2, 0.8, "w"), Hit(3, 4, 0.1, "x")]
+    assert overlap(a, b) == 2
+    assert overlap(a, []) == 0
+    assert overlap(a, a) == 3
+
+
+def test_texts_digest_depends_on_order_and_boundaries():
+    assert texts_digest(["ab", "c"]) != texts_digest(["a", "bc"])
+    assert texts_digest(["a", "b"]) != texts_digest(["b", "a"])
+    assert texts_digest(["a", "b"]) == texts_digest(["a", "b"])
+
+
+def _hashing_embedder(fingerprint: str = "test:hash", calls: list | None = None) -> Embedder:
+    def encode(texts):
+        if calls is not None:
+            calls.append(len(texts))
+        rows = np.array([[len(t), sum(map(ord, t)) % 97, 1.0] for t in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    return Embedder("hash", fingerprint, encode, 1)
+
+
+def _failing_embedder(fingerprint: str = "test:hash") -> Embedder:
+    def encode(texts):
+        raise AssertionError("encode must not be called: the matrix is cached")
+
+    return Embedder("hash", fingerprint, encode, 1)
+
+
+def test_embed_collection_batches_and_reports_progress():
+    texts = [f"document {i}" for i in range(10)]
+    calls: list[int] = []
+    reports: list[tuple[str, float]] = []
+    matrix = embed_collection(_hashing_embedder(calls=calls), texts, batch=4,
+                              progress=lambda stage, f, m="": reports.append((stage, f)))
+    assert matrix.shape == (10, 3)
+    assert calls == [4, 4, 2]
+    assert reports[-1] == ("index", 1.0)
+    assert [f for _, f in reports] == sorted(f for _, f in reports)
+
+
+def test_embed_collection_caches_on_disk(tmp_path):
+    texts = [f"passage number {i}" for i in range(20)]
+    first = embed_collection(_hashing_embedder(), texts, cache_dir=tmp_path)
+    cached = list(tmp_path.glob("*.npy"))
+    assert len(cached) == 1
+    assert np.array_equal(np.load(cached[0]), first)
+    assert not list(tmp_path.glob("*.tmp*"))
+    again = embed_collection(_failing_embedder(), texts, cache_dir=tmp_path)
+    assert np.array_equal(again, first)
+
+
+def test_embed_collection_cache_is_keyed_by_model_and_texts(tmp_path):
+    texts = ["one text here", "another text"]
+    embed_collection(_hashing_embedder("model-a"), texts, cache_dir=tmp_path)
+    with pytest.raises(AssertionError, match="must not be called"):
+        embed_collection(_failing_embedder("model-b"), texts, cache_dir=tmp_path)
+    with pytest.raises(AssertionError, match="must not be called"):
+        embed_collection(_failing_embedder("model-a"), texts + ["a third"], cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 1
+
+
+def test_measure_reports_positive_ordered_latencies_and_throughput():
+    def encode(texts):
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    queries = [f"query {i}" for i in range(20)]
+    texts = [f"text {i}" for i in range(200)]
+    report = measure("trivial", encode, threads=1, queries=queries, texts=texts, min_seconds=0.05)
+    assert isinstance(report, SpeedReport)
+    assert 0 < report.query_p50_ms <= report.query_p95_ms
+    assert report.throughput_per_s > 0
+    assert report.queries == 20 and report.batch_texts == 200
+    assert report.to_dict()["label"] == "trivial"
+
+
+def test_query_latencies_one_call_per_query_after_warmup():
+    calls: list[int] = []
+
+    def encode(texts):
+        calls.append(len(texts))
+        return np.zeros((len(texts), 2))
+
+    times = query_latencies_ms(encode, ["a", "b", "c", "d", "e"], warmup=2)
+    assert len(times) == 5 and np.all(times >= 0)
+    assert calls == [1] * 7
+
+
+def test_throughput_reflects_the_cost_of_encoding():
+    import time
+
+    def slow(texts):
+        time.sleep(0.001 * len(texts))
+        return np.zeros((len(texts), 2))
+
+    rate = throughput(slow, [f"t{i}" for i in range(64)], batch_size=32)
+    assert 0 < rate < 1000 * 1.05  # at most ~1,000 texts/s when each costs 1 ms

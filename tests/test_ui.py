@@ -1,0 +1,141 @@
+"""The real Gradio server, driven through gradio_client, with the real consumer behind it."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+
+from core.plan import DOMAINS
+from helpers import small_recipe
+from ui.forms import FORM_FIELDS
+
+TERMINAL = {"done", "failed", "cancelled", "interrupted"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(consumer):
+    from ui.app import build_app
+
+    demo = build_app().queue()
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server, verbose=False)
+
+
+def form(**overrides) -> list:
+    """All Recipe-tab inputs, in FORM_FIELDS order, for the small test recipe."""
+    recipe = small_recipe()
+    values = {
+        "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False,
+        "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
+        "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
+        "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
+        "max_vocabulary_size": recipe.distill.max_vocabulary_size, "min_frequency": recipe.distill.min_frequency,
+        "pca_dims": recipe.distill.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
+        "quantize_to": "float16", "seed": 0,
+    }
+    from core.sources import load_catalogue
+
+    catalogue = load_catalogue()
+    for domain, share in recipe.shares.items():
+        values.update({f"{domain}:share": share, f"{domain}:sources": catalogue.default_keys(domain),
+                       f"{domain}:files": None, f"{domain}:fields": "text"})
+    values.update(overrides)
+    return [values[f] for f in FORM_FIELDS]
+
+
+def wait_for(client: Client, job_id: str, timeout: float = 300) -> tuple[dict, list[dict]]:
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        status = client.predict(job_id, api_name="/job_status")
+        seen.append(status)
+        if status["state"] in TERMINAL:
+            return status, seen
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} did not finish: {seen[-1]}")
+
+
+def test_submit_poll_and_search(client: Client):
+    message = client.predict(*form(), api_name="/submit_recipe")
+    match = re.search(r"Submitted job `([^`]+)`", message)
+    assert match, message
+    status, seen = wait_for(client, match.group(1))
+    assert status["state"] == "done", status
+    assert any(s["state"] == "running" and 0 < s.get("fraction", 0) < 1 for s in seen), seen
+    model_id = status["model_id"]
+
+    info = client.predict(model_id, api_name="/model_info")
+    assert "all-MiniLM-L6-v2" in info and "64 dims" in info
+
+    summary, teacher, student = client.predict(model_id, "how do I open a file in python", "", None,
+                                               api_name="/search")
+    assert re.search(r"\*\*\d of 5\*\* results shared", summary), summary
+    assert len(teacher["data"]) == 5 and len(student["data"]) == 5
+    scores = [row[1] for row in teacher["data"]]
+    assert scores == sorted(scores, reverse=True)
+
+    texts = "the cat sat on the mat\nstock markets fell sharply today\nhow to install python packages\n" \
+            "a recipe for tomato soup\nthe court dismissed the appeal\nmy flight was delayed"
+    summary, teacher, student = client.predict(model_id, "installing a python library", texts, None,
+                                               api_name="/search")
+    assert "collection of 6 texts" in summary
+    assert teacher["data"][0][2] == "how to install python packages"
+
+    plot, speed = client.predict(model_id, "python", texts, None, api_name="/measure_speed")
+    assert "higher throughput" in speed and "Threads:" in speed
+    assert plot is not None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({f"{d}:share": 0 for d in DOMAINS}, "All domain proportions are zero"),
+        ({"corpus_size": 0}, "at least 1 text"),
+        ({"pca_dims": 1000}, "384"),
+        ({"teacher": "no-such-org/no-such-model"}, "cannot be reached"),
+        ({"teacher": "/definitely/not/a/folder"}, "neither a local model folder"),
+        ({"web:sources": []}, "web"),
+    ],
+)
+def test_bad_input_is_explained_and_nothing_is_queued(client: Client, data_dir, overrides, expected):
+    before = set((data_dir / "jobs").iterdir())
+    message = client.predict(*form(**overrides), api_name="/submit_recipe")
+    assert message.startswith("❌") and expected in message, message
+    assert set((data_dir / "jobs").iterdir()) == before
+
+
+def test_negative_share_is_refused_by_the_slider(client: Client):
+    with pytest.raises(Exception, match="less than minimum value 0"):
+        client.predict(*form(**{"academic:share": -5}), api_name="/submit_recipe")
+
+
+def test_binary_and_empty_uploads_are_refused(client: Client, tmp_path):
+    binary = tmp_path / "notes.txt"
+    binary.write_bytes(b"\x00\x01\x02binary\x00" * 100)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    for upload, expected in ((binary, "binary"), (empty, "empty")):
+        message = client.predict(*form(**{"code:files": [handle_file(str(upload))]}), api_name="/submit_recipe")
+        assert message.startswith("❌") and expected in message, message
+
+
+def test_preview_shows_every_domain(client: Client):
+    table = client.predict(*form(), api_name="/preview_corpus")
+    domains = {row[0] for row in table["data"]}
+    assert domains == set(DOMAINS)

@@ -1,0 +1,138 @@
+"""Compare tab: teacher and student top-5 side by side on the user's query, and a speed chart."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from core.compare import CompareSession
+from core.errors import DistilleryError
+from core.registry import list_models, model_dir
+from core.search import texts_digest
+from core.sources import SourceSpec, file_format, iter_documents
+from core.timing import SpeedReport
+from core.uploads import check_content
+
+HIT_COLUMNS = ["rank", "score", "text"]
+_sessions: dict[tuple[str, str], CompareSession] = {}
+_lock = threading.Lock()
+
+
+def build() -> dict[str, Any]:
+    with gr.Row():
+        model = gr.Dropdown(label="Model", choices=_model_choices(), allow_custom_value=True, scale=4)
+        refresh_btn = gr.Button("↻ models", size="sm", scale=1)
+    info_md = gr.Markdown()
+    with gr.Accordion("Collection to search (default: a sample of the model's corpus)", open=False):
+        own_texts = gr.Textbox(label="Your own texts, one per line (leave empty for the corpus sample)", lines=5)
+        own_file = gr.File(label="…or a .txt file, one text per line", file_types=[".txt"])
+    with gr.Row():
+        query = gr.Textbox(label="Query", placeholder="How do I reset my password?", scale=4)
+        search_btn = gr.Button("Search", variant="primary", scale=1)
+    summary_md = gr.Markdown()
+    with gr.Row():
+        teacher_df = gr.Dataframe(headers=HIT_COLUMNS, label="Teacher top-5", wrap=True, interactive=False)
+        student_df = gr.Dataframe(headers=HIT_COLUMNS, label="Student top-5", wrap=True, interactive=False)
+    speed_btn = gr.Button("Measure speed on this collection")
+    speed_plot = gr.Plot(label="Latency and throughput, teacher vs student")
+    speed_md = gr.Markdown()
+
+    refresh_btn.click(lambda: gr.Dropdown(choices=_model_choices()), None, model, api_visibility="private")
+    model.change(model_info, model, info_md, api_name="model_info")
+    search_args = [model, query, own_texts, own_file]
+    search_btn.click(run_search, search_args, [summary_md, teacher_df, student_df], api_name="search")
+    query.submit(run_search, search_args, [summary_md, teacher_df, student_df], api_visibility="private")
+    speed_btn.click(run_speed, search_args, [speed_plot, speed_md], api_name="measure_speed")
+    return {"model": model}
+
+
+def _model_choices() -> list[tuple[str, str]]:
+    return [(f"{r.get('name') or r['id']} ({r['id']})", r["id"]) for r in list_models()]
+
+
+def model_info(model_id: str | None) -> str:
+    if not model_id:
+        return ""
+    try:
+        record = next(r for r in list_models() if r["id"] == model_id)
+    except StopIteration:
+        return f"❌ There is no finished model '{model_id}'."
+    shortfalls = "".join(f"\n- ⚠️ {s['message']}" for s in record["corpus"]["shortfalls"])
+    return (f"**{record['name']}** · teacher `{record['teacher']['name']}` · {record['dimension']} dims · "
+            f"{record['vocabulary_size']:,} tokens · {record['size_mb']} MB on disk · corpus "
+            f"{record['corpus']['size']:,} texts{shortfalls}")
+
+
+def _session(model_id: str | None, own_texts: str | None, own_file: Any, progress: gr.Progress) -> CompareSession:
+    if not model_id:
+        raise DistilleryError("Choose a model first (finished models appear after their job is done).")
+    folder = model_dir(model_id)
+    texts = _user_texts(own_texts, own_file)
+    key = (model_id, texts_digest(texts) if texts is not None else "corpus")
+    with _lock:
+        if key not in _sessions:
+            report = lambda stage, fraction, message="": progress(fraction, desc=message)  # noqa: E731
+            _sessions[key] = CompareSession.open(Path(folder), texts, report)
+        return _sessions[key]
+
+
+def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
+    if own_file:
+        path = Path(getattr(own_file, "name", own_file))
+        if file_format(path) != "text":
+            raise DistilleryError("Upload a .txt file with one text per line.")
+        if path.stat().st_size == 0:
+            raise DistilleryError(f"The upload '{path.name}' is empty.")
+        check_content(path, "text")
+        return list(iter_documents(SourceSpec("upload", "web", "upload", str(path))))
+    if own_texts and own_texts.strip():
+        return own_texts.splitlines()
+    return None
+
+
+def run_search(model_id, query, own_texts, own_file, progress=gr.Progress()):
+    try:
+        session = _session(model_id, own_texts, own_file, progress)
+        result = session.search(query, k=5)
+    except DistilleryError as exc:
+        raise gr.Error(str(exc))
+    frames = [pd.DataFrame([[h.rank, round(h.score, 4), h.text] for h in hits], columns=HIT_COLUMNS)
+              for hits in (result.teacher, result.student)]
+    summary = (f"**{result.overlap} of {len(result.teacher)}** results shared · query encode: teacher "
+               f"{result.teacher_ms:.1f} ms, student {result.student_ms:.2f} ms · collection of "
+               f"{len(session.texts):,} texts")
+    return summary, frames[0], frames[1]
+
+
+def run_speed(model_id, query, own_texts, own_file, progress=gr.Progress()):
+    try:
+        session = _session(model_id, own_texts, own_file, progress)
+    except DistilleryError as exc:
+        raise gr.Error(str(exc))
+    queries = ([query] if query and query.strip() else []) + [" ".join(t.split()[:12]) for t in session.texts[:30]]
+    progress(0.5, desc="timing teacher and student")
+    reports = session.speed(queries)
+    teacher, student = reports
+    text = (f"Threads: {teacher.threads} (torch and BLAS) · {teacher.queries} single queries · "
+            f"{teacher.batch_texts} texts for throughput · student load {session.student_load_seconds * 1000:.0f} ms"
+            f"\n\nStudent vs teacher: **{teacher.query_p50_ms / max(student.query_p50_ms, 1e-9):.0f}× lower "
+            f"p50 latency**, **{student.throughput_per_s / max(teacher.throughput_per_s, 1e-9):.0f}× higher "
+            f"throughput**.")
+    return speed_figure(reports), text
+
+
+def speed_figure(reports: list[SpeedReport]) -> go.Figure:
+    labels = [r.label for r in reports]
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Query latency (ms, log)", "Throughput (texts/s, log)"))
+    figure.add_bar(x=labels, y=[r.query_p50_ms for r in reports], name="p50", row=1, col=1)
+    figure.add_bar(x=labels, y=[r.query_p95_ms for r in reports], name="p95", row=1, col=1)
+    figure.add_bar(x=labels, y=[r.throughput_per_s for r in reports], name="texts/s", row=1, col=2)
+    figure.update_yaxes(type="log")
+    figure.update_layout(barmode="group", height=380, margin=dict(t=40, b=20))
+    return figure

@@ -1,0 +1,99 @@
+"""Form values ↔ recipes. Pure functions (no Gradio objects), so they are easy to test.
+
+The Recipe tab's inputs arrive in the order of `FORM_FIELDS`; `recipe_from_form` turns them into a
+`Recipe`, accepting the uploads into the job's folder first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.cleaning import CleaningOptions
+from core.distill import DistillParams
+from core.errors import DistilleryError
+from core.plan import DOMAINS, normalise_shares
+from core.recipe import Recipe
+from core.uploads import accept_upload
+
+# Per domain: share slider, source checkboxes, uploaded files, upload text field(s).
+DOMAIN_FIELDS = ("share", "sources", "files", "fields")
+FORM_FIELDS: tuple[str, ...] = (
+    "name", "teacher", "trust_remote_code",
+    *(f"{d}:{f}" for d in DOMAINS for f in DOMAIN_FIELDS),
+    "corpus_size", "collection_size", "normalise", "dedupe", "min_words", "max_words",
+    "use_corpus_vocabulary", "max_vocabulary_size", "min_frequency", "pca_dims", "sif_coefficient",
+    "pooling", "quantize_to", "seed",
+)
+
+
+def as_form(values: Sequence[Any]) -> dict[str, Any]:
+    if len(values) != len(FORM_FIELDS):
+        raise DistilleryError(f"The form sent {len(values)} values; {len(FORM_FIELDS)} were expected.")
+    return dict(zip(FORM_FIELDS, values))
+
+
+def whole(value: Any, label: str, allow_none: bool = False) -> int | None:
+    """A whole number from a form field, or a message that names the field."""
+    if value is None or value == "":
+        if allow_none:
+            return None
+        raise DistilleryError(f"{label} is empty.")
+    number = float(value)
+    if math.isnan(number) or math.isinf(number) or number != int(number):
+        raise DistilleryError(f"{label} must be a whole number, not {value}.")
+    return int(number)
+
+
+def shares_from_form(form: dict[str, Any]) -> dict[str, float]:
+    return {d: float(form[f"{d}:share"]) if form[f"{d}:share"] is not None else float("nan") for d in DOMAINS}
+
+
+def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
+    """Build the recipe; uploads are validated and copied into `job_dir` on the way."""
+    uploads: dict[str, list[dict[str, Any]]] = {}
+    for domain in DOMAINS:
+        fields = tuple(f.strip() for f in str(form.get(f"{domain}:fields") or "text").split(",") if f.strip())
+        for file in form.get(f"{domain}:files") or []:
+            path = file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
+            uploads.setdefault(domain, []).append(accept_upload(path, job_dir, domain, fields).to_dict())
+    sif = form.get("sif_coefficient")
+    return Recipe(
+        name=str(form.get("name") or "").strip(),
+        teacher=str(form.get("teacher") or "").strip() or Recipe().teacher,
+        trust_remote_code=bool(form.get("trust_remote_code")),
+        shares=shares_from_form(form),
+        corpus_size=whole(form.get("corpus_size"), "The corpus size"),
+        sources={d: list(form.get(f"{d}:sources") or []) for d in DOMAINS},
+        uploads=uploads,
+        cleaning=CleaningOptions(
+            normalise=bool(form.get("normalise")), dedupe=bool(form.get("dedupe")),
+            min_words=whole(form.get("min_words"), "The minimum passage length"),
+            max_words=whole(form.get("max_words"), "The maximum passage length"),
+        ),
+        distill=DistillParams(
+            pca_dims=whole(form.get("pca_dims"), "pca_dims", allow_none=True) or None,
+            sif_coefficient=None if sif in (None, "", 0) else float(sif),
+            pooling=str(form.get("pooling")), quantize_to=str(form.get("quantize_to")),
+            use_corpus_vocabulary=bool(form.get("use_corpus_vocabulary")),
+            max_vocabulary_size=whole(form.get("max_vocabulary_size"), "The vocabulary size"),
+            min_frequency=whole(form.get("min_frequency"), "The minimum frequency"),
+        ),
+        collection_size=whole(form.get("collection_size"), "The search collection size"),
+        seed=whole(form.get("seed"), "The seed"),
+    )
+
+
+def shares_summary(shares: dict[str, float], sources: dict[str, list[str]], upload_counts: dict[str, int]) -> str:
+    """Markdown: the normalised shares, and a warning for each domain with a share but no source."""
+    try:
+        normalised = normalise_shares(shares)
+    except DistilleryError as exc:
+        return f"⚠️ {exc}"
+    cells = " · ".join(f"**{d}** {normalised[d]:.1%}" for d in DOMAINS)
+    missing = [d for d in DOMAINS if normalised[d] > 0 and not sources.get(d) and not upload_counts.get(d)]
+    warning = "".join(f"\n\n⚠️ **{d}** has a share of {normalised[d]:.1%} but no source: choose one, upload "
+                      f"a file, or set its share to 0." for d in missing)
+    return f"Normalised shares: {cells}{warning}"
