@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from core.teacher import DEFAULT_TEACHER
+
 
 def render_card(record: dict[str, Any]) -> str:
     teacher = record["teacher"]
@@ -22,7 +24,7 @@ def render_card(record: dict[str, Any]) -> str:
         "tags": ["model2vec", "static-embeddings", "sentence-transformers", "distillery"],
         "pipeline_tag": "sentence-similarity",
     }
-    if "/" in teacher["name"] and not teacher["name"].startswith(("/", ".", "~")):  # a Hub id, not a path
+    if not teacher["is_local"] or teacher["name"] == DEFAULT_TEACHER:  # a Hub id, not a local folder
         front["base_model"] = teacher["name"]
     rows = "\n".join(
         f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,} |"

@@ -44,7 +44,7 @@ class TeacherInfo:
 
 def resolve_teacher(name: str | None, trust_remote_code: bool = False) -> TeacherInfo:
     """Turn what the user typed into a verified, loadable teacher, or explain why not."""
-    name = (name or DEFAULT_TEACHER).strip()
+    name = (name or "").strip() or DEFAULT_TEACHER
     if name == DEFAULT_TEACHER:
         return _embedded_default()
     path = Path(name).expanduser()

@@ -39,7 +39,12 @@ def accept_upload(src: str | Path, job_dir: Path, domain: str, fields: tuple[str
     if builder == "text":
         fields = ("text",)
     spec = SourceSpec(name=f"upload-{name}", domain=domain, kind="upload", location=str(dest), fields=fields)
-    if next(iter_documents(spec), None) is None:
+    try:
+        first = next(iter_documents(spec), None)
+    except DistilleryError:  # e.g. the named field is missing: a refused upload is not kept
+        dest.unlink(missing_ok=True)
+        raise
+    if first is None:
         dest.unlink(missing_ok=True)
         raise DistilleryError(f"The upload '{src.name}' holds no text in field(s) {', '.join(fields)}.")
     return spec

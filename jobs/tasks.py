@@ -39,7 +39,8 @@ class JobProgress:
         self._stage_starts: dict[str, float] = {}
 
     def __call__(self, stage: str, fraction: float, message: str = "") -> None:
-        if huey.is_revoked(self.task):
+        saved = stage == "save" and fraction >= 1.0  # the model is in place: too late to cancel
+        if not saved and huey.is_revoked(self.task):
             raise Cancelled("cancelled by the user")
         now = time.time()
         if stage == self._stage and now - self._last_write < 0.5 and fraction < 1.0:

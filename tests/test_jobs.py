@@ -16,6 +16,7 @@ from core.sources import load_catalogue
 from jobs.client import cancel, list_jobs, submit
 from jobs.queue import huey
 from jobs.status import TERMINAL, read_status
+from jobs.tasks import JobProgress, run_recipe_task
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +72,26 @@ def test_pca_dims_above_the_teacher_dimension_is_refused(catalogue):
 def test_cancelling_an_unknown_job_is_refused():
     with pytest.raises(DistilleryError, match="no job"):
         cancel("no-such-job")
+
+
+def test_job_progress_cancels_until_the_model_is_saved():
+    """A revoked task stops at the next progress call, but not once its model folder is in place."""
+    from core.errors import Cancelled
+
+    task = run_recipe_task.s("progress-probe", {}, "progress-probe")
+    progress = JobProgress("progress-probe", task)
+    progress("distill", 0.5, "half way")
+    assert read_status("progress-probe")["stage"] == "distill"
+    huey.revoke_by_id(task.id)
+    try:
+        with pytest.raises(Cancelled):
+            progress("index", 0.5)
+        with pytest.raises(Cancelled):
+            progress("save", 0.0)
+        progress("save", 1.0, "saved")  # too late to cancel: reporting it must not undo a saved model
+        assert read_status("progress-probe")["stage"] == "save"
+    finally:
+        huey.restore_by_id(task.id)
 
 
 # --- a job that runs to the end ----------------------------------------------------------------

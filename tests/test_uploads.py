@@ -44,7 +44,7 @@ def test_txt_upload_is_copied_and_readable(job_dir, incoming):
     assert sorted(iter_documents(spec)) == ["First line of my notes.", "Second line, also text."]
 
 
-def test_jsonl_upload_reads_the_named_field(job_dir, incoming, corpus_dir):
+def test_jsonl_upload_reads_the_named_field(job_dir, incoming):
     src = incoming / "faq.jsonl"
     with src.open("w", encoding="utf-8") as handle:
         for i in range(5):
@@ -60,49 +60,23 @@ def test_real_gzipped_corpus_file_is_accepted(job_dir, corpus_dir):
     assert len(list(iter_documents(spec))) == 97
 
 
-def test_empty_file_is_refused(job_dir, incoming):
-    src = incoming / "empty.txt"
-    src.write_bytes(b"")
-    with pytest.raises(DistilleryError, match="empty"):
+REFUSED = [
+    ("empty.txt", b"", "empty"),
+    ("blank.txt", b" \n\t\n", "whitespace"),
+    ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "binary"),
+    ("latin1.txt", "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, \u00e0 la fran\u00e7aise.\n".encode("latin-1") * 3, "UTF-8"),
+    ("setup.exe", b"MZ this is not really a program", "not a supported file type"),
+    ("broken.jsonl.gz", b"this is not gzip data at all", "gzip"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), REFUSED, ids=[r[0] for r in REFUSED])
+def test_bad_file_is_refused_and_not_kept(job_dir, incoming, name, content, expected):
+    src = incoming / name
+    src.write_bytes(content)
+    with pytest.raises(DistilleryError, match=expected):
         accept_upload(src, job_dir, "web")
     assert uploads_of(job_dir, "web") == []
-
-
-def test_whitespace_only_file_is_refused(job_dir, incoming):
-    src = incoming / "blank.txt"
-    src.write_text(" \n\t\n")
-    with pytest.raises(DistilleryError, match="whitespace"):
-        accept_upload(src, job_dir, "web")
-
-
-def test_binary_file_named_txt_is_refused(job_dir, incoming):
-    src = incoming / "image.txt"
-    src.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-    with pytest.raises(DistilleryError, match="binary"):
-        accept_upload(src, job_dir, "web")
-    assert uploads_of(job_dir, "web") == []
-
-
-def test_non_utf8_file_is_refused(job_dir, incoming):
-    src = incoming / "latin1.txt"
-    src.write_bytes("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, \u00e0 la fran\u00e7aise.\n".encode("latin-1") * 3)
-    with pytest.raises(DistilleryError, match="UTF-8"):
-        accept_upload(src, job_dir, "web")
-
-
-def test_unsupported_extension_is_refused(job_dir, incoming):
-    src = incoming / "setup.exe"
-    src.write_text("MZ this is not really a program")
-    with pytest.raises(DistilleryError, match="not a supported file type"):
-        accept_upload(src, job_dir, "web")
-    assert uploads_of(job_dir, "web") == []
-
-
-def test_invalid_gzip_is_refused(job_dir, incoming):
-    src = incoming / "broken.jsonl.gz"
-    src.write_bytes(b"this is not gzip data at all")
-    with pytest.raises(DistilleryError, match="gzip"):
-        accept_upload(src, job_dir, "web")
 
 
 def test_jsonl_without_the_named_field_is_refused(job_dir, incoming):
@@ -111,6 +85,15 @@ def test_jsonl_without_the_named_field_is_refused(job_dir, incoming):
     with pytest.raises(DistilleryError) as info:
         accept_upload(src, job_dir, "web", fields=("text",))
     assert "'text'" in str(info.value) and "body" in str(info.value)
+    assert uploads_of(job_dir, "web") == []  # a refused upload is not kept in the job folder
+
+
+def test_malformed_jsonl_is_refused_and_not_kept(job_dir, incoming):
+    src = incoming / "broken.jsonl"
+    src.write_text('{"text": "fine row"}\n{"text": "unterminated\n')
+    with pytest.raises(DistilleryError, match="broken.jsonl"):
+        accept_upload(src, job_dir, "web")
+    assert uploads_of(job_dir, "web") == []
 
 
 def test_unknown_domain_is_refused(job_dir, incoming):
