@@ -64,7 +64,7 @@ def main() -> None:
             "passages_per_s": {"teacher": long_t.throughput_per_s, "student": long_s.throughput_per_s},
         }
     result = {
-        "date": date.today().isoformat(), "machine": f"{platform.node()} {os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        "date": date.today().isoformat(), "machine": machine(),
         "corpus_size": record["corpus"]["size"], "vocabulary_added": record["vocabulary_added"],
         "stages": record["stages"], "total_seconds": round(total, 1), "peak_rss_mb": record["peak_rss_mb"],
         "mean_passage_words": sum(len(p.split()) for p in passages) / len(passages), "speed": speed,
@@ -82,6 +82,18 @@ def main() -> None:
             ratio = pair["teacher"] / pair["student"] if lower_is_better else pair["student"] / pair["teacher"]
             print(f"{threads:<8}{metric:<18}{pair['teacher']:>12.2f}{pair['student']:>12.2f}{ratio:>9.0f}×")
     print(f"\nwritten: {out.relative_to(ROOT)}")
+
+
+def machine() -> str:
+    """CPU model and core count, e.g. "AMD EPYC, 2 cores, x86_64"."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, {platform.machine()}"
 
 
 if __name__ == "__main__":
