@@ -79,3 +79,15 @@ def test_killed_worker_leaves_an_interrupted_job_and_no_model(own_consumer):
     assert not (models / job_id).exists()
     assert [p.name for p in models.iterdir() if p.name.startswith(".")] == []
     assert huey.pending_count() == 0  # the killed task is not waiting to run again
+
+
+def test_submit_without_a_worker_warns_and_the_job_can_be_cancelled(own_consumer):
+    # runs after the kill above: no consumer serves the queue now, and its heartbeat has gone stale
+    from jobs.client import cancel
+
+    assert not worker_alive()
+    status = submit(helpers.small_recipe("no-worker"), load_catalogue())
+    assert status["state"] == "queued"
+    assert "No worker is running" in status["warning"]
+    assert cancel(status["job_id"])["state"] == "cancelled"
+    assert huey.is_revoked(status["task_id"])  # a worker started later will skip it

@@ -72,16 +72,20 @@ def wait_for(client: Client, job_id: str, timeout: float = 300) -> tuple[dict, l
 
 
 def test_submit_poll_and_search(client: Client):
-    message = client.predict(*form(), api_name="/submit_recipe")
+    # domain-specific asks for 100/190 of 400 texts (210) from the GDPR file alone (157 passages): a shortfall
+    message = client.predict(*form(**{"domain-specific:share": 100, "domain-specific:sources": ["local:gdpr"]}),
+                             api_name="/submit_recipe")
     match = re.search(r"Submitted job `([^`]+)`", message)
     assert match, message
     status, seen = wait_for(client, match.group(1))
     assert status["state"] == "done", status
     assert any(s["state"] == "running" and 0 < s.get("fraction", 0) < 1 for s in seen), seen
+    assert "Corpus shortfall" in status["warning"] and "domain-specific" in status["warning"]
     model_id = status["model_id"]
 
     info = client.predict(model_id, api_name="/model_info")
     assert "all-MiniLM-L6-v2" in info and "64 dims" in info
+    assert "⚠️" in info and "domain-specific" in info  # the shortfall is shown with the model
 
     summary, teacher, student = client.predict(model_id, "how do I open a file in python", "", None,
                                                api_name="/search")

@@ -81,7 +81,7 @@ def _worker_line() -> str:
 
 def _job_row(status: dict[str, Any]) -> list[Any]:
     state = status.get("state", "unknown")
-    message = status.get("error") or status.get("warning") or status.get("message", "")
+    message = " ".join(filter(None, (status.get("error") or status.get("message"), status.get("warning"))))
     eta = status.get("eta")
     return [status.get("job_id"), state, status.get("stage", ""), f"{100 * status.get('fraction', 0):.0f}%",
             message, _seconds(status.get("elapsed")), _seconds(eta) if state == "running" else ""]
