@@ -21,7 +21,7 @@ from core.corpus import Corpus, build_corpus
 from core.distill import distill_vocabulary, save_atomically
 from core.embedders import teacher_embedder
 from core.model_card import render_card
-from core.progress import Progress, scaled, silent
+from core.progress import Progress, silent
 from core.recipe import Recipe, validate_recipe
 from core.search import embed_collection
 from core.sources import SourceCatalogue, load_catalogue
@@ -80,8 +80,7 @@ def run_recipe(
     with clock.stage("index"):
         collection = sample_collection(corpus, recipe.collection_size, recipe.seed)
         (job_dir / COLLECTION_FILE).write_text(json.dumps(collection, ensure_ascii=False))
-        embed_collection(teacher_embedder(teacher), collection, settings.cache_dir(),
-                         progress=scaled(progress, 0.0, 1.0))
+        embed_collection(teacher_embedder(teacher), collection, settings.cache_dir(), progress=progress)
 
     record = {
         "id": model_dir.name,

@@ -43,11 +43,3 @@ class TqdmProgress:
             self._bar.close()
             self._bar = None
 
-
-def scaled(progress: Progress, start: float, end: float) -> Progress:
-    """Map a sub-step's 0..1 onto [start, end] of the same stage (for steps inside steps)."""
-
-    def report(stage: str, fraction: float, message: str = "") -> None:
-        progress(stage, start + (end - start) * min(max(fraction, 0.0), 1.0), message)
-
-    return report

@@ -64,7 +64,7 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
         record = run_recipe(recipe, job_dir, settings.models_dir() / model_id, progress)
     except Cancelled:
         write_status(job_id, state="cancelled", message="Cancelled; nothing was saved.")
-        raise CancelExecution(retry=False)
+        raise CancelExecution(retry=False) from None
     except DistilleryError as exc:
         write_status(job_id, state="failed", error=str(exc))
         return {"error": str(exc)}

@@ -24,6 +24,6 @@ def build_app() -> gr.Blocks:
                 compare = compare_tab.build()
         gr.api(jobs_tab.api_job_status, api_name="job_status")
         demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
-        demo.load(lambda: gr.Dropdown(choices=compare_tab._model_choices()), None, compare["model"],
+        demo.load(lambda: gr.Dropdown(choices=compare_tab.model_choices()), None, compare["model"],
                   api_visibility="private")
     return demo

@@ -26,7 +26,7 @@ _lock = threading.Lock()
 
 def build() -> dict[str, Any]:
     with gr.Row():
-        model = gr.Dropdown(label="Model", choices=_model_choices(), allow_custom_value=True, scale=4)
+        model = gr.Dropdown(label="Model", choices=model_choices(), allow_custom_value=True, scale=4)
         refresh_btn = gr.Button("↻ models", size="sm", scale=1)
     info_md = gr.Markdown()
     with gr.Accordion("Collection to search (default: a sample of the model's corpus)", open=False):
@@ -43,7 +43,7 @@ def build() -> dict[str, Any]:
     speed_plot = gr.Plot(label="Latency and throughput, teacher vs student")
     speed_md = gr.Markdown()
 
-    refresh_btn.click(lambda: gr.Dropdown(choices=_model_choices()), None, model, api_visibility="private")
+    refresh_btn.click(lambda: gr.Dropdown(choices=model_choices()), None, model, api_visibility="private")
     model.change(model_info, model, info_md, api_name="model_info")
     search_args = [model, query, own_texts, own_file]
     search_btn.click(run_search, search_args, [summary_md, teacher_df, student_df], api_name="search")
@@ -52,7 +52,7 @@ def build() -> dict[str, Any]:
     return {"model": model}
 
 
-def _model_choices() -> list[tuple[str, str]]:
+def model_choices() -> list[tuple[str, str]]:
     return [(f"{r.get('name') or r['id']} ({r['id']})", r["id"]) for r in list_models()]
 
 
@@ -101,7 +101,7 @@ def run_search(model_id, query, own_texts, own_file, progress=gr.Progress()):
         session = _session(model_id, own_texts, own_file, progress)
         result = session.search(query, k=5)
     except DistilleryError as exc:
-        raise gr.Error(str(exc))
+        raise gr.Error(str(exc)) from exc
     frames = [pd.DataFrame([[h.rank, round(h.score, 4), h.text] for h in hits], columns=HIT_COLUMNS)
               for hits in (result.teacher, result.student)]
     summary = (f"**{result.overlap} of {len(result.teacher)}** results shared · query encode: teacher "
@@ -114,7 +114,7 @@ def run_speed(model_id, query, own_texts, own_file, progress=gr.Progress()):
     try:
         session = _session(model_id, own_texts, own_file, progress)
     except DistilleryError as exc:
-        raise gr.Error(str(exc))
+        raise gr.Error(str(exc)) from exc
     queries = ([query] if query and query.strip() else []) + [" ".join(t.split()[:12]) for t in session.texts[:30]]
     progress(0.5, desc="timing teacher and student")
     reports = session.speed(queries)

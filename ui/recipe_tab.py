@@ -102,7 +102,7 @@ def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> pd.DataFram
             specs += [accept_upload(getattr(f, "name", f), scratch, domain, fields) for f in form[f"{domain}:files"] or []]
             rows += [{"domain": domain, **r} for r in preview(specs, n=3)]
     except DistilleryError as exc:
-        raise gr.Error(str(exc))
+        raise gr.Error(str(exc)) from exc
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return pd.DataFrame(rows, columns=["domain", "source", "text"])
