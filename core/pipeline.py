@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core import settings
-from core.corpus import Corpus, build_corpus
+from core.corpus import build_corpus
 from core.distill import distill_vocabulary, save_atomically
 from core.embedders import teacher_embedder
 from core.model_card import render_card
@@ -78,7 +78,7 @@ def run_recipe(
         model = distill_vocabulary(teacher, recipe.distill, vocabulary, progress)
 
     with clock.stage("index"):
-        collection = sample_collection(corpus, recipe.collection_size, recipe.seed)
+        collection = sample_collection(texts, recipe.collection_size, recipe.seed)
         (job_dir / COLLECTION_FILE).write_text(json.dumps(collection, ensure_ascii=False))
         embed_collection(teacher_embedder(teacher), collection, settings.cache_dir(), progress=progress)
 
@@ -104,9 +104,8 @@ def run_recipe(
     return record
 
 
-def sample_collection(corpus: Corpus, size: int, seed: int) -> list[str]:
+def sample_collection(texts: list[str], size: int, seed: int) -> list[str]:
     """A seeded sample of corpus passages for the Compare tab's default search collection."""
-    texts = corpus.texts()
     rng = random.Random(seed)
     return rng.sample(texts, min(size, len(texts)))
 

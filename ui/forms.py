@@ -47,6 +47,11 @@ def whole(value: Any, label: str, allow_none: bool = False) -> int | None:
     return int(number)
 
 
+def upload_fields(form: dict[str, Any], domain: str) -> tuple[str, ...]:
+    """The comma-separated text field names typed for a domain's uploads (default: `text`)."""
+    return tuple(f.strip() for f in str(form.get(f"{domain}:fields") or "text").split(",") if f.strip())
+
+
 def shares_from_form(form: dict[str, Any]) -> dict[str, float]:
     return {d: float(form[f"{d}:share"]) if form[f"{d}:share"] is not None else float("nan") for d in DOMAINS}
 
@@ -55,7 +60,7 @@ def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
     """Build the recipe; uploads are validated and copied into `job_dir` on the way."""
     uploads: dict[str, list[dict[str, Any]]] = {}
     for domain in DOMAINS:
-        fields = tuple(f.strip() for f in str(form.get(f"{domain}:fields") or "text").split(",") if f.strip())
+        fields = upload_fields(form, domain)
         for file in form.get(f"{domain}:files") or []:
             path = file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
             uploads.setdefault(domain, []).append(accept_upload(path, job_dir, domain, fields).to_dict())

@@ -17,7 +17,7 @@ from core.recipe import Recipe
 from core.sources import SourceCatalogue
 from core.uploads import accept_upload
 from jobs import client
-from ui.forms import FORM_FIELDS, as_form, recipe_from_form, shares_from_form, shares_summary
+from ui.forms import FORM_FIELDS, as_form, recipe_from_form, shares_from_form, shares_summary, upload_fields
 
 
 def build(catalogue: SourceCatalogue) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> pd.DataFram
     try:
         for domain in DOMAINS:
             specs = [catalogue.get(k) for k in form[f"{domain}:sources"] or []]
-            fields = tuple(f.strip() for f in str(form[f"{domain}:fields"] or "text").split(",") if f.strip())
+            fields = upload_fields(form, domain)
             specs += [accept_upload(getattr(f, "name", f), scratch, domain, fields) for f in form[f"{domain}:files"] or []]
             rows += [{"domain": domain, **r} for r in preview(specs, n=3)]
     except DistilleryError as exc:
