@@ -10,7 +10,7 @@ from core.cleaning import CleaningOptions
 from core.corpus import CorpusPlan
 from core.distill import DistillParams
 from core.errors import DistilleryError
-from core.plan import DEFAULT_SHARES, DOMAINS, domain_counts
+from core.plan import DEFAULT_SHARES, DOMAINS
 from core.sources import SourceCatalogue, SourceSpec
 from core.teacher import DEFAULT_TEACHER, TeacherInfo, resolve_teacher
 
@@ -72,7 +72,6 @@ def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue) -> TeacherInfo:
         raise DistilleryError(f"The corpus size must be a whole number, not {recipe.corpus_size}.")
     if isinstance(recipe.corpus_size, float):
         recipe.corpus_size = int(recipe.corpus_size)
-    domain_counts(recipe.shares, recipe.corpus_size)
     if not 10 <= recipe.collection_size <= MAX_COLLECTION:
         raise DistilleryError(f"The search collection must hold between 10 and {MAX_COLLECTION:,} texts.")
     recipe.corpus_plan(catalogue).validate()

@@ -26,10 +26,7 @@ def accept_upload(src: str | Path, job_dir: Path, domain: str, fields: tuple[str
     if domain not in DOMAINS:
         raise DistilleryError(f"Unknown domain '{domain}'.")
     name = _SAFE.sub("_", src.name).lstrip("._") or "upload.txt"
-    builder = file_format(Path(name))
-    if not src.is_file() or src.stat().st_size == 0:
-        raise DistilleryError(f"The upload '{src.name}' is empty.")
-    check_content(src, builder)
+    builder = check_upload(src, Path(name))
     dest_dir = (job_dir / "uploads" / domain).resolve()
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name
@@ -40,17 +37,27 @@ def accept_upload(src: str | Path, job_dir: Path, domain: str, fields: tuple[str
         fields = ("text",)
     spec = SourceSpec(name=f"upload-{name}", domain=domain, kind="upload", location=str(dest), fields=fields)
     try:
-        first = next(iter_documents(spec), None)
-    except DistilleryError:  # e.g. the named field is missing: a refused upload is not kept
+        if next(iter_documents(spec), None) is None:
+            raise DistilleryError(f"The upload '{src.name}' holds no text in field(s) {', '.join(fields)}.")
+    except DistilleryError:  # a refused upload (no text, missing field, unreadable) is not kept
         dest.unlink(missing_ok=True)
         raise
-    if first is None:
-        dest.unlink(missing_ok=True)
-        raise DistilleryError(f"The upload '{src.name}' holds no text in field(s) {', '.join(fields)}.")
     return spec
 
 
-def check_content(path: Path, builder: str) -> None:
+def check_upload(path: Path, named: Path | None = None) -> str:
+    """Refuse an unsupported type, an empty file or binary content; return the `datasets` builder.
+
+    `named` is the name the type is judged by (the sanitised upload name), default the file's own.
+    """
+    builder = file_format(named or path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise DistilleryError(f"The upload '{path.name}' is empty.")
+    _check_content(path, builder)
+    return builder
+
+
+def _check_content(path: Path, builder: str) -> None:
     head = _read_head(path)
     if builder == "parquet":
         if not head.startswith(b"PAR1"):

@@ -15,9 +15,10 @@ from core.compare import CompareSession
 from core.errors import DistilleryError
 from core.registry import list_models, model_dir
 from core.search import texts_digest
-from core.sources import SourceSpec, file_format, iter_documents
+from core.sources import SourceSpec, iter_documents
 from core.timing import SpeedReport
-from core.uploads import check_content
+from core.uploads import check_upload
+from ui.forms import upload_path
 
 HIT_COLUMNS = ["rank", "score", "text"]
 _sessions: dict[tuple[str, str], CompareSession] = {}
@@ -84,12 +85,9 @@ def _session(model_id: str | None, own_texts: str | None, own_file: Any, progres
 
 def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
     if own_file:
-        path = Path(getattr(own_file, "name", own_file))
-        if file_format(path) != "text":
+        path = upload_path(own_file)
+        if check_upload(path) != "text":
             raise DistilleryError("Upload a .txt file with one text per line.")
-        if path.stat().st_size == 0:
-            raise DistilleryError(f"The upload '{path.name}' is empty.")
-        check_content(path, "text")
         return list(iter_documents(SourceSpec("upload", "web", "upload", str(path))))
     if own_texts and own_texts.strip():
         return own_texts.splitlines()

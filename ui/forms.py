@@ -47,6 +47,13 @@ def whole(value: Any, label: str, allow_none: bool = False) -> int | None:
     return int(number)
 
 
+def upload_path(file: Any) -> Path:
+    """The server-side path of a Gradio file value (a path string, a tempfile wrapper or a FileData dict)."""
+    if isinstance(file, dict):
+        return Path(file["path"])
+    return Path(getattr(file, "name", file))
+
+
 def upload_fields(form: dict[str, Any], domain: str) -> tuple[str, ...]:
     """The comma-separated text field names typed for a domain's uploads (default: `text`)."""
     return tuple(f.strip() for f in str(form.get(f"{domain}:fields") or "text").split(",") if f.strip())
@@ -62,8 +69,7 @@ def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
     for domain in DOMAINS:
         fields = upload_fields(form, domain)
         for file in form.get(f"{domain}:files") or []:
-            path = file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
-            uploads.setdefault(domain, []).append(accept_upload(path, job_dir, domain, fields).to_dict())
+            uploads.setdefault(domain, []).append(accept_upload(upload_path(file), job_dir, domain, fields).to_dict())
     sif = form.get("sif_coefficient")
     return Recipe(
         name=str(form.get("name") or "").strip(),

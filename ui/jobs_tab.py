@@ -41,7 +41,7 @@ def refresh():
     jobs = client.list_jobs()
     table = pd.DataFrame([_job_row(j) for j in jobs], columns=JOB_COLUMNS)
     active = [j for j in jobs if j.get("state") in ("queued", "running")]
-    choices = [j["job_id"] for j in jobs if j.get("state") in ("queued", "running")]
+    choices = [j["job_id"] for j in active]
     return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=choices[0] if choices else None),
             models_table())
 

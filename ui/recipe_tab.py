@@ -17,7 +17,8 @@ from core.recipe import Recipe
 from core.sources import SourceCatalogue
 from core.uploads import accept_upload
 from jobs import client
-from ui.forms import FORM_FIELDS, as_form, recipe_from_form, shares_from_form, shares_summary, upload_fields
+from ui.forms import (FORM_FIELDS, as_form, recipe_from_form, shares_from_form, shares_summary, upload_fields,
+                      upload_path)
 
 
 def build(catalogue: SourceCatalogue) -> dict[str, Any]:
@@ -99,7 +100,7 @@ def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> pd.DataFram
         for domain in DOMAINS:
             specs = [catalogue.get(k) for k in form[f"{domain}:sources"] or []]
             fields = upload_fields(form, domain)
-            specs += [accept_upload(getattr(f, "name", f), scratch, domain, fields) for f in form[f"{domain}:files"] or []]
+            specs += [accept_upload(upload_path(f), scratch, domain, fields) for f in form[f"{domain}:files"] or []]
             rows += [{"domain": domain, **r} for r in preview(specs, n=3)]
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
