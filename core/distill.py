@@ -21,6 +21,10 @@ from core.progress import Progress, silent
 from core.teacher import TeacherInfo
 
 POOLING = ("mean", "first", "last", "pooler")
+# The corpus method weighs tokens by their real corpus frequency p: a/(a + p). model2vec's 1e-4 assumes
+# p from the token id's rank, which is far milder; on real counts 1e-4 silences question words, and
+# 1e-2 scored best on the development sets (docs/benchmarks.md).
+CORPUS_SIF_COEFFICIENT = 1e-2
 QUANTIZE = ("float32", "float16", "int8")
 
 
@@ -35,6 +39,11 @@ class DistillParams:
     use_corpus_vocabulary: bool = True
     max_vocabulary_size: int = 20_000
     min_frequency: int = 5
+    # Corpus method only: training of the table against the teacher's embeddings.
+    epochs: int = 10
+    patience: int = 2
+    batch_size: int = 256
+    learning_rate: float = 1e-3
 
     def validate(self, teacher: TeacherInfo | None = None) -> None:
         if self.pca_dims is not None:
@@ -51,6 +60,14 @@ class DistillParams:
             raise DistilleryError(f"Unknown pooling '{self.pooling}'; choose one of {', '.join(POOLING)}.")
         if self.quantize_to not in QUANTIZE:
             raise DistilleryError(f"Unknown quantization '{self.quantize_to}'; choose one of {', '.join(QUANTIZE)}.")
+        if not 1 <= self.epochs <= 1000:
+            raise DistilleryError("Epochs must be between 1 and 1000.")
+        if not 1 <= self.patience <= 1000:
+            raise DistilleryError("Patience must be at least 1 epoch.")
+        if not 8 <= self.batch_size <= 65_536:
+            raise DistilleryError("The training batch size must be between 8 and 65,536.")
+        if not 0 < self.learning_rate <= 1:
+            raise DistilleryError("The learning rate must be above 0 and at most 1, e.g. 1e-3.")
         if self.use_corpus_vocabulary:
             if self.max_vocabulary_size < 1:
                 raise DistilleryError("The vocabulary size must be at least 1 when the corpus vocabulary is used.")
@@ -66,16 +83,27 @@ def distill_vocabulary(
 ):  # -> model2vec.StaticModel
     """Run `model2vec.distill` with progress reported per batch of tokens."""
     params.validate(teacher)
-    from model2vec.distill import distill
+    from model2vec.distill import distill_from_model
+    from transformers import AutoModel, AutoTokenizer
 
+    try:
+        model = AutoModel.from_pretrained(teacher.source, trust_remote_code=teacher.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(teacher.source, trust_remote_code=teacher.trust_remote_code,
+                                                  use_fast=True)
+    except (OSError, ValueError) as exc:
+        raise DistilleryError(f"Could not load '{teacher.name}' for distillation: {exc}") from exc
+    # model2vec encodes each added word with the tokenizer as saved; a tokenizer that pads to a fixed
+    # length (all-MiniLM-L6-v2 pads to 128) would turn every word into 128 ids, mean-pooled with the
+    # pads: slow and wrong. Words need no padding.
+    tokenizer.backend_tokenizer.no_padding()
     with _token_progress(progress):
         try:
-            return distill(
-                model_name=teacher.source,
+            return distill_from_model(
+                model=model,
+                tokenizer=tokenizer,
                 vocabulary=list(vocabulary) if vocabulary else None,
                 pca_dims=params.pca_dims,
                 sif_coefficient=params.sif_coefficient,
-                trust_remote_code=teacher.trust_remote_code,
                 quantize_to=params.quantize_to,
                 pooling=params.pooling,
             )

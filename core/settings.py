@@ -53,3 +53,9 @@ def _sub(name: str) -> Path:
     path = data_dir() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def eval_dir() -> Path:
+    """The evaluation sets (`DISTILLERY_EVAL_DIR`, default `../shared/data/eval` beside the repository)."""
+    named = os.environ.get("DISTILLERY_EVAL_DIR")
+    return (Path(named) if named else REPO_ROOT.parent / "shared" / "data" / "eval").resolve()

@@ -34,10 +34,24 @@ def corpus_vocabulary(
         return []
     lowercase = tokenizer_lowercases(tokenizer)
     known = set(tokenizer.get_vocab())
-    words = [
-        w for w, c in count_words(texts, lowercase).most_common() if c >= min_frequency and w not in known
-    ]
-    return words[:max_size]
+    single = _single_pretoken(tokenizer)
+    words = []
+    for word, count in count_words(texts, lowercase).most_common():
+        if count < min_frequency or len(words) >= max_size:
+            break
+        if word not in known and single(word):
+            words.append(word)
+    return words
+
+
+def _single_pretoken(tokenizer):
+    """A word the tokenizer's pre-tokenizer splits (BERT splits "o'neill" at the apostrophe) can never be
+    matched as one token at encode time; model2vec would still embed it, padded to 128 ids, for nothing."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    pre = getattr(backend, "pre_tokenizer", None)
+    if pre is None:
+        return lambda word: True
+    return lambda word: len(pre.pre_tokenize_str(word)) == 1
 
 
 def tokenizer_lowercases(tokenizer) -> bool:
