@@ -95,12 +95,11 @@ def random_encoder(device: str):
     """A BERT-large-shaped sentence encoder (~335M parameters) with random weights, mean pooling."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import BertConfig
+    from transformers import BertConfig, BertModel
+
+    from core.teacher import DEFAULT_TEACHER, load_teacher, resolve_teacher
 
     folder = Path(tempfile.mkdtemp(prefix="random-bert-"))
-    from core.teacher import DEFAULT_TEACHER, load_teacher, resolve_teacher
-    from transformers import BertModel
-
     load_teacher(resolve_teacher(DEFAULT_TEACHER)).tokenizer.save_pretrained(folder)
     config = BertConfig(vocab_size=30522, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
                         intermediate_size=4096, max_position_embeddings=512)

@@ -81,7 +81,7 @@ class DistillParams:
 def distill_vocabulary(
     teacher: TeacherInfo, params: DistillParams, vocabulary: Sequence[str] | None, progress: Progress = silent
 ):  # -> model2vec.StaticModel
-    """Run `model2vec.distill` with progress reported per batch of tokens."""
+    """Run model2vec's distillation (`distill_from_model`, with padding off) with progress per batch of tokens."""
     params.validate(teacher)
     from model2vec.distill import distill_from_model
     from transformers import AutoModel, AutoTokenizer

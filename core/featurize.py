@@ -25,6 +25,7 @@ import numpy as np
 
 from core.errors import DistilleryError
 from core.progress import Progress, silent
+from core.search import texts_digest
 
 MANIFEST = "targets.json"
 ORDER_FILE = "order.npy"
@@ -129,12 +130,8 @@ def featurize(
 
 
 def featurize_key(teacher_fingerprint: str, texts: Sequence[str], prompt: str | None, extra: Sequence[str] = ()) -> str:
-    digest = hashlib.sha256()
-    for part in (teacher_fingerprint, prompt or "", *extra):
-        digest.update(part.encode() + b"\0")
-    for text in texts:
-        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
-    return digest.hexdigest()
+    parts = (teacher_fingerprint, prompt or "", *extra, texts_digest(texts))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
 def _prepare(folder: Path, store: TargetStore, key: str, texts: Sequence[str], prompt: str | None) -> np.ndarray:

@@ -46,7 +46,7 @@ def corpus_vocabulary(
 
 def _single_pretoken(tokenizer):
     """A word the tokenizer's pre-tokenizer splits (BERT splits "o'neill" at the apostrophe) can never be
-    matched as one token at encode time; model2vec would still embed it, padded to 128 ids, for nothing."""
+    matched as one token at encode time; model2vec would still embed it and add a row no text ever uses."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     pre = getattr(backend, "pre_tokenizer", None)
     if pre is None:
