@@ -4,8 +4,10 @@
 
 In one run, on one corpus drawn at the default plan (30/30/20/10/10) from ../shared/data/corpus:
   (a) vocabulary: the product's vocabulary method (model2vec.distill + corpus words), pca_dims=256;
-  (b) tokenlearn: tokenlearn 0.2.1's own featurize and train_model on the same corpus and teacher
-      (installed here by `pip install --no-deps tokenlearn==0.2.1 more-itertools`, never by the app);
+  (b) tokenlearn: tokenlearn 0.2.1's vocabulary, distill and train_model on the same corpus and teacher,
+      its featurize targets (mean of the last-layer token states) computed in the corpus method's
+      teacher pass, as the issue allows (installed by
+      `pip install --no-deps tokenlearn==0.2.1 more-itertools`, never by the app);
   (c) corpus: Distillery's corpus method (core.corpus_method), pca_dims=256;
 and the teacher itself, all scored on the development sets in ../shared/data/eval (core.evaluation).
 
@@ -79,16 +81,19 @@ def main() -> None:
     print(f"teacher bare encode over {len(texts):,} texts: {bare:.1f} s on {device}", flush=True)
 
     students: dict = {}
+    store = None
     if "vocabulary" in wanted:
         students["vocabulary"], results["stages"]["vocabulary"] = build_vocabulary(teacher, params, texts, progress)
-    if "corpus" in wanted:
-        students["corpus"], results["stages"]["corpus"], results["training"] = build_corpus_model(
+    if "corpus" in wanted or "tokenlearn" in wanted:
+        model_dir, results["stages"]["corpus"], results["training"], store = build_corpus_model(
             teacher, params, texts, work, progress)
+        if "corpus" in wanted:
+            students["corpus"] = model_dir
         total = sum(results["stages"]["corpus"].values())
         results["cost"].update({"corpus_method_seconds": round(total, 2), "ratio_to_bare_encode": round(total / bare, 3),
                                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
     if "tokenlearn" in wanted:
-        students["tokenlearn"], results["stages"]["tokenlearn"] = build_tokenlearn(teacher, st, texts, work, device,
+        students["tokenlearn"], results["stages"]["tokenlearn"] = build_tokenlearn(teacher, texts, store, device,
                                                                                     args.pca_dims)
     progress.close()
 
@@ -134,39 +139,62 @@ def build_vocabulary(teacher, params, texts, progress):
 
 
 def build_corpus_model(teacher, params, texts, work: Path, progress):
+    """Our corpus method; its teacher pass also computes tokenlearn's targets (see `tokenlearn_target`)."""
     from dataclasses import replace
 
     from core.corpus_method import distill_corpus
     from core.distill import CORPUS_SIF_COEFFICIENT
 
+    dim = resolve_dim(teacher)
     params = replace(params, sif_coefficient=CORPUS_SIF_COEFFICIENT)
-    result = distill_corpus(teacher, params, texts, work / "corpus-method", progress=progress)
+    result = distill_corpus(teacher, params, texts, work / "corpus-method", progress=progress,
+                            extra=[("tokenlearn", dim, tokenlearn_target)])
     print(f"corpus method stages: {result.stages}; best epoch {result.best_epoch}", flush=True)
     training = {"history": result.history, "best_epoch": result.best_epoch, "vocabulary_added": result.vocabulary_added}
-    return save(result.model, "corpus"), result.stages, training
+    return save(result.model, "corpus"), result.stages, training, result.targets
 
 
-def build_tokenlearn(teacher, st, texts, work: Path, device: str, pca_dims: int):
-    """tokenlearn 0.2.1 exactly as its two commands run it, on our corpus and teacher."""
+def resolve_dim(teacher) -> int:
+    from core.teacher import load_teacher
+
+    st = load_teacher(teacher)
+    return int(st[0].auto_model.config.hidden_size)
+
+
+def tokenlearn_target(output: dict):
+    """tokenlearn 0.2.1's `featurize` target, from one text's `encode(output_value=None)` output:
+    `encode(output_value="token_embeddings")` keeps the rows up to the last attended token, and
+    tokenlearn averages them without the first and last ([CLS], [SEP])."""
+    mask = output["attention_mask"]
+    kept = int(mask.nonzero().max()) + 1 if mask.any() else 1
+    return output["token_embeddings"][:kept][1:-1].float().mean(dim=0).cpu().numpy()
+
+
+def build_tokenlearn(teacher, texts, store, device: str, pca_dims: int):
+    """tokenlearn 0.2.1 as its two commands run it (truncated texts, 56k-word vocabulary, model2vec
+    distill, train_model), on our corpus and teacher, with its featurize targets taken from the
+    corpus method's teacher pass instead of a second one."""
     import numpy as np
     from model2vec.distill import distill
-    from tokenlearn.featurize import featurize
+    from tokenlearn.featurize import _truncate_text
     from tokenlearn.train import train_model
-    from tokenlearn.utils import collect_means_and_texts, create_vocab
+    from tokenlearn.utils import create_vocab
 
-    out = work / "tokenlearn-features"
-    shutil.rmtree(out, ignore_errors=True)
+    from core.teacher import load_teacher
+
     start = time.perf_counter()
-    featurize(iter({"text": t} for t in texts), st, str(out), max_means=len(texts) + 1,
-              batch_size=256 if device.startswith("cuda") else 32, text_key="text")
-    featurized = time.perf_counter()
-    train_txt, train_vec = collect_means_and_texts(sorted(out.glob("*.json")))
+    tokenizer = load_teacher(teacher).tokenizer
+    vectors = store.open("tokenlearn").take(np.arange(len(texts)))
+    keep = ~np.isnan(vectors).any(axis=1)  # what collect_means_and_texts drops
+    train_txt = [_truncate_text(tokenizer, t) for t, k in zip(texts, keep) if k]
+    train_vec = vectors[keep]
+    prepared = time.perf_counter()
     vocab = create_vocab(texts=train_txt, vocab_size=56_000)
     base = distill(model_name=teacher.source, quantize_to="float32", vocabulary=vocab, pca_dims=pca_dims)
     distilled = time.perf_counter()
-    model = train_model(base, train_txt, np.asarray(train_vec), device=device, pca_dims=pca_dims)
+    model = train_model(base, train_txt, train_vec, device=device, pca_dims=pca_dims)
     trained = time.perf_counter()
-    stages = {"featurize": featurized - start, "distill": distilled - featurized, "train": trained - distilled}
+    stages = {"prepare": prepared - start, "distill": distilled - prepared, "train": trained - distilled}
     return save(model, "tokenlearn"), {k: round(v, 2) for k, v in stages.items()}
 
 

@@ -15,16 +15,20 @@ from core import settings
 from core.errors import DistilleryError
 from core.pipeline import run_recipe
 from core.progress import TqdmProgress
-from core.recipe import Recipe
+from core.recipe import METHODS, Recipe
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     parser.add_argument("recipe", nargs="?", help="recipe JSON file (default: the default recipe)")
+    parser.add_argument("--method", choices=METHODS, help="override the recipe's method (its defaults follow)")
     parser.add_argument("--corpus-size", type=int, help="override the recipe's corpus size")
     parser.add_argument("--name", default="", help="model name")
     args = parser.parse_args(argv)
-    recipe = Recipe.from_dict(json.loads(Path(args.recipe).read_text())) if args.recipe else Recipe()
+    data = json.loads(Path(args.recipe).read_text()) if args.recipe else {}
+    if args.method:
+        data["method"] = args.method
+    recipe = Recipe.from_dict(data)
     if args.corpus_size:
         recipe.corpus_size = args.corpus_size
     recipe.name = args.name or recipe.name

@@ -21,11 +21,16 @@ from typing import Any, Sequence
 import numpy as np
 
 from core.distill import DistillParams, distill_vocabulary
-from core.featurize import TargetReader, featurize, featurize_key
+from core.errors import DistilleryError
+from core.featurize import ExtraTarget, TargetReader, TargetStore, featurize, featurize_key
 from core.progress import Progress, silent
 from core.teacher import TeacherInfo, load_teacher
 from core.training import TokenizedCorpus, TrainParams, sif_weights, tokenize_corpus, top_directions, train_table
 from core.vocabulary import corpus_vocabulary
+
+# Training holds back 5% of the texts to stop early; below this there is too little to learn from or
+# to validate on.
+MIN_TEXTS = 200
 
 
 @dataclass
@@ -37,14 +42,23 @@ class CorpusDistillation:
     stages: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
+    targets: TargetStore | None = None
 
 
 def distill_corpus(
     teacher: TeacherInfo, params: DistillParams, texts: Sequence[str], work_dir: Path, seed: int = 0,
-    progress: Progress = silent, teacher_batch_size: int | None = None,
+    progress: Progress = silent, teacher_batch_size: int | None = None, extra: Sequence[ExtraTarget] = (),
 ) -> CorpusDistillation:
-    """Run every stage on `texts`; targets live under `work_dir/targets` and survive an interruption."""
+    """Run every stage on `texts`; targets live under `work_dir/targets` and survive an interruption.
+
+    `extra` adds targets computed from the same teacher forward pass (a benchmark's baseline reads
+    them from `result.targets`), so a comparison never runs the teacher twice.
+    """
     params.validate(teacher)
+    if len(texts) < MIN_TEXTS:
+        raise DistilleryError(f"The corpus method needs at least {MIN_TEXTS} texts to train on; the corpus has "
+                              f"{len(texts)} after cleaning. Add sources, relax the cleaning, or use the "
+                              f"vocabulary method.")
     stages: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -57,14 +71,17 @@ def distill_corpus(
     model = load_teacher(teacher)
     prompt = teacher.prompts.get("document")
     batch = teacher_batch_size or (256 if str(model.device).startswith("cuda") else 64)
-    store = featurize(model, texts, Path(work_dir) / "targets", featurize_key(teacher.fingerprint, texts, prompt),
-                      prompt=prompt, batch_size=batch, progress=progress)
+    key = featurize_key(teacher.fingerprint, texts, prompt, [e[0] for e in extra])
+    store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt, batch_size=batch,
+                      progress=progress, extra=extra)
     targets = store.open()
     lap("featurize")
 
-    progress("vocabulary", 0.0, "counting words")
-    vocabulary = corpus_vocabulary(texts, model.tokenizer, params.max_vocabulary_size, params.min_frequency)
-    progress("vocabulary", 1.0, f"{len(vocabulary):,} corpus words added to the tokenizer vocabulary")
+    vocabulary: list[str] = []
+    if params.use_corpus_vocabulary:
+        progress("vocabulary", 0.0, "counting words")
+        vocabulary = corpus_vocabulary(texts, model.tokenizer, params.max_vocabulary_size, params.min_frequency)
+        progress("vocabulary", 1.0, f"{len(vocabulary):,} corpus words added to the tokenizer vocabulary")
     lap("vocabulary")
 
     raw = replace(params, pca_dims=None, sif_coefficient=None, quantize_to="float32")
@@ -92,7 +109,7 @@ def distill_corpus(
     lap("train")
 
     student = _static_model(base, result.table, params, k)
-    return CorpusDistillation(student, len(vocabulary), stages, result.history, result.best_epoch)
+    return CorpusDistillation(student, len(vocabulary), stages, result.history, result.best_epoch, store)
 
 
 def initial_map(

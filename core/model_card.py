@@ -31,6 +31,7 @@ def render_card(record: dict[str, Any]) -> str:
         for d, v in manifest["domains"].items()
     )
     shortfalls = "\n".join(f"- {s['message']}" for s in manifest["shortfalls"]) or "- none"
+    training = _training_section(record.get("training"), record.get("stages", {}))
     return f"""---
 {yaml.safe_dump(front, sort_keys=False).strip()}
 ---
@@ -56,7 +57,7 @@ embeddings = model.encode(["It's dangerous to go alone!"])
 Shortfalls:
 {shortfalls}
 
-## Recipe
+{training}## Recipe
 
 ```json
 {json.dumps(recipe, indent=2)}
@@ -66,4 +67,25 @@ Shortfalls:
 
 The student is a derivative of its teacher and is released under the teacher's licence
 (`{teacher.get('licence') or 'unknown: check the teacher'}`).
+"""
+
+
+def _training_section(training: dict[str, Any] | None, stages: dict[str, dict[str, float]]) -> str:
+    """The corpus method's training curve and stage times (empty for the vocabulary method)."""
+    if not training:
+        return ""
+    rows = "\n".join(f"| {h['epoch']} | {h['validation_loss']:.4f} |" for h in training["history"])
+    times = " · ".join(f"{name} {v['seconds']:.1f} s" for name, v in stages.items())
+    return f"""## Training
+
+Static vectors, token weights and a linear map (folded into the table) trained to reproduce the
+teacher's sentence embeddings of the corpus; the best epoch on the held-back slice is kept
+(epoch {training['best_epoch']}; epoch 0 is the fitted starting point).
+
+| epoch | validation loss |
+|---|---|
+{rows}
+
+Stage times: {times}
+
 """

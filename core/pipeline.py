@@ -1,4 +1,4 @@
-"""A recipe end to end: corpus → vocabulary → distill → search index → saved model with its record.
+"""A recipe end to end: corpus → distillation (vocabulary or corpus method) → search index → saved model.
 
 This is the whole product without the UI or the queue: `jobs` calls it in a worker, and a script
 can call it directly (see `python -m core`). Each stage reports progress and is timed.
@@ -18,6 +18,7 @@ from typing import Any
 
 from core import settings
 from core.corpus import build_corpus
+from core.corpus_method import distill_corpus
 from core.distill import distill_vocabulary, save_atomically
 from core.embedders import teacher_embedder
 from core.model_card import render_card
@@ -25,7 +26,7 @@ from core.progress import Progress, silent
 from core.recipe import Recipe, validate_recipe
 from core.search import embed_collection
 from core.sources import SourceCatalogue, load_catalogue
-from core.teacher import load_teacher
+from core.teacher import TeacherInfo, load_teacher
 from core.vocabulary import corpus_vocabulary
 
 RECORD_FILE = "distillery.json"
@@ -65,17 +66,15 @@ def run_recipe(
         corpus = build_corpus(recipe.corpus_plan(catalogue), job_dir / "corpus", progress)
         texts = corpus.texts()
 
-    with clock.stage("vocabulary"):
-        vocabulary = None
-        if recipe.distill.use_corpus_vocabulary:
-            progress("vocabulary", 0.0, "counting words")
-            tokenizer = load_teacher(teacher).tokenizer
-            vocabulary = corpus_vocabulary(texts, tokenizer, recipe.distill.max_vocabulary_size,
-                                           recipe.distill.min_frequency)
-            progress("vocabulary", 1.0, f"{len(vocabulary):,} corpus words added to the tokenizer vocabulary")
-
-    with clock.stage("distill"):
-        model = distill_vocabulary(teacher, recipe.distill, vocabulary, progress)
+    training: dict[str, Any] | None = None
+    if recipe.method == "corpus":
+        result = distill_corpus(teacher, recipe.distill, texts, job_dir / "corpus-method", recipe.seed, progress)
+        model, vocabulary_added = result.model, result.vocabulary_added
+        for name, seconds in result.stages.items():
+            clock.stages[name] = {"seconds": seconds, "peak_rss_mb": round(peak_rss_mb(), 1)}
+        training = {"best_epoch": result.best_epoch, "history": result.history}
+    else:
+        model, vocabulary_added = _distill_by_vocabulary(recipe, teacher, texts, clock, progress)
 
     with clock.stage("index"):
         collection = sample_collection(texts, recipe.collection_size, recipe.seed)
@@ -90,18 +89,36 @@ def run_recipe(
         "recipe": recipe.to_dict(),
         "teacher": teacher.to_dict(),
         "corpus": corpus.manifest,
-        "vocabulary_added": len(vocabulary or []),
+        "vocabulary_added": vocabulary_added,
         "vocabulary_size": len(model.tokens),
         "dimension": int(model.dim),
         "stages": clock.stages,
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+    if training is not None:
+        record["training"] = training
     with clock.stage("save"):
         progress("save", 0.0, "writing the model folder")
         save_atomically(model, model_dir, extra_json={RECORD_FILE: record}, card=render_card(record))
         progress("save", 1.0, str(model_dir))
     record["stages"] = clock.stages
     return record
+
+
+def _distill_by_vocabulary(recipe: Recipe, teacher: TeacherInfo, texts: list[str], clock: StageClock,
+                           progress: Progress) -> tuple[Any, int]:
+    """The vocabulary method: model2vec's distill, with frequent corpus words added to the tokenizer."""
+    with clock.stage("vocabulary"):
+        vocabulary = None
+        if recipe.distill.use_corpus_vocabulary:
+            progress("vocabulary", 0.0, "counting words")
+            tokenizer = load_teacher(teacher).tokenizer
+            vocabulary = corpus_vocabulary(texts, tokenizer, recipe.distill.max_vocabulary_size,
+                                           recipe.distill.min_frequency)
+            progress("vocabulary", 1.0, f"{len(vocabulary):,} corpus words added to the tokenizer vocabulary")
+    with clock.stage("distill"):
+        model = distill_vocabulary(teacher, recipe.distill, vocabulary, progress)
+    return model, len(vocabulary or [])
 
 
 def sample_collection(texts: list[str], size: int, seed: int) -> list[str]:

@@ -8,14 +8,23 @@ from typing import Any
 
 from core.cleaning import CleaningOptions
 from core.corpus import CorpusPlan
-from core.distill import DistillParams
+from core.corpus_method import MIN_TEXTS as MIN_CORPUS_METHOD_TEXTS
+from core.distill import CORPUS_SIF_COEFFICIENT, DistillParams
 from core.errors import DistilleryError
 from core.plan import DEFAULT_SHARES, DOMAINS
 from core.sources import SourceCatalogue, SourceSpec
 from core.teacher import DEFAULT_TEACHER, TeacherInfo, resolve_teacher
 
-METHODS = ("vocabulary",)
+METHODS = ("vocabulary", "corpus")
 MAX_COLLECTION = 5_000
+
+
+def default_params(method: str) -> DistillParams:
+    """The distillation defaults of a method: the corpus method weighs tokens by real corpus counts,
+    where model2vec's SIF coefficient (1e-4, meant for rank-estimated counts) is far too strong."""
+    if method == "corpus":
+        return DistillParams(sif_coefficient=CORPUS_SIF_COEFFICIENT)
+    return DistillParams()
 
 
 @dataclass
@@ -43,7 +52,9 @@ class Recipe:
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         data = dict(data)
         data["cleaning"] = CleaningOptions(**(data.get("cleaning") or {}))
-        data["distill"] = DistillParams(**(data.get("distill") or {}))
+        distill = dict(data.get("distill") or {})
+        defaults = default_params(str(data.get("method", "vocabulary"))).to_dict()
+        data["distill"] = DistillParams(**{**defaults, **distill})
         known = set(cls.__dataclass_fields__)
         unknown = set(data) - known
         if unknown:
@@ -72,6 +83,9 @@ def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue) -> TeacherInfo:
         raise DistilleryError(f"The corpus size must be a whole number, not {recipe.corpus_size}.")
     if isinstance(recipe.corpus_size, float):
         recipe.corpus_size = int(recipe.corpus_size)
+    if recipe.method == "corpus" and recipe.corpus_size < MIN_CORPUS_METHOD_TEXTS:
+        raise DistilleryError(f"The corpus method needs at least {MIN_CORPUS_METHOD_TEXTS} texts to train on "
+                              f"(the corpus size is {recipe.corpus_size}); raise it or use the vocabulary method.")
     if not 10 <= recipe.collection_size <= MAX_COLLECTION:
         raise DistilleryError(f"The search collection must hold between 10 and {MAX_COLLECTION:,} texts.")
     recipe.corpus_plan(catalogue).validate()

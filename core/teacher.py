@@ -181,4 +181,19 @@ def _load_sentence_transformer(source: str, trust_remote_code: bool, device: str
     from sentence_transformers import SentenceTransformer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)
+    model = SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)
+    _ensure_pad_token(model.tokenizer)
+    return model
+
+
+def _ensure_pad_token(tokenizer) -> None:
+    """Batched `encode` pads, and some tokenizers (Gemma/Qwen-style exports) define no pad token.
+
+    Padded positions are masked out of attention and pooling, so any existing token can stand in:
+    the end-of-text token where there is one, else whatever token has id 0. Chosen by id, never by a
+    name such as "[PAD]" (nothing is added to the vocabulary, so the embedding matrix is unchanged).
+    """
+    if tokenizer is None or getattr(tokenizer, "pad_token", "") is not None:
+        return
+    stand_in = tokenizer.eos_token or tokenizer.unk_token or tokenizer.sep_token
+    tokenizer.pad_token = stand_in if stand_in is not None else tokenizer.convert_ids_to_tokens(0)

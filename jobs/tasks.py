@@ -76,7 +76,9 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
     finally:
         Heartbeat.current_job = None
     shortfalls = " ".join(s["message"] for s in record["corpus"]["shortfalls"])
-    write_status(job_id, state="done", fraction=1.0, stage="done", message=f"saved {model_id}",
+    timings = " · ".join(f"{name} {v['seconds']:.1f} s" for name, v in record["stages"].items())
+    log.info("job %s saved %s; stage times: %s", job_id, model_id, timings)
+    write_status(job_id, state="done", fraction=1.0, stage="done", message=f"saved {model_id} ({timings})",
                  warning=f"Corpus shortfall: {shortfalls}" if shortfalls else None,
                  model_id=model_id, stages=record["stages"], peak_rss_mb=record["peak_rss_mb"])
     return {"model_id": model_id}

@@ -11,7 +11,7 @@ from core.featurize import featurize, featurize_key
 from core.teacher import load_teacher, resolve_teacher
 from core.training import sif_weights
 
-TEXTS = [f"The {w} report number {i} describes how the system handles {w} requests." for i in range(60)
+TEXTS = [f"The {w} report number {i} describes how the system handles {w} requests." for i in range(100)
          for w in ("network", "billing")]
 
 
@@ -64,3 +64,44 @@ def test_distill_corpus_trains_and_loads(tmp_path):
     loaded = StaticModel.from_pretrained(str(folder))
     vectors = loaded.encode(["network report", "billing requests"], use_multiprocessing=False)
     assert vectors.shape == (2, 32) and np.isfinite(vectors).all()
+
+
+def test_corpus_too_small_is_refused(tmp_path):
+    from core.corpus_method import MIN_TEXTS, distill_corpus
+    from core.distill import DistillParams
+
+    with pytest.raises(DistilleryError, match=f"at least {MIN_TEXTS} texts"):
+        distill_corpus(resolve_teacher(None), DistillParams(), TEXTS[:MIN_TEXTS - 1], tmp_path)
+
+
+def test_teacher_without_a_pad_token(tmp_path):
+    """A tokenizer with no pad token (as some Gemma/Qwen exports) cannot batch; the teacher loader gives
+    it a stand-in chosen by id, whatever its name, and the targets are the same as with a real pad."""
+    from sentence_transformers import SentenceTransformer
+
+    from core.teacher import _ensure_pad_token
+
+    teacher = resolve_teacher(None)
+    model = SentenceTransformer(teacher.source, device="cpu")
+    model.tokenizer.pad_token = None
+    assert model.tokenizer.pad_token is None
+    texts = TEXTS[:30] + [t + " and more words in a longer text" for t in TEXTS[:30]]  # uneven lengths
+    with pytest.raises(Exception):  # the case under test: batched encode needs padding
+        model.encode(texts[:40], batch_size=40)
+    _ensure_pad_token(model.tokenizer)
+    assert model.tokenizer.pad_token is not None and model.tokenizer.pad_token != "[PAD]"
+    store = featurize(model, texts, tmp_path / "t", featurize_key(teacher.fingerprint, texts, None), batch_size=40)
+    reference = load_teacher(teacher).encode(texts, convert_to_numpy=True)
+    assert np.abs(store.open().take(np.arange(len(texts))) - reference).max() < 2e-3
+
+
+def test_recipe_defaults_follow_the_method():
+    """The corpus method weighs tokens by real corpus counts, so its SIF default differs; an explicit
+    value always wins."""
+    from core.distill import CORPUS_SIF_COEFFICIENT, DistillParams
+    from core.recipe import Recipe
+
+    assert Recipe.from_dict({"method": "corpus"}).distill.sif_coefficient == CORPUS_SIF_COEFFICIENT
+    assert Recipe.from_dict({}).distill.sif_coefficient == DistillParams().sif_coefficient
+    explicit = Recipe.from_dict({"method": "corpus", "distill": {"sif_coefficient": 0.2, "epochs": 4}})
+    assert explicit.distill.sif_coefficient == 0.2 and explicit.distill.epochs == 4

@@ -28,3 +28,5 @@ def test_page_renders_tabs_sliders_and_shares(server):  # noqa: F811
     tabs = re.findall(r'role="tab"[^>]*>(.*?)</button>', rendered, flags=re.S)
     assert {"Recipe", "Jobs", "Compare"} <= {re.sub(r"<[^>]+>", "", t).strip() for t in tabs}, tabs
     assert "Normalised shares:" in rendered and "<strong>academic</strong>" in rendered
+    radios = re.findall(r'<input[^>]*type="radio"[^>]*>', rendered)
+    assert any('value="corpus"' in r for r in radios) and any('value="vocabulary"' in r for r in radios), radios

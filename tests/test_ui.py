@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -42,13 +43,13 @@ def form(**overrides) -> list:
     """All Recipe-tab inputs, in FORM_FIELDS order, for the small test recipe."""
     recipe = small_recipe()
     values = {
-        "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False,
+        "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False, "method": "vocabulary",
         "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
         "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
         "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
         "max_vocabulary_size": recipe.distill.max_vocabulary_size, "min_frequency": recipe.distill.min_frequency,
         "pca_dims": recipe.distill.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
-        "quantize_to": "float16", "seed": 0,
+        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "seed": 0,
     }
     from core.sources import load_catalogue
 
@@ -106,6 +107,30 @@ def test_submit_poll_and_search(client: Client):
     assert plot is not None
 
 
+def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_dir):
+    """Method "corpus" through the page's API and the real worker: live progress of its stages, every stage
+    timed, a model that is searchable, and a card that records the training curve."""
+    message = client.predict(*form(method="corpus", name="ui-corpus", sif_coefficient=1e-2, epochs=3),
+                             api_name="/submit_recipe")
+    match = re.search(r"Submitted job `([^`]+)`", message)
+    assert match, message
+    status, seen = wait_for(client, match.group(1))
+    assert status["state"] == "done", status
+    live = {s.get("stage") for s in seen if s["state"] == "running"}
+    assert live & {"featurize", "distill", "train"}, live  # the method's own stages reach the job's progress
+    assert {"featurize", "vocabulary", "distill", "weights", "pca", "train", "save"} <= set(status["stages"])
+
+    model_dir = data_dir / "models" / status["model_id"]
+    record = json.loads((model_dir / "distillery.json").read_text())
+    assert record["recipe"]["method"] == "corpus" and record["recipe"]["distill"]["epochs"] == 3
+    assert 1 <= len(record["training"]["history"]) <= 4 and record["training"]["history"][0]["epoch"] == 0
+    card = (model_dir / "README.md").read_text()
+    assert "**corpus** method" in card and "validation loss" in card
+    summary, teacher, student = client.predict(status["model_id"], "how do I open a file in python", "", None,
+                                               api_name="/search")
+    assert len(student["data"]) == 5, summary
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
@@ -115,6 +140,10 @@ def test_submit_poll_and_search(client: Client):
         ({"teacher": "no-such-org/no-such-model"}, "cannot be reached"),
         ({"teacher": "/definitely/not/a/folder"}, "neither a local model folder"),
         ({"web:sources": []}, "web"),
+        ({"method": "corpus", "corpus_size": 150}, "at least 200 texts"),
+        ({"method": "corpus", "max_vocabulary_size": 0}, "vocabulary size must be at least 1"),
+        ({"method": "corpus", "learning_rate": 0}, "learning rate"),
+        ({"method": "corpus", "epochs": 0}, "Epochs"),
     ],
 )
 def test_bad_input_is_explained_and_nothing_is_queued(client: Client, data_dir, overrides, expected):

@@ -65,7 +65,8 @@ def model_info(model_id: str | None) -> str:
     except StopIteration:
         return f"❌ There is no finished model '{model_id}'."
     shortfalls = "".join(f"\n- ⚠️ {s['message']}" for s in record["corpus"]["shortfalls"])
-    return (f"**{record['name']}** · teacher `{record['teacher']['name']}` · {record['dimension']} dims · "
+    method = record.get("recipe", {}).get("method", "vocabulary")
+    return (f"**{record['name']}** · {method} method · teacher `{record['teacher']['name']}` · {record['dimension']} dims · "
             f"{record['vocabulary_size']:,} tokens · {record['size_mb']} MB on disk · corpus "
             f"{record['corpus']['size']:,} texts{shortfalls}")
 

@@ -15,17 +15,17 @@ from core.cleaning import CleaningOptions
 from core.distill import DistillParams
 from core.errors import DistilleryError
 from core.plan import DOMAINS, normalise_shares
-from core.recipe import Recipe
+from core.recipe import Recipe, default_params
 from core.uploads import accept_upload
 
 # Per domain: share slider, source checkboxes, uploaded files, upload text field(s).
 DOMAIN_FIELDS = ("share", "sources", "files", "fields")
 FORM_FIELDS: tuple[str, ...] = (
-    "name", "teacher", "trust_remote_code",
+    "name", "teacher", "trust_remote_code", "method",
     *(f"{d}:{f}" for d in DOMAINS for f in DOMAIN_FIELDS),
     "corpus_size", "collection_size", "normalise", "dedupe", "min_words", "max_words",
     "use_corpus_vocabulary", "max_vocabulary_size", "min_frequency", "pca_dims", "sif_coefficient",
-    "pooling", "quantize_to", "seed",
+    "pooling", "quantize_to", "epochs", "patience", "batch_size", "learning_rate", "seed",
 )
 
 
@@ -71,10 +71,14 @@ def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
         for file in form.get(f"{domain}:files") or []:
             uploads.setdefault(domain, []).append(accept_upload(upload_path(file), job_dir, domain, fields).to_dict())
     sif = form.get("sif_coefficient")
+    method = str(form.get("method") or "vocabulary")
+    defaults = default_params(method)
+    learning_rate = form.get("learning_rate")
     return Recipe(
         name=str(form.get("name") or "").strip(),
         teacher=str(form.get("teacher") or "").strip() or Recipe().teacher,
         trust_remote_code=bool(form.get("trust_remote_code")),
+        method=method,
         shares=shares_from_form(form),
         corpus_size=whole(form.get("corpus_size"), "The corpus size"),
         sources={d: list(form.get(f"{d}:sources") or []) for d in DOMAINS},
@@ -91,10 +95,20 @@ def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
             use_corpus_vocabulary=bool(form.get("use_corpus_vocabulary")),
             max_vocabulary_size=whole(form.get("max_vocabulary_size"), "The vocabulary size"),
             min_frequency=whole(form.get("min_frequency"), "The minimum frequency"),
+            epochs=_or_default(whole(form.get("epochs"), "Epochs", allow_none=True), defaults.epochs),
+            patience=_or_default(whole(form.get("patience"), "Patience", allow_none=True), defaults.patience),
+            batch_size=_or_default(whole(form.get("batch_size"), "The training batch size", allow_none=True),
+                                   defaults.batch_size),
+            learning_rate=defaults.learning_rate if learning_rate in (None, "") else float(learning_rate),
         ),
         collection_size=whole(form.get("collection_size"), "The search collection size"),
         seed=whole(form.get("seed"), "The seed"),
     )
+
+
+def _or_default(value: int | None, default: int) -> int:
+    """An empty field takes the method's default; a 0 stays 0, so validation can explain it."""
+    return default if value is None else value
 
 
 def shares_summary(shares: dict[str, float], sources: dict[str, list[str]], upload_counts: dict[str, int]) -> str:

@@ -15,7 +15,7 @@ from jobs.status import worker_alive
 
 POLL_SECONDS = 1.0
 JOB_COLUMNS = ["job", "state", "stage", "progress", "message", "elapsed", "eta"]
-MODEL_COLUMNS = ["model", "name", "created", "size MB", "dim", "vocabulary", "corpus texts", "shortfalls",
+MODEL_COLUMNS = ["model", "name", "method", "created", "size MB", "dim", "vocabulary", "corpus texts", "shortfalls",
                  "total s"]
 
 
@@ -49,7 +49,7 @@ def refresh():
 def models_table() -> pd.DataFrame:
     rows = []
     for r in list_models():
-        rows.append([r["id"], r.get("name", ""), r.get("created", ""), r.get("size_mb"), r.get("dimension"),
+        rows.append([r["id"], r.get("name", ""), r.get("recipe", {}).get("method", ""), r.get("created", ""), r.get("size_mb"), r.get("dimension"),
                      r.get("vocabulary_size"), r["corpus"]["size"], len(r["corpus"]["shortfalls"]),
                      round(sum(s["seconds"] for s in r.get("stages", {}).values()), 1)])
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)

@@ -13,7 +13,7 @@ from core.corpus import preview
 from core.distill import POOLING, QUANTIZE, DistillParams
 from core.errors import DistilleryError
 from core.plan import DEFAULT_SHARES, DOMAINS
-from core.recipe import Recipe
+from core.recipe import METHODS, Recipe, default_params
 from core.sources import SourceCatalogue
 from core.uploads import accept_upload
 from jobs import client
@@ -53,7 +53,16 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         c["dedupe"] = gr.Checkbox(label="Drop exact duplicates", value=True)
         c["min_words"] = gr.Number(label="Min words per passage", value=defaults.cleaning.min_words, precision=0)
         c["max_words"] = gr.Number(label="Max words per passage", value=defaults.cleaning.max_words, precision=0)
-    gr.Markdown("### 2 · Distillation (vocabulary-only, model2vec)")
+    gr.Markdown("### 2 · Distillation\n**vocabulary**: model2vec's distill, each token embedded alone (fast). "
+                "**corpus**: static vectors and token weights trained so that each corpus text's embedding "
+                "reproduces the teacher's (the teacher embeds the whole corpus first: slower, closer to "
+                "the teacher).")
+    with gr.Row():
+        c["method"] = gr.Radio(list(METHODS), value=defaults.method, label="Method")
+        c["epochs"] = gr.Number(label="Epochs (corpus)", value=params.epochs, precision=0)
+        c["patience"] = gr.Number(label="Early-stop patience (epochs)", value=params.patience, precision=0)
+        c["batch_size"] = gr.Number(label="Training batch size", value=params.batch_size, precision=0)
+        c["learning_rate"] = gr.Number(label="Learning rate", value=params.learning_rate)
     with gr.Row():
         c["use_corpus_vocabulary"] = gr.Checkbox(label="Add corpus words to the vocabulary", value=True)
         c["max_vocabulary_size"] = gr.Number(label="Max corpus words", value=params.max_vocabulary_size, precision=0)
@@ -70,6 +79,8 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     preview_df = gr.Dataframe(headers=["domain", "source", "text"], label="Preview", wrap=True, interactive=False)
 
     inputs = [c[f] for f in FORM_FIELDS]
+    c["method"].change(_method_defaults, c["method"], c["sif_coefficient"], api_visibility="private",
+                       show_progress="hidden")
     for domain in DOMAINS:
         for part in ("share", "sources", "files"):
             c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, api_visibility="private",
@@ -77,6 +88,11 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     preview_btn.click(lambda *v: _preview(catalogue, v), inputs, preview_df, api_name="preview_corpus")
     submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe")
     return {"components": c, "inputs": inputs, "submit_md": submit_md}
+
+
+def _method_defaults(method: str) -> float | None:
+    """The SIF coefficient changes meaning with the method (rank-estimated vs real corpus counts)."""
+    return default_params(method).sif_coefficient
 
 
 def _hub_note(catalogue: SourceCatalogue) -> str:
