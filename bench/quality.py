@@ -48,6 +48,9 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=None, help="keeps targets between runs (resumable)")
     parser.add_argument("--machine", default=None, help="how to describe this machine in the results")
     parser.add_argument("--tasks", default="", help="comma-separated task names (default: all development tasks)")
+    parser.add_argument("--reuse", default="", help="comma-separated baselines (vocabulary, tokenlearn) whose "
+                        "student a previous run in the same --work-dir built: scored again, not rebuilt; the "
+                        "results say so and keep the build's date and stage times")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     args = parser.parse_args()
     wanted = [m for m in args.models.split(",") if m]
@@ -70,6 +73,7 @@ def main() -> None:
         recipe = Recipe(corpus_size=args.corpus_size)
         corpus = build_corpus(recipe.corpus_plan(load_catalogue()), work / "corpus", progress)
     texts = corpus.texts()
+    CORPUS_SHA["value"] = corpus.manifest["content_sha256"]
     print(f"corpus: {len(texts):,} texts, shortfalls: {corpus.manifest.get('shortfalls')}", flush=True)
 
     st = load_teacher(teacher)
@@ -82,9 +86,14 @@ def main() -> None:
 
     students: dict = {}
     store = None
+    for name in (n for n in args.reuse.split(",") if n):
+        students[name], built = reuse_student(name)
+        results["stages"][name] = built["stages"]
+        results.setdefault("reused", {})[name] = f"built {built['date']} by an earlier run on the same corpus"
+        wanted.remove(name)
     if "vocabulary" in wanted:
         students["vocabulary"], results["stages"]["vocabulary"] = build_vocabulary(teacher, params, texts, progress)
-    if "corpus" in wanted or "tokenlearn" in wanted:
+    if "corpus" in wanted or "tokenlearn" in wanted:  # one teacher pass also gives tokenlearn's targets
         model_dir, results["stages"]["corpus"], results["training"], store = build_corpus_model(
             teacher, params, texts, work, progress)
         if "corpus" in wanted:
@@ -135,7 +144,8 @@ def build_vocabulary(teacher, params, texts, progress):
     start = time.perf_counter()
     words = corpus_vocabulary(texts, load_teacher(teacher).tokenizer, params.max_vocabulary_size, params.min_frequency)
     model = distill_vocabulary(teacher, params, words, progress)
-    return save(model, "vocabulary"), {"distill": round(time.perf_counter() - start, 2)}
+    stages = {"distill": round(time.perf_counter() - start, 2)}
+    return save(model, "vocabulary", stages), stages
 
 
 def build_corpus_model(teacher, params, texts, work: Path, progress):
@@ -151,7 +161,7 @@ def build_corpus_model(teacher, params, texts, work: Path, progress):
                             extra=[("tokenlearn", dim, tokenlearn_target)])
     print(f"corpus method stages: {result.stages}; best epoch {result.best_epoch}", flush=True)
     training = {"history": result.history, "best_epoch": result.best_epoch, "vocabulary_added": result.vocabulary_added}
-    return save(result.model, "corpus"), result.stages, training, result.targets
+    return save(result.model, "corpus", result.stages), result.stages, training, result.targets
 
 
 def resolve_dim(teacher) -> int:
@@ -194,17 +204,38 @@ def build_tokenlearn(teacher, texts, store, device: str, pca_dims: int):
     distilled = time.perf_counter()
     model = train_model(base, train_txt, train_vec, device=device, pca_dims=pca_dims)
     trained = time.perf_counter()
-    stages = {"prepare": prepared - start, "distill": distilled - prepared, "train": trained - distilled}
-    return save(model, "tokenlearn"), {k: round(v, 2) for k, v in stages.items()}
+    stages = {k: round(v, 2) for k, v in
+              {"prepare": prepared - start, "distill": distilled - prepared, "train": trained - distilled}.items()}
+    return save(model, "tokenlearn", stages), stages
 
 
-def save(model, name: str) -> Path:
+BUILD_FILE = "bench_build.json"
+CORPUS_SHA = {"value": ""}  # the corpus every student of this run is built on (set in main)
+
+
+def save(model, name: str, stages: dict | None = None) -> Path:
     from core import settings
 
     folder = settings.data_dir() / "students" / name
     shutil.rmtree(folder, ignore_errors=True)
     model.save_pretrained(str(folder))
+    (folder / BUILD_FILE).write_text(json.dumps({"date": date.today().isoformat(), "stages": stages or {},
+                                                 "corpus_sha256": CORPUS_SHA["value"]}))
     return folder
+
+
+def reuse_student(name: str) -> tuple[Path, dict]:
+    """A baseline student built by an earlier run in this work folder (same corpus: the folder's corpus
+    is reused too), with the date and stage times of its build."""
+    from core import settings
+
+    folder = settings.data_dir() / "students" / name
+    if not (folder / BUILD_FILE).exists():
+        raise SystemExit(f"--reuse {name}: no student built by an earlier run in {folder}")
+    built = json.loads((folder / BUILD_FILE).read_text())
+    if built.get("corpus_sha256") != CORPUS_SHA["value"]:
+        raise SystemExit(f"--reuse {name}: that student was built on another corpus; rebuild it")
+    return folder, built
 
 
 def score_teacher(teacher, tasks) -> dict:
