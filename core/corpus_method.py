@@ -79,9 +79,8 @@ def distill_corpus(
 
     vocabulary: list[str] = []
     if params.use_corpus_vocabulary:
-        progress("vocabulary", 0.0, "counting words")
-        vocabulary = corpus_vocabulary(texts, model.tokenizer, params.max_vocabulary_size, params.min_frequency)
-        progress("vocabulary", 1.0, f"{len(vocabulary):,} corpus words added to the tokenizer vocabulary")
+        vocabulary = corpus_vocabulary(texts, model.tokenizer, params.max_vocabulary_size, params.min_frequency,
+                                       progress)
     lap("vocabulary")
 
     raw = replace(params, pca_dims=None, sif_coefficient=None, quantize_to="float32")

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from core.progress import stage_times
 from core.teacher import DEFAULT_TEACHER
 
 
@@ -75,7 +76,7 @@ def _training_section(training: dict[str, Any] | None, stages: dict[str, dict[st
     if not training:
         return ""
     rows = "\n".join(f"| {h['epoch']} | {h['validation_loss']:.4f} |" for h in training["history"])
-    times = " · ".join(f"{name} {v['seconds']:.1f} s" for name, v in stages.items())
+    times = stage_times(stages)
     return f"""## Training
 
 Static vectors, token weights and a linear map (folded into the table) trained to reproduce the

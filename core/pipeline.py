@@ -111,11 +111,9 @@ def _distill_by_vocabulary(recipe: Recipe, teacher: TeacherInfo, texts: list[str
     with clock.stage("vocabulary"):
         vocabulary = None
         if recipe.distill.use_corpus_vocabulary:
-            progress("vocabulary", 0.0, "counting words")
-            tokenizer = load_teacher(teacher).tokenizer
-            vocabulary = corpus_vocabulary(texts, tokenizer, recipe.distill.max_vocabulary_size,
-                                           recipe.distill.min_frequency)
-            progress("vocabulary", 1.0, f"{len(vocabulary):,} corpus words added to the tokenizer vocabulary")
+            params = recipe.distill
+            vocabulary = corpus_vocabulary(texts, load_teacher(teacher).tokenizer, params.max_vocabulary_size,
+                                           params.min_frequency, progress)
     with clock.stage("distill"):
         model = distill_vocabulary(teacher, recipe.distill, vocabulary, progress)
     return model, len(vocabulary or [])

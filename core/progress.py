@@ -16,6 +16,11 @@ class Progress(Protocol):
     def __call__(self, stage: str, fraction: float, message: str = "") -> None: ...
 
 
+def stage_times(stages: dict[str, dict[str, float]]) -> str:
+    """One line of a record's stage times (`StageClock.stages`), for the job's message and the card."""
+    return " · ".join(f"{name} {v['seconds']:.1f} s" for name, v in stages.items())
+
+
 def silent(stage: str, fraction: float, message: str = "") -> None:
     """A `Progress` that ignores everything."""
 

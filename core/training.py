@@ -175,7 +175,8 @@ def train_table(
                          f"epoch {epoch}/{params.epochs} · loss {loss.item():.4f}")
         current = validation_loss()
         history.append({"epoch": epoch, "validation_loss": round(current, 6)})
-        progress("train", epoch / params.epochs, f"epoch {epoch}: validation loss {current:.4f} (best {min(best, current):.4f})")
+        progress("train", epoch / params.epochs,
+                 f"epoch {epoch}: validation loss {current:.4f} (best {min(best, current):.4f})")
         if current < best - 1e-5:
             best, best_epoch, waited = current, epoch, 0
             best_state = _snapshot(table, token_w, linear)

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from core.errors import DistilleryError
+from core.progress import Progress, silent
 
 _WORD = re.compile(r"[^\W\d_][\w'-]*[^\W_]|[^\W\d_]", re.UNICODE)
 
@@ -23,7 +24,8 @@ def count_words(texts: Iterable[str], lowercase: bool) -> Counter[str]:
 
 
 def corpus_vocabulary(
-    texts: Iterable[str], tokenizer, max_size: int, min_frequency: int  # tokenizer: transformers tokenizer
+    texts: Iterable[str], tokenizer, max_size: int, min_frequency: int,  # tokenizer: transformers tokenizer
+    progress: Progress = silent,
 ) -> list[str]:
     """The `max_size` most frequent corpus words (count ≥ `min_frequency`) the tokenizer lacks."""
     if max_size < 0:
@@ -32,6 +34,7 @@ def corpus_vocabulary(
         raise DistilleryError("The minimum word frequency must be at least 1.")
     if max_size == 0:
         return []
+    progress("vocabulary", 0.0, "counting words")
     lowercase = tokenizer_lowercases(tokenizer)
     known = set(tokenizer.get_vocab())
     single = _single_pretoken(tokenizer)
@@ -41,6 +44,7 @@ def corpus_vocabulary(
             break
         if word not in known and single(word):
             words.append(word)
+    progress("vocabulary", 1.0, f"{len(words):,} corpus words added to the tokenizer vocabulary")
     return words
 
 

@@ -13,6 +13,7 @@ from huey.exceptions import CancelExecution
 from core import settings
 from core.errors import Cancelled, DistilleryError
 from core.pipeline import run_recipe
+from core.progress import stage_times
 from core.recipe import Recipe
 from jobs.queue import huey
 from jobs.status import Heartbeat, write_status
@@ -76,7 +77,7 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
     finally:
         Heartbeat.current_job = None
     shortfalls = " ".join(s["message"] for s in record["corpus"]["shortfalls"])
-    timings = " · ".join(f"{name} {v['seconds']:.1f} s" for name, v in record["stages"].items())
+    timings = stage_times(record["stages"])
     log.info("job %s saved %s; stage times: %s", job_id, model_id, timings)
     write_status(job_id, state="done", fraction=1.0, stage="done", message=f"saved {model_id} ({timings})",
                  warning=f"Corpus shortfall: {shortfalls}" if shortfalls else None,

@@ -66,9 +66,9 @@ def model_info(model_id: str | None) -> str:
         return f"❌ There is no finished model '{model_id}'."
     shortfalls = "".join(f"\n- ⚠️ {s['message']}" for s in record["corpus"]["shortfalls"])
     method = record.get("recipe", {}).get("method", "vocabulary")
-    return (f"**{record['name']}** · {method} method · teacher `{record['teacher']['name']}` · {record['dimension']} dims · "
-            f"{record['vocabulary_size']:,} tokens · {record['size_mb']} MB on disk · corpus "
-            f"{record['corpus']['size']:,} texts{shortfalls}")
+    return (f"**{record['name']}** · {method} method · teacher `{record['teacher']['name']}` · "
+            f"{record['dimension']} dims · {record['vocabulary_size']:,} tokens · {record['size_mb']} MB on disk · "
+            f"corpus {record['corpus']['size']:,} texts{shortfalls}")
 
 
 def _session(model_id: str | None, own_texts: str | None, own_file: Any, progress: gr.Progress) -> CompareSession:

@@ -49,7 +49,8 @@ def refresh():
 def models_table() -> pd.DataFrame:
     rows = []
     for r in list_models():
-        rows.append([r["id"], r.get("name", ""), r.get("recipe", {}).get("method", ""), r.get("created", ""), r.get("size_mb"), r.get("dimension"),
+        rows.append([r["id"], r.get("name", ""), r.get("recipe", {}).get("method", ""), r.get("created", ""),
+                     r.get("size_mb"), r.get("dimension"),
                      r.get("vocabulary_size"), r["corpus"]["size"], len(r["corpus"]["shortfalls"]),
                      round(sum(s["seconds"] for s in r.get("stages", {}).values()), 1)])
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
