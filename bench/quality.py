@@ -51,9 +51,14 @@ def main() -> None:
     parser.add_argument("--reuse", default="", help="comma-separated baselines (vocabulary, tokenlearn) whose "
                         "student a previous run in the same --work-dir built: scored again, not rebuilt; the "
                         "results say so and keep the build's date and stage times")
+    parser.add_argument("--cost-from", type=Path, default=None,
+                        help="a quality.json whose run measured the cost on this corpus and machine: its cost "
+                        "and stage times are carried over (labelled), and the bare encode is not timed again; "
+                        "for a run that resumes the stored teacher targets in --work-dir")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "quality.json")
     args = parser.parse_args()
     wanted = [m for m in args.models.split(",") if m]
+    requested = list(wanted)  # before --reuse removes any: a reused tokenlearn keeps the same teacher pass (and key)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="distillery-quality-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DISTILLERY_DATA_DIR", str(work / "data"))
@@ -80,7 +85,10 @@ def main() -> None:
     device = str(st.device)
     params = DistillParams(pca_dims=args.pca_dims)
     results: dict = {"models": {}, "cost": {}, "stages": {}}
-    bare = bare_encode_seconds(st, texts, args.bare_sample)
+    earlier = json.loads(args.cost_from.read_text()) if args.cost_from else None
+    if earlier and earlier.get("corpus_manifest", {}).get("content_sha256") != CORPUS_SHA["value"]:
+        raise SystemExit("--cost-from: that run measured another corpus")
+    bare = earlier["cost"]["bare_encode_seconds"] if earlier else bare_encode_seconds(st, texts, args.bare_sample)
     results["cost"]["bare_encode_seconds"] = round(bare, 2)
     print(f"teacher bare encode over {len(texts):,} texts: {bare:.1f} s on {device}", flush=True)
 
@@ -95,7 +103,7 @@ def main() -> None:
         students["vocabulary"], results["stages"]["vocabulary"] = build_vocabulary(teacher, params, texts, progress)
     if "corpus" in wanted or "tokenlearn" in wanted:  # one teacher pass also gives tokenlearn's targets
         model_dir, results["stages"]["corpus"], results["training"], store = build_corpus_model(
-            teacher, params, texts, work, progress)
+            teacher, params, texts, work, progress, with_tokenlearn="tokenlearn" in requested)
         if "corpus" in wanted:
             students["corpus"] = model_dir
         total = sum(results["stages"]["corpus"].values())
@@ -105,6 +113,10 @@ def main() -> None:
         students["tokenlearn"], results["stages"]["tokenlearn"] = build_tokenlearn(teacher, texts, store, device,
                                                                                     args.pca_dims)
     progress.close()
+    if earlier:
+        results["cost"] = {**earlier["cost"], "measured_by": f"the run of {earlier['date']} ({earlier['command']}); "
+                           "this run resumed its stored teacher targets"}
+        results["stages_this_run"], results["stages"] = results["stages"], earlier["stages"]
 
     from core.evaluation import DEV_TASKS
 
@@ -129,8 +141,10 @@ def bare_encode_seconds(st, texts: list[str], sample: int) -> float:
     import random
 
     chosen = random.Random(0).sample(texts, sample) if 0 < sample < len(texts) else texts
-    batch = 256 if str(st.device).startswith("cuda") else 64
-    st.encode(chosen[:256], batch_size=batch)  # warm-up
+    from core.featurize import default_batch_size
+
+    batch = default_batch_size(st.device)  # the batch size featurize uses, so the two are comparable
+    st.encode(chosen[:batch], batch_size=batch)  # warm-up
     start = time.perf_counter()
     st.encode(chosen, batch_size=batch, show_progress_bar=True)
     return (time.perf_counter() - start) * len(texts) / len(chosen)
@@ -148,8 +162,9 @@ def build_vocabulary(teacher, params, texts, progress):
     return save(model, "vocabulary", stages), stages
 
 
-def build_corpus_model(teacher, params, texts, work: Path, progress):
-    """Our corpus method; its teacher pass also computes tokenlearn's targets (see `tokenlearn_target`)."""
+def build_corpus_model(teacher, params, texts, work: Path, progress, with_tokenlearn: bool = True):
+    """Our corpus method; its teacher pass also computes tokenlearn's targets (see `tokenlearn_target`)
+    when tokenlearn is built too (which makes that pass slower than the product's own)."""
     from dataclasses import replace
 
     from core.corpus_method import distill_corpus
@@ -158,9 +173,10 @@ def build_corpus_model(teacher, params, texts, work: Path, progress):
     dim = resolve_dim(teacher)
     params = replace(params, sif_coefficient=CORPUS_SIF_COEFFICIENT)
     result = distill_corpus(teacher, params, texts, work / "corpus-method", progress=progress,
-                            extra=[("tokenlearn", dim, tokenlearn_target)])
+                            extra=[("tokenlearn", dim, tokenlearn_target)] if with_tokenlearn else ())
     print(f"corpus method stages: {result.stages}; best epoch {result.best_epoch}", flush=True)
-    training = {"history": result.history, "best_epoch": result.best_epoch, "vocabulary_added": result.vocabulary_added}
+    training = {"history": result.history, "best_epoch": result.best_epoch, "vocabulary_added": result.vocabulary_added,
+                "start_share": params.start_share}
     return save(result.model, "corpus", result.stages), result.stages, training, result.targets
 
 

@@ -43,6 +43,9 @@ class CorpusDistillation:
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     targets: TargetStore | None = None
+    # The two tables the shipped one averages (float32, before quantization), kept for inspection.
+    start_table: np.ndarray | None = None
+    trained_table: np.ndarray | None = None
 
 
 def distill_corpus(
@@ -70,9 +73,8 @@ def distill_corpus(
 
     model = load_teacher(teacher)
     prompt = teacher.prompts.get("document")
-    batch = teacher_batch_size or (256 if str(model.device).startswith("cuda") else 64)
     key = featurize_key(teacher.fingerprint, texts, prompt, [e[0] for e in extra])
-    store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt, batch_size=batch,
+    store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt, batch_size=teacher_batch_size,
                       progress=progress, extra=extra)
     targets = store.open()
     lap("featurize")
@@ -105,10 +107,13 @@ def distill_corpus(
     train = TrainParams(epochs=params.epochs, patience=params.patience, batch_size=params.batch_size,
                         learning_rate=params.learning_rate, seed=seed)
     result = train_table(unit, weights, linear_init, target_map, corpus, targets, train, progress)
+    fitted_start = (unit * weights[:, None]) @ linear_init
+    table = params.start_share * fitted_start + (1 - params.start_share) * result.table
     lap("train")
 
-    student = _static_model(base, result.table, params, k)
-    return CorpusDistillation(student, len(vocabulary), stages, result.history, result.best_epoch, store)
+    student = _static_model(base, table, params, k)
+    return CorpusDistillation(student, len(vocabulary), stages, result.history, result.best_epoch, store,
+                              fitted_start, result.table)
 
 
 def initial_map(

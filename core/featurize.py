@@ -32,6 +32,15 @@ ORDER_FILE = "order.npy"
 SHARD_ROWS = 8192
 # Texts per `encode` call inside a shard: small enough for live progress and prompt cancel.
 CHUNK_ROWS = 1024
+# Teacher batch sizes, chosen by measurement (bench/featurize_speed.py, docs/benchmarks.md): on an
+# H200, 512 was fastest, or within 10% of the fastest, for a 23M and a 335M encoder in half
+# precision; on a CPU the batch size barely matters. A batch that overflows GPU memory is halved.
+GPU_BATCH_SIZE = 512
+CPU_BATCH_SIZE = 64
+
+
+def default_batch_size(device: object) -> int:
+    return GPU_BATCH_SIZE if str(device).startswith("cuda") else CPU_BATCH_SIZE
 
 # An extra per-text target computed from the same forward pass (used by benchmarks for baselines
 # that regress onto something else): name, dimension, and a function of `encode(output_value=None)`'s
@@ -99,7 +108,7 @@ def featurize(
     folder: Path,
     key: str,
     prompt: str | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     progress: Progress = silent,
     extra: Sequence[ExtraTarget] = (),
     shard_rows: int = SHARD_ROWS,
@@ -112,6 +121,7 @@ def featurize(
     if not texts:
         raise DistilleryError("The corpus is empty: there is nothing to featurize.")
     folder = Path(folder)
+    batch_size = batch_size or default_batch_size(model.device)
     dim = int(model.get_embedding_dimension())
     store = TargetStore(folder, len(texts), dim, shard_rows, ("targets", *(e[0] for e in extra)))
     order = _prepare(folder, store, key, texts, prompt)
@@ -122,7 +132,7 @@ def featurize(
         if all(store.shard_path(shard, n).exists() for n in store.names):
             continue
         rows = order[shard * shard_rows:(shard + 1) * shard_rows]
-        arrays = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
+        arrays, batch_size = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
         for name, array in arrays.items():
             _save_atomically(store.shard_path(shard, name), array)
     progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
@@ -153,27 +163,59 @@ def _prepare(folder: Path, store: TargetStore, key: str, texts: Sequence[str], p
 def _encode_shard(
     model, texts: Sequence[str], rows: np.ndarray, prompt: str | None, batch_size: int,
     extra: Sequence[ExtraTarget], progress: Progress, shard: int, store: TargetStore,
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], int]:
+    """The shard's arrays, and the batch size that fitted (kept for the following shards)."""
     out = {"targets": np.empty((len(rows), store.dim), dtype=np.float16)}
     for name, dim, _ in extra:
         out[name] = np.empty((len(rows), dim), dtype=np.float16)
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = [texts[i] for i in rows[start:start + CHUNK_ROWS]]
         stop = start + len(chunk)
-        if extra:
-            outputs = model.encode(chunk, batch_size=batch_size, prompt=prompt, output_value=None,
-                                   show_progress_bar=False)
-            out["targets"][start:stop] = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs])
-            for name, _, fn in extra:
-                out[name][start:stop] = np.stack([fn(o) for o in outputs])
-        else:
-            out["targets"][start:stop] = model.encode(chunk, batch_size=batch_size, prompt=prompt,
-                                                      convert_to_numpy=True, show_progress_bar=False)
+        while True:
+            try:
+                _encode_chunk(model, chunk, prompt, batch_size, extra, out, start, stop)
+                break
+            except Exception as exc:  # noqa: BLE001 - only GPU out-of-memory is retried
+                if not _is_out_of_memory(exc) or batch_size <= 1:
+                    raise
+                batch_size //= 2
+                _free_gpu_memory()
+                progress("featurize", (shard * store.shard_rows + start) / store.rows,
+                         f"GPU memory full: teacher batch size lowered to {batch_size}")
         done = shard * store.shard_rows + stop
         progress("featurize", done / store.rows, f"{done:,}/{store.rows:,} texts embedded by the teacher")
     if not np.isfinite(out["targets"]).all():
         raise DistilleryError("The teacher produced NaN or infinite embeddings (float16 overflow or a broken model).")
-    return out
+    return out, batch_size
+
+
+def _encode_chunk(model, chunk: list[str], prompt: str | None, batch_size: int, extra: Sequence[ExtraTarget],
+                  out: dict[str, np.ndarray], start: int, stop: int) -> None:
+    if extra:
+        outputs = model.encode(chunk, batch_size=batch_size, prompt=prompt, output_value=None,
+                               show_progress_bar=False)
+        out["targets"][start:stop] = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs])
+        for name, _, fn in extra:
+            out[name][start:stop] = np.stack([fn(o) for o in outputs])
+    else:
+        out["targets"][start:stop] = model.encode(chunk, batch_size=batch_size, prompt=prompt,
+                                                  convert_to_numpy=True, show_progress_bar=False)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _save_atomically(path: Path, array: np.ndarray) -> None:

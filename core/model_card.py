@@ -77,11 +77,13 @@ def _training_section(training: dict[str, Any] | None, stages: dict[str, dict[st
         return ""
     rows = "\n".join(f"| {h['epoch']} | {h['validation_loss']:.4f} |" for h in training["history"])
     times = stage_times(stages)
+    share = float(training.get("start_share", 0.0))
     return f"""## Training
 
 Static vectors, token weights and a linear map (folded into the table) trained to reproduce the
 teacher's sentence embeddings of the corpus; the best epoch on the held-back slice is kept
-(epoch {training['best_epoch']}; epoch 0 is the fitted starting point).
+(epoch {training['best_epoch']}; epoch 0 is the fitted starting point). The shipped table is
+{share:.0%} that fitted start and {1 - share:.0%} the trained table (a weight-space ensemble).
 
 | epoch | validation loss |
 |---|---|

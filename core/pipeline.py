@@ -72,7 +72,8 @@ def run_recipe(
         model, vocabulary_added = result.model, result.vocabulary_added
         for name, seconds in result.stages.items():
             clock.stages[name] = {"seconds": seconds, "peak_rss_mb": round(peak_rss_mb(), 1)}
-        training = {"best_epoch": result.best_epoch, "history": result.history}
+        training = {"best_epoch": result.best_epoch, "history": result.history,
+                    "start_share": recipe.distill.start_share}
     else:
         model, vocabulary_added = _distill_by_vocabulary(recipe, teacher, texts, clock, progress)
 

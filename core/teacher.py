@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,23 +168,49 @@ def file_sha256(path: Path) -> str:
     return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
 
 
-def load_teacher(info: TeacherInfo, device: str | None = None):  # -> SentenceTransformer
-    """Load the teacher once per process; CUDA when present, else CPU."""
+def load_teacher(info: TeacherInfo, device: str | None = None, precision: str | None = None):
+    """Load the teacher once per process; CUDA when present, else CPU.
+
+    `precision` (default `DISTILLERY_TEACHER_PRECISION`, else "auto") picks the weights' dtype: on a
+    GPU "auto" means half precision (bfloat16 where the model was saved in it, as Gemma models are,
+    since their activations overflow float16; float16 otherwise), which is what makes featurizing
+    fast there; on a CPU it is always float32 (half precision is slower there, not faster).
+    """
     try:
-        return _load_sentence_transformer(info.source, info.trust_remote_code, device)
+        return _load_sentence_transformer(info.source, info.trust_remote_code, device,
+                                          precision or os.environ.get("DISTILLERY_TEACHER_PRECISION", "auto"))
     except Exception as exc:
         raise DistilleryError(f"Could not load the teacher '{info.name}': {exc}") from exc
 
 
+PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+
+
 @functools.lru_cache(maxsize=2)
-def _load_sentence_transformer(source: str, trust_remote_code: bool, device: str | None):
+def _load_sentence_transformer(source: str, trust_remote_code: bool, device: str | None, precision: str = "auto"):
     import torch
     from sentence_transformers import SentenceTransformer
 
+    if precision not in PRECISIONS:
+        raise DistilleryError(f"Unknown teacher precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)
+    model.to(getattr(torch, teacher_dtype(model, device, precision)))
     _ensure_pad_token(model.tokenizer)
     return model
+
+
+def teacher_dtype(model, device: str, precision: str = "auto") -> str:
+    """The dtype name the teacher runs in on `device` (see `load_teacher`)."""
+    if precision != "auto":
+        return precision
+    if not str(device).startswith("cuda"):
+        return "float32"
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    saved = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "")
+    # Gemma's activations overflow float16 (NaN or zeros), whatever dtype a checkpoint was saved in.
+    gemma = "gemma" in str(getattr(config, "model_type", "")).lower()
+    return "bfloat16" if gemma or "bfloat16" in saved else "float16"
 
 
 def _ensure_pad_token(tokenizer) -> None:

@@ -128,9 +128,11 @@ def train_table(
     def tensor(array: np.ndarray, dtype=np.float32) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(device)
 
-    table = torch.nn.Parameter(tensor(vectors))
-    token_w = torch.nn.Parameter(tensor(weights))
-    linear = torch.nn.Parameter(tensor(linear_init))
+    # Copies: on a CPU `tensor` shares memory with numpy, and the optimizer must not rewrite the caller's
+    # arrays (the corpus method averages the untouched start with the trained table).
+    table = torch.nn.Parameter(tensor(vectors).clone())
+    token_w = torch.nn.Parameter(tensor(weights).clone())
+    linear = torch.nn.Parameter(tensor(linear_init).clone())
     to_k = tensor(target_map)
     optimizer = torch.optim.Adam([table, token_w, linear], lr=params.learning_rate)
     # int32 ids, shared with numpy on the CPU: a million-text corpus costs ~0.6 GB here, not 1.8 GB.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.errors import DistilleryError
-from core.featurize import featurize, featurize_key
+from core.featurize import GPU_BATCH_SIZE, featurize, featurize_key
 from core.teacher import load_teacher, resolve_teacher
 from core.training import sif_weights
 
@@ -34,6 +34,39 @@ def test_targets_equal_encode_and_resume(tmp_path):
     assert other.rows == 40 and not store.shard_path(3).exists()
 
 
+class _SmallGpu:
+    """The real teacher behind a GPU whose memory holds at most 16 texts per batch (the only part that
+    stands in for hardware: a real out-of-memory error needs a real, full GPU)."""
+
+    def __init__(self, model, limit: int = 16):
+        self.model, self.limit, self.device, self.batches = model, limit, "cuda:0", []
+
+    def get_embedding_dimension(self) -> int:
+        return self.model.get_embedding_dimension()
+
+    def encode(self, texts, batch_size, **kwargs):
+        import torch
+
+        self.batches.append(batch_size)
+        if batch_size > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return self.model.encode(texts, batch_size=batch_size, **kwargs)
+
+
+def test_gpu_out_of_memory_halves_the_batch_and_keeps_it(tmp_path):
+    teacher = resolve_teacher(None)
+    model = load_teacher(teacher)
+    gpu = _SmallGpu(model)
+    messages = []
+    store = featurize(gpu, TEXTS, tmp_path / "t", "k", shard_rows=64,
+                      progress=lambda stage, fraction, message: messages.append(message))
+    assert gpu.batches[0] == GPU_BATCH_SIZE  # the GPU default, chosen by measurement
+    assert gpu.batches[-1] == 16 and gpu.batches.count(GPU_BATCH_SIZE) == 1  # later shards keep the batch that fitted
+    assert any("batch size lowered to 16" in m for m in messages)
+    expected = model.encode(TEXTS[:5], convert_to_numpy=True)
+    assert np.abs(store.open().take(np.arange(5)) - expected).max() < 2e-3
+
+
 def test_empty_corpus_refused(tmp_path):
     with pytest.raises(DistilleryError, match="empty"):
         featurize(load_teacher(resolve_teacher(None)), [], tmp_path, "k")
@@ -51,7 +84,7 @@ def test_distill_corpus_trains_and_loads(tmp_path):
     from core.distill import CORPUS_SIF_COEFFICIENT, DistillParams, save_atomically
 
     params = DistillParams(pca_dims=32, max_vocabulary_size=50, min_frequency=2, epochs=3,
-                           sif_coefficient=CORPUS_SIF_COEFFICIENT)
+                           sif_coefficient=CORPUS_SIF_COEFFICIENT, quantize_to="float32")
     seen = []
     result = distill_corpus(resolve_teacher(None), params, TEXTS, tmp_path / "work",
                             progress=lambda stage, fraction, message="": seen.append(stage))
@@ -60,10 +93,42 @@ def test_distill_corpus_trains_and_loads(tmp_path):
     assert result.history[0]["epoch"] == 0 and len(result.history) >= 2
     # Early stopping keeps the epoch with the lowest held-back loss (epoch 0 = the fitted start).
     assert result.history[result.best_epoch]["validation_loss"] == min(h["validation_loss"] for h in result.history)
+    # The shipped table averages the fitted start and the trained table (start_share 0.5 by default).
+    # (On these 200 templated texts the least-squares start is already the best epoch; that training
+    # does not overwrite the start is shown on its own in test_training_leaves_its_inputs_untouched.)
+    assert params.start_share == 0.5
+    np.testing.assert_allclose(np.asarray(result.model.embedding), (result.start_table + result.trained_table) / 2,
+                               atol=1e-5)
+    with pytest.raises(DistilleryError, match="share of the fitted start"):
+        DistillParams(start_share=1.5).validate()
     folder = save_atomically(result.model, tmp_path / "model")
     loaded = StaticModel.from_pretrained(str(folder))
     vectors = loaded.encode(["network report", "billing requests"], use_multiprocessing=False)
     assert vectors.shape == (2, 32) and np.isfinite(vectors).all()
+
+
+def test_training_leaves_its_inputs_untouched(tmp_path):
+    """The shipped table averages the fitted start with the trained one, so training must not
+    rewrite the start in place (on a CPU, torch.from_numpy shares memory with the arrays)."""
+    from core.featurize import ORDER_FILE, TargetStore
+    from core.training import TokenizedCorpus, TrainParams, train_table
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 8, size=200)
+    corpus = TokenizedCorpus(rng.integers(0, 30, size=int(lengths.sum())).astype(np.int32),
+                             np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64))
+    folder = tmp_path / "targets"
+    folder.mkdir()
+    np.save(folder / ORDER_FILE, np.arange(200))
+    np.save(folder / "targets_00000.npy", rng.normal(size=(200, 12)).astype(np.float16))
+    targets = TargetStore(folder, 200, 12, 256).open()
+    vectors, weights = rng.normal(size=(30, 8)).astype(np.float32), np.ones(30, dtype=np.float32)
+    linear, to_k = rng.normal(size=(8, 6)).astype(np.float32), rng.normal(size=(12, 6)).astype(np.float32)
+    before = [a.copy() for a in (vectors, weights, linear)]
+    result = train_table(vectors, weights, linear, to_k, corpus, targets, TrainParams(epochs=3, patience=3))
+    assert result.best_epoch > 0
+    for array, copy in zip((vectors, weights, linear), before):
+        np.testing.assert_array_equal(array, copy)
 
 
 def test_corpus_too_small_is_refused(tmp_path):

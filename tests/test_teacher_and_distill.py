@@ -26,6 +26,31 @@ def default_teacher():
     return resolve_teacher(None)
 
 
+def test_teacher_precision_half_on_gpu_float32_on_cpu(default_teacher, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = teacher_mod.load_teacher(default_teacher)
+    assert teacher_mod.teacher_dtype(model, "cpu") == "float32"
+    assert teacher_mod.teacher_dtype(model, "cuda:0") == "float16"  # MiniLM was saved in float32
+    assert teacher_mod.teacher_dtype(model, "cuda:0", "bfloat16") == "bfloat16"
+    config = model[0].auto_model.config
+    saved_type = config.model_type
+    try:
+        config.model_type = "gemma3_text"  # Gemma overflows float16, whatever its checkpoint says
+        assert teacher_mod.teacher_dtype(model, "cuda:0") == "bfloat16"
+    finally:
+        config.model_type = saved_type
+    # Weights stored in float16 (how a teacher travels to a GPU machine) run in float32 on a CPU.
+    folder = tmp_path / "half"
+    shutil.copytree(default_teacher.source, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    weights = load_file(Path(default_teacher.source) / "model.safetensors")
+    save_file({k: v.half().contiguous() for k, v in weights.items()}, folder / "model.safetensors")
+    half = teacher_mod.load_teacher(resolve_teacher(str(folder)), device="cpu")
+    assert {str(p.dtype) for p in half.parameters()} == {"torch.float32"}
+    with pytest.raises(DistilleryError, match="precision"):
+        teacher_mod.load_teacher(resolve_teacher(str(folder)), device="cpu", precision="float8")
+
+
 def test_default_teacher_resolves_and_is_verified(default_teacher):
     assert default_teacher.name == DEFAULT_TEACHER
     assert default_teacher.licence == "apache-2.0"

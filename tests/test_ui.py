@@ -49,7 +49,7 @@ def form(**overrides) -> list:
         "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
         "max_vocabulary_size": recipe.distill.max_vocabulary_size, "min_frequency": recipe.distill.min_frequency,
         "pca_dims": recipe.distill.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
-        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "seed": 0,
+        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5, "seed": 0,
     }
     from core.sources import load_catalogue
 
@@ -143,6 +143,7 @@ def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_di
         ({"method": "corpus", "corpus_size": 150}, "at least 200 texts"),
         ({"method": "corpus", "max_vocabulary_size": 0}, "vocabulary size must be at least 1"),
         ({"method": "corpus", "learning_rate": 0}, "learning rate"),
+        ({"method": "corpus", "start_share": 1.5}, "share of the fitted start"),
         ({"method": "corpus", "epochs": 0}, "Epochs"),
     ],
 )

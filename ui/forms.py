@@ -25,7 +25,7 @@ FORM_FIELDS: tuple[str, ...] = (
     *(f"{d}:{f}" for d in DOMAINS for f in DOMAIN_FIELDS),
     "corpus_size", "collection_size", "normalise", "dedupe", "min_words", "max_words",
     "use_corpus_vocabulary", "max_vocabulary_size", "min_frequency", "pca_dims", "sif_coefficient",
-    "pooling", "quantize_to", "epochs", "patience", "batch_size", "learning_rate", "seed",
+    "pooling", "quantize_to", "epochs", "patience", "batch_size", "learning_rate", "start_share", "seed",
 )
 
 
@@ -74,6 +74,7 @@ def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
     method = str(form.get("method") or "vocabulary")
     defaults = default_params(method)
     learning_rate = form.get("learning_rate")
+    start_share = form.get("start_share")
     return Recipe(
         name=str(form.get("name") or "").strip(),
         teacher=str(form.get("teacher") or "").strip() or Recipe().teacher,
@@ -100,6 +101,7 @@ def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
             batch_size=_or_default(whole(form.get("batch_size"), "The training batch size", allow_none=True),
                                    defaults.batch_size),
             learning_rate=defaults.learning_rate if learning_rate in (None, "") else float(learning_rate),
+            start_share=defaults.start_share if start_share in (None, "") else float(start_share),
         ),
         collection_size=whole(form.get("collection_size"), "The search collection size"),
         seed=whole(form.get("seed"), "The seed"),

@@ -63,6 +63,8 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         c["patience"] = gr.Number(label="Early-stop patience (epochs)", value=params.patience, precision=0)
         c["batch_size"] = gr.Number(label="Training batch size", value=params.batch_size, precision=0)
         c["learning_rate"] = gr.Number(label="Learning rate", value=params.learning_rate)
+        c["start_share"] = gr.Number(label="Share of the fitted start (0–1)", value=params.start_share,
+                                     info="averaged with the trained table; 0 = trained table only")
     with gr.Row():
         c["use_corpus_vocabulary"] = gr.Checkbox(label="Add corpus words to the vocabulary", value=True)
         c["max_vocabulary_size"] = gr.Number(label="Max corpus words", value=params.max_vocabulary_size, precision=0)
