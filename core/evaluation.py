@@ -1,4 +1,8 @@
-"""MTEB-style scores on the local development sets (STS, classification, pair classification, retrieval).
+"""MTEB-style scores on the local development sets, with a fixed protocol, for `bench/quality.py`.
+
+The product evaluates through mteb itself (`core.evaluate`). This module keeps the protocol that the
+quality bench's published figures were measured with (classification: one logistic regression fitted
+on the whole train split), so they stay comparable from run to run.
 
 Each task reads its files from the evaluation folder (`DISTILLERY_EVAL_DIR`, default
 `../shared/data/eval`) and is scored as MTEB scores its task type: Spearman of cosine (STS), accuracy
@@ -23,29 +27,10 @@ import numpy as np
 from core import settings
 from core.embedders import Embedder
 from core.errors import DistilleryError
+from core.mteb_tasks import DEV_SUITE as DEV_TASKS
+from core.mteb_tasks import LocalTask as EvalTask
 from core.progress import Progress, silent
 from core.search import embed_collection
-
-
-@dataclass(frozen=True)
-class EvalTask:
-    name: str
-    type: str  # STS | Classification | PairClassification | Retrieval
-    folder: str  # relative to the evaluation folder
-    files: tuple[str, ...]
-
-
-DEV_TASKS: tuple[EvalTask, ...] = (
-    EvalTask("STSBenchmark", "STS", "sts/stsbenchmark", ("test.jsonl.gz",)),
-    EvalTask("SICK-R", "STS", "sts/sick", ("test.jsonl.gz",)),
-    EvalTask("Banking77", "Classification", "classification/banking77", ("train.jsonl.gz", "test.jsonl.gz")),
-    EvalTask("TREC", "Classification", "classification/trec", ("train.jsonl.gz", "test.jsonl.gz")),
-    EvalTask("MRPC", "PairClassification", "pair/mrpc", ("test.jsonl.gz",)),
-    EvalTask("MedQuAD", "Retrieval", "retrieval/medquad", ("corpus.jsonl.gz", "queries.jsonl.gz", "qrels/test.tsv")),
-    EvalTask("XQuAD-en", "Retrieval", "retrieval/xquad_en", ("corpus.jsonl.gz", "queries.jsonl.gz", "qrels/test.tsv")),
-    EvalTask("PythonStdlibDoc2Code", "Retrieval", "retrieval/python_stdlib_doc2code",
-             ("corpus.jsonl.gz", "queries.jsonl.gz", "qrels/test.tsv")),
-)
 
 
 @dataclass

@@ -27,6 +27,9 @@ def render_card(record: dict[str, Any]) -> str:
     }
     if not teacher["is_local"] or teacher["name"] == DEFAULT_TEACHER:  # a Hub id, not a local folder
         front["base_model"] = teacher["name"]
+    evaluation = record.get("evaluation")
+    if evaluation:
+        front["model-index"] = _model_index(record["name"] or record["id"], evaluation)
     rows = "\n".join(
         f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,} |"
         for d, v in manifest["domains"].items()
@@ -58,7 +61,7 @@ embeddings = model.encode(["It's dangerous to go alone!"])
 Shortfalls:
 {shortfalls}
 
-{training}## Recipe
+{training}{_evaluation_section(evaluation)}## Recipe
 
 ```json
 {json.dumps(recipe, indent=2)}
@@ -90,5 +93,53 @@ teacher's sentence embeddings of the corpus; the best epoch on the held-back sli
 {rows}
 
 Stage times: {times}
+
+"""
+
+
+_HF_TASK = {"STS": "sentence-similarity", "Classification": "text-classification",
+            "PairClassification": "text-classification", "Retrieval": "text-retrieval"}
+
+
+def _model_index(name: str, evaluation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hugging Face `model-index` results: one entry per scored task, its mteb main score."""
+    from core.mteb_tasks import MAIN_SCORES
+
+    scores = evaluation["student_scores"]
+    results = [{
+        "task": {"type": _HF_TASK.get(scores["task_types"][task], "feature-extraction")},
+        "dataset": {"name": task, "type": f"distillery-local/{task}", "split": "test"},
+        "metrics": [{"type": MAIN_SCORES.get(scores["task_types"][task], "main_score"), "value": value}],
+    } for task, value in scores["tasks"].items()]
+    return [{"name": name, "results": results}]
+
+
+def _evaluation_section(evaluation: dict[str, Any] | None) -> str:
+    """Teacher and student per task, retention, speed-up and the verdict (empty before an evaluation)."""
+    if not evaluation:
+        return ""
+    student, teacher, kept = evaluation["student_scores"], evaluation["teacher_scores"], evaluation["retention"]
+    rows = "\n".join(
+        f"| {task} | {student['task_types'][task]} | {teacher['tasks'].get(task, float('nan')):.2f} | {score:.2f} | "
+        f"{kept['tasks'].get(task, float('nan')):.1%} |" for task, score in student["tasks"].items())
+    skipped = "\n".join(f"- {task}: {why}" for task, why in student.get("skipped", {}).items()) or "- none"
+    speed = evaluation.get("speed")
+    speed_line = (f"{speed['speedup']:.0f}× the teacher's throughput on CPU ({speed['student_texts_per_s']:,.0f} "
+                  f"vs {speed['teacher_texts_per_s']:,.0f} texts/s, {speed['threads']} threads, "
+                  f"{speed['texts']} corpus passages)" if speed else "not measured")
+    decision = evaluation["verdict"]
+    rows_note = "all rows" if evaluation.get("limit") is None else f"a seeded sample of {evaluation['limit']} rows per task"
+    return f"""## Evaluation ({evaluation['date']}, mteb {evaluation['mteb_version']}, {rows_note})
+
+| task | type | teacher | student | retention |
+|---|---|---|---|---|
+{rows}
+
+Retention (mean of task-type means): **{kept['overall']:.1%}**; speed-up: {speed_line}.
+Verdict: **{decision['verdict']}** (weakest task type: {decision['weakest_type']},
+{decision['weakest_retention']:.1%} retained){''.join('; ' + r for r in decision['reasons'])}.
+
+Skipped tasks:
+{skipped}
 
 """

@@ -44,6 +44,8 @@ class Recipe:
     distill: DistillParams = field(default_factory=DistillParams)
     collection_size: int = 500
     seed: int = 0
+    evaluate_after: bool = False  # queue an evaluation job (core.evaluate) when the model is saved
+    evaluation_rows: int | None = None  # rows per task for that evaluation (None: every row)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,6 +81,8 @@ def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue) -> TeacherInfo:
         raise DistilleryError(f"Unknown method '{recipe.method}'; available: {', '.join(METHODS)}.")
     if not isinstance(recipe.seed, int):
         raise DistilleryError("The seed must be a whole number.")
+    if recipe.evaluation_rows is not None and recipe.evaluation_rows < 10:
+        raise DistilleryError("Rows per task for the evaluation must be at least 10 (or empty for every row).")
     if isinstance(recipe.corpus_size, float) and (math.isnan(recipe.corpus_size) or recipe.corpus_size % 1):
         raise DistilleryError(f"The corpus size must be a whole number, not {recipe.corpus_size}.")
     if isinstance(recipe.corpus_size, float):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -13,24 +11,12 @@ from core import settings
 from core.errors import DistilleryError
 from core.recipe import Recipe, validate_recipe
 from core.sources import SourceCatalogue
+from jobs.folders import new_job_dir
 from jobs.queue import huey
 from jobs.status import TERMINAL, read_status, worker_alive, write_status
-from jobs.tasks import run_recipe_task
+from jobs.tasks import EVALUATION_REQUEST, enqueue_evaluation, run_recipe_task
 
 RECIPE_FILE = "recipe.json"
-
-
-def new_job_id(name: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "model"
-    return f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-def new_job_dir(name: str) -> tuple[str, Path]:
-    """A fresh job folder; uploads are copied here before the recipe is submitted."""
-    job_id = new_job_id(name)
-    folder = settings.jobs_dir() / job_id
-    folder.mkdir(parents=True)
-    return job_id, folder
 
 
 def submit(recipe: Recipe, catalogue: SourceCatalogue, job_id: str | None = None) -> dict[str, Any]:
@@ -75,10 +61,27 @@ def job_folder(job_id: str) -> Path:
 def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
     """Jobs, newest first: their recipe name and their current status."""
     root = settings.jobs_dir()
-    folders = sorted((p for p in root.iterdir() if (p / RECIPE_FILE).is_file()),
+    folders = sorted((p for p in root.iterdir() if (p / RECIPE_FILE).is_file() or (p / EVALUATION_REQUEST).is_file()),
                      key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
     jobs = []
     for folder in folders:
         status = read_status(folder.name) or {"job_id": folder.name, "state": "unknown"}
         jobs.append(status)
     return jobs
+
+
+def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
+                      tasks: list[str] | None = None) -> dict[str, Any]:
+    """Validate, then enqueue an evaluation of a saved model. Raises `DistilleryError` (nothing queued)."""
+    from core.evaluate import Thresholds
+    from core.registry import model_dir
+
+    model_dir(model_id)  # refuses an unknown id or a path
+    Thresholds(**(thresholds or {})).validate()
+    if limit is not None and limit < 10:
+        raise DistilleryError("Rows per task must be at least 10 (or empty for every row).")
+    job_id = enqueue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks})
+    status = read_status(job_id) or {}
+    if not worker_alive():
+        status["warning"] = "No worker is running: the evaluation is queued and starts when a worker starts."
+    return status

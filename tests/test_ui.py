@@ -49,7 +49,8 @@ def form(**overrides) -> list:
         "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
         "max_vocabulary_size": recipe.distill.max_vocabulary_size, "min_frequency": recipe.distill.min_frequency,
         "pca_dims": recipe.distill.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
-        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5, "seed": 0,
+        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5, "seed": 0, "evaluate_after": False,
+        "evaluation_rows": None,
     }
     from core.sources import load_catalogue
 
@@ -145,9 +146,11 @@ def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_di
         ({"method": "corpus", "learning_rate": 0}, "learning rate"),
         ({"method": "corpus", "start_share": 1.5}, "share of the fitted start"),
         ({"method": "corpus", "epochs": 0}, "Epochs"),
+        ({"evaluate_after": True, "evaluation_rows": 3}, "at least 10"),
     ],
 )
 def test_bad_input_is_explained_and_nothing_is_queued(client: Client, data_dir, overrides, expected):
+    (data_dir / "jobs").mkdir(exist_ok=True)
     before = set((data_dir / "jobs").iterdir())
     message = client.predict(*form(**overrides), api_name="/submit_recipe")
     assert message.startswith("❌") and expected in message, message
@@ -173,3 +176,27 @@ def test_preview_shows_every_domain(client: Client):
     table = client.predict(*form(), api_name="/preview_corpus")
     domains = {row[0] for row in table["data"]}
     assert domains == set(DOMAINS)
+
+
+def test_evaluation_after_distillation_and_the_evaluate_tab(client: Client):
+    message = client.predict(*form(name="eval-ui", evaluate_after=True, evaluation_rows=30), api_name="/submit_recipe")
+    job_id = re.search(r"Submitted job `([^`]+)`", message).group(1)
+    status, _ = wait_for(client, job_id)
+    assert status["state"] == "done" and "evaluation queued as" in status["message"], status
+    evaluation_job = re.search(r"evaluation queued as (\S+)", status["message"]).group(1)
+    evaluated, seen = wait_for(client, evaluation_job, timeout=600)
+    assert evaluated["state"] == "done", evaluated
+    assert any(s.get("stage") == "evaluate" for s in seen)  # progress per task reached the Jobs tab
+    model_id = status["model_id"]
+    verdict_md, scores, chart, kept = client.predict([model_id], api_name="/evaluation_results")
+    assert model_id in verdict_md and re.search(r"\*\*(optimal|viable|not viable)\*\*", verdict_md.replace(
+        f"**{model_id}: ", "**")), verdict_md
+    assert {row[0] for row in scores["data"]} == {"STSBenchmark", "SICK-R", "Banking77", "TREC", "MRPC", "MedQuAD",
+                                                 "XQuAD-en", "PythonStdlibDoc2Code"}
+    assert len(scores["headers"]) == 4  # task, type, teacher, this student
+    assert chart is not None and kept["data"][0][0] == model_id
+    # Bad input: an unknown model and an impossible threshold are refused with a message, nothing queued.
+    queued = client.predict([model_id, "no-such-model"], 5, 0.83, 50, 0.89, 100, api_name="/evaluate")
+    assert "at least 10" in queued and "no-such-model" in queued
+    queued = client.predict([model_id], 30, 0.95, 50, 0.89, 100, api_name="/evaluate")
+    assert "viable ≤ optimal" in queued

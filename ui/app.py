@@ -1,11 +1,11 @@
-"""The Gradio app: three tabs over `core` and `jobs`. Layout only; the work happens elsewhere."""
+"""The Gradio app: four tabs over `core` and `jobs`. Layout only; the work happens elsewhere."""
 
 from __future__ import annotations
 
 import gradio as gr
 
 from core.sources import load_catalogue
-from ui import compare_tab, jobs_tab, recipe_tab
+from ui import compare_tab, evaluate_tab, jobs_tab, recipe_tab
 
 TITLE = "Distillery — distil a sentence-embedding model into a fast static model"
 
@@ -22,8 +22,12 @@ def build_app() -> gr.Blocks:
                 jobs = jobs_tab.build()
             with gr.Tab("Compare", id="compare"):
                 compare = compare_tab.build()
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate = evaluate_tab.build()
         gr.api(jobs_tab.api_job_status, api_name="job_status")
         demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
         demo.load(lambda: gr.Dropdown(choices=compare_tab.model_choices()), None, compare["model"],
+                  api_visibility="private")
+        demo.load(lambda: gr.Dropdown(choices=compare_tab.model_choices()), None, evaluate["models"],
                   api_visibility="private")
     return demo

@@ -25,7 +25,8 @@ FORM_FIELDS: tuple[str, ...] = (
     *(f"{d}:{f}" for d in DOMAINS for f in DOMAIN_FIELDS),
     "corpus_size", "collection_size", "normalise", "dedupe", "min_words", "max_words",
     "use_corpus_vocabulary", "max_vocabulary_size", "min_frequency", "pca_dims", "sif_coefficient",
-    "pooling", "quantize_to", "epochs", "patience", "batch_size", "learning_rate", "start_share", "seed",
+    "pooling", "quantize_to", "epochs", "patience", "batch_size", "learning_rate", "start_share", "seed", "evaluate_after",
+    "evaluation_rows",
 )
 
 
@@ -105,6 +106,8 @@ def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
         ),
         collection_size=whole(form.get("collection_size"), "The search collection size"),
         seed=whole(form.get("seed"), "The seed"),
+        evaluate_after=bool(form.get("evaluate_after")),
+        evaluation_rows=whole(form.get("evaluation_rows"), "Rows per task", allow_none=True) or None,
     )
 
 

@@ -17,6 +17,7 @@ from core.recipe import METHODS, Recipe, default_params
 from core.sources import SourceCatalogue
 from core.uploads import accept_upload
 from jobs import client
+from jobs.folders import new_job_dir
 from ui.forms import (FORM_FIELDS, as_form, recipe_from_form, shares_from_form, shares_summary, upload_fields,
                       upload_path)
 
@@ -74,6 +75,8 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         c["pooling"] = gr.Dropdown(list(POOLING), value=params.pooling, label="Pooling")
         c["quantize_to"] = gr.Dropdown(list(QUANTIZE), value=params.quantize_to, label="Quantize to")
         c["seed"] = gr.Number(label="Seed", value=0, precision=0)
+        c["evaluate_after"] = gr.Checkbox(label="Evaluate when saved (Evaluate tab)", value=False)
+        c["evaluation_rows"] = gr.Number(label="…on rows per task (empty: all)", value=None, precision=0)
     with gr.Row():
         preview_btn = gr.Button("Preview corpus samples")
         submit_btn = gr.Button("Distill", variant="primary")
@@ -129,7 +132,7 @@ def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> pd.DataFram
 
 def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
     form = as_form(values)
-    job_id, job_dir = client.new_job_dir(str(form.get("name") or ""))
+    job_id, job_dir = new_job_dir(str(form.get("name") or ""))
     try:
         recipe = recipe_from_form(form, job_dir)
         status = client.submit(recipe, catalogue, job_id)
