@@ -45,12 +45,26 @@ class Thresholds:
 
 
 def task_refs(names: Sequence[str] | None) -> tuple[TaskRef, ...]:
-    """Names to tasks: a development-suite name is the local task, any other name an mteb (Hub) task;
-    none means the whole development suite."""
+    """Names to tasks: a development-suite name is the local task, an mteb benchmark name (such as
+    "MTEB(eng, v2)") its tasks, any other name an mteb (Hub) task; none means the development suite."""
     if not names:
         return DEV_SUITE
     local = {t.name: t for t in DEV_SUITE}
-    return tuple(local.get(name, name) for name in names)
+    refs: list[TaskRef] = []
+    for name in names:
+        refs.extend(hub_task_names(name) if name.startswith("MTEB(") else [local.get(name, name)])
+    return tuple(refs)
+
+
+def check_task_names(names: Sequence[str] | None) -> None:
+    """Refuse unknown task or benchmark names before anything is queued (mteb's metadata is local)."""
+    mteb = import_mteb()
+    for ref in task_refs(names):
+        if isinstance(ref, str):
+            try:
+                mteb.get_task(ref)
+            except Exception as exc:  # noqa: BLE001 - KeyError or ValueError, by mteb version
+                raise DistilleryError(f"mteb has no task named '{ref}'.") from exc
 
 
 def evaluate_model(model, label: str, tasks: Sequence[TaskRef] = DEV_SUITE, progress: Progress = silent,
@@ -183,7 +197,10 @@ def load_student_model(folder: Path):  # -> SentenceTransformer
 def hub_task_names(benchmark: str = ENGLISH_BENCHMARK) -> list[str]:
     """The task names of an mteb benchmark (metadata ships with mteb; the data comes from the Hub)."""
     mteb = import_mteb()
-    return [task.metadata.name for task in mteb.get_benchmark(benchmark).tasks]
+    try:
+        return [task.metadata.name for task in mteb.get_benchmark(benchmark).tasks]
+    except Exception as exc:  # noqa: BLE001 - mteb raises KeyError or ValueError for unknown names
+        raise DistilleryError(f"mteb has no benchmark named '{benchmark}': {exc}") from exc
 
 
 def _build_task(ref: TaskRef, eval_dir: Path, limit: int | None):
@@ -246,6 +263,9 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
     started = time.perf_counter()
     teacher_result = teacher_scores(teacher, tasks, progress, limit)
     student_result = evaluate_model(student, record["id"], tasks, progress, limit)
+    if not student_result["tasks"]:
+        reasons = "; ".join(f"{t}: {why}" for t, why in list(student_result["skipped"].items())[:5])
+        raise DistilleryError(f"No task could be scored ({reasons}).")
     kept = retention(student_result, teacher_result)
     progress("speed", 0.0, "timing teacher and student on the same texts")
     speed = measure_speedup(record, model_dir, speed_texts)

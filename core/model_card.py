@@ -31,7 +31,8 @@ def render_card(record: dict[str, Any]) -> str:
     if evaluation:
         front["model-index"] = _model_index(record["name"] or record["id"], evaluation)
     rows = "\n".join(
-        f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,} |"
+        f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,} | "
+        f"{', '.join(s.get('name', '?') for s in v.get('sources', [])) or '—'} |"
         for d, v in manifest["domains"].items()
     )
     shortfalls = "\n".join(f"- {s['message']}" for s in manifest["shortfalls"]) or "- none"
@@ -54,8 +55,8 @@ embeddings = model.encode(["It's dangerous to go alone!"])
 
 ## Corpus ({manifest['size']:,} texts, content sha256 `{manifest['content_sha256'][:16]}…`)
 
-| domain | requested | realised | texts |
-|---|---|---|---|
+| domain | requested | realised | texts | sources |
+|---|---|---|---|---|
 {rows}
 
 Shortfalls:

@@ -73,11 +73,12 @@ def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
 def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
                       tasks: list[str] | None = None) -> dict[str, Any]:
     """Validate, then enqueue an evaluation of a saved model. Raises `DistilleryError` (nothing queued)."""
-    from core.evaluate import Thresholds
+    from core.evaluate import Thresholds, check_task_names
     from core.registry import model_dir
 
     model_dir(model_id)  # refuses an unknown id or a path
     Thresholds(**(thresholds or {})).validate()
+    check_task_names(tasks)
     if limit is not None and limit < 10:
         raise DistilleryError("Rows per task must be at least 10 (or empty for every row).")
     job_id = enqueue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks})

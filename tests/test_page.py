@@ -26,7 +26,7 @@ def test_page_renders_tabs_sliders_and_shares(server):  # noqa: F811
     rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)  # drop the config, keep the rendered DOM
     assert rendered.count('type="range"') >= 5, "the five domain sliders were not rendered"
     tabs = re.findall(r'role="tab"[^>]*>(.*?)</button>', rendered, flags=re.S)
-    assert {"Recipe", "Jobs", "Compare"} <= {re.sub(r"<[^>]+>", "", t).strip() for t in tabs}, tabs
+    assert {"Recipe", "Jobs", "Compare", "Evaluate"} <= {re.sub(r"<[^>]+>", "", t).strip() for t in tabs}, tabs
     assert "Normalised shares:" in rendered and "<strong>academic</strong>" in rendered
     radios = re.findall(r'<input[^>]*type="radio"[^>]*>', rendered)
     assert any('value="corpus"' in r for r in radios) and any('value="vocabulary"' in r for r in radios), radios

@@ -196,7 +196,15 @@ def test_evaluation_after_distillation_and_the_evaluate_tab(client: Client):
     assert len(scores["headers"]) == 4  # task, type, teacher, this student
     assert chart is not None and kept["data"][0][0] == model_id
     # Bad input: an unknown model and an impossible threshold are refused with a message, nothing queued.
-    queued = client.predict([model_id, "no-such-model"], 5, 0.83, 50, 0.89, 100, api_name="/evaluate")
+    queued = client.predict([model_id, "no-such-model"], 5, 0.83, 50, 0.89, 100, "", api_name="/evaluate")
     assert "at least 10" in queued and "no-such-model" in queued
-    queued = client.predict([model_id], 30, 0.95, 50, 0.89, 100, api_name="/evaluate")
+    queued = client.predict([model_id], 30, 0.95, 50, 0.89, 100, "", api_name="/evaluate")
     assert "viable ≤ optimal" in queued
+    queued = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MRPC, NoSuchTask", api_name="/evaluate")
+    assert "no task named 'NoSuchTask'" in queued
+    # The English MTEB benchmark by name: its data is on the Hub, out of reach here, so the job ends
+    # with that reason for every task instead of a crash.
+    queued = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MTEB(eng, v2)", api_name="/evaluate")
+    hub_job = re.search(r"queued as `([^`]+)`", queued).group(1)
+    failed, _ = wait_for(client, hub_job)
+    assert failed["state"] == "failed" and "not reachable" in failed["error"], failed

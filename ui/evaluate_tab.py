@@ -7,6 +7,7 @@ table, one grouped bar chart per task, retention per task type, and each student
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import gradio as gr
@@ -33,6 +34,8 @@ def build() -> dict[str, Any]:
         viable_s = gr.Number(label="Viable: speed-up ≥", value=DEFAULTS.viable_speedup)
         optimal_r = gr.Number(label="Optimal: retention ≥", value=DEFAULTS.optimal_retention)
         optimal_s = gr.Number(label="Optimal: speed-up ≥", value=DEFAULTS.optimal_speedup)
+    tasks = gr.Textbox(label="Tasks: empty for the local development suite, or mteb task names and benchmarks "
+                             "(e.g. STSBenchmark, SciFact, MTEB(eng, v2)), comma-separated; Hub tasks need the Hub")
     with gr.Row():
         run_btn = gr.Button("Evaluate selected models (background job)", variant="primary")
         show_btn = gr.Button("Show results")
@@ -43,21 +46,24 @@ def build() -> dict[str, Any]:
     retention_df = gr.Dataframe(label="Retention per task type (student / teacher)", interactive=False)
 
     refresh_btn.click(lambda: gr.Dropdown(choices=model_choices()), None, models, api_visibility="private")
-    run_btn.click(start, [models, limit, viable_r, viable_s, optimal_r, optimal_s], queued_md, api_name="evaluate")
+    run_btn.click(start, [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks], queued_md,
+                  api_name="evaluate")
     show_btn.click(show, models, [verdict_md, scores_df, chart, retention_df], api_name="evaluation_results")
     return {"models": models}
 
 
 def start(model_ids: list[str] | None, limit: float | None, viable_r: float, viable_s: float, optimal_r: float,
-          optimal_s: float) -> str:
+          optimal_s: float, tasks: str | None = None) -> str:
     if not model_ids:
         return "Choose at least one model first."
     thresholds = {"viable_retention": viable_r, "viable_speedup": viable_s, "optimal_retention": optimal_r,
                   "optimal_speedup": optimal_s}
+    names = [n.strip() for n in re.split(r",(?![^()]*\))", tasks or "") if n.strip()] or None
     lines = []
     for model_id in model_ids:
         try:
-            status = client.submit_evaluation(model_id, None if limit in (None, "") else int(limit), thresholds)
+            status = client.submit_evaluation(model_id, None if limit in (None, "") else int(limit), thresholds,
+                                              names)
             lines.append(f"- `{model_id}`: queued as `{status['job_id']}` (Jobs tab). {status.get('warning', '')}")
         except DistilleryError as exc:
             lines.append(f"- `{model_id}`: ❌ {exc}")
