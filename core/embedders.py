@@ -37,9 +37,9 @@ def teacher_embedder(info: TeacherInfo, batch_size: int = 32) -> Embedder:
     return Embedder("teacher", info.fingerprint, encode, torch.get_num_threads())
 
 
-def query_encoder(info: TeacherInfo) -> Callable[[Sequence[str]], np.ndarray]:
-    """The teacher's query side (its `query` prompt where it defines one)."""
-    model = load_teacher(info)
+def query_encoder(info: TeacherInfo, device: str | None = None) -> Callable[[Sequence[str]], np.ndarray]:
+    """The teacher's query side (its `query` prompt where it defines one); `device` None: CUDA when present."""
+    model = load_teacher(info, device=device)
     prompt = info.prompts.get("query")
     return lambda texts: np.asarray(
         model.encode(list(texts), prompt=prompt, normalize_embeddings=True, show_progress_bar=False), dtype=np.float32

@@ -296,7 +296,8 @@ def measure_speedup(record: dict[str, Any], model_dir: Path, max_texts: int = 25
     except DistilleryError:
         return None
     teacher = _record_teacher(record)
-    reports = compare_speed(query_encoder(teacher), student_embedder(model_dir).encode, texts[:20], texts)
+    # On the CPU, both: the verdict's speed-up is a CPU figure, even on a machine with a GPU.
+    reports = compare_speed(query_encoder(teacher, device="cpu"), student_embedder(model_dir).encode, texts[:20], texts)
     by_label = {r.label: r for r in reports}
     ratio = by_label["student"].throughput_per_s / by_label["teacher"].throughput_per_s
     return {"speedup": round(ratio, 1), "threads": reports[0].threads, "texts": len(texts),

@@ -200,6 +200,8 @@ def test_evaluation_after_distillation_and_the_evaluate_tab(client: Client):
     assert "at least 10" in queued and "no-such-model" in queued
     queued = client.predict([model_id], 30, 0.95, 50, 0.89, 100, "", api_name="/evaluate")
     assert "viable ≤ optimal" in queued
+    assert "choose a finished model" in client.predict("", api_name="/evaluate_from_jobs").lower()
+    assert "❌" in client.predict("../../etc", api_name="/evaluate_from_jobs")
     queued = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MRPC, NoSuchTask", api_name="/evaluate")
     assert "no task named 'NoSuchTask'" in queued
     # The English MTEB benchmark by name: its data is on the Hub, out of reach here, so the job ends

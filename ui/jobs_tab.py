@@ -29,10 +29,17 @@ def build() -> dict[str, Any]:
     cancel_md = gr.Markdown()
     gr.Markdown("### Finished models")
     models_df = gr.Dataframe(headers=MODEL_COLUMNS, label="Models", interactive=False, wrap=True)
+    with gr.Row():
+        eval_choice = gr.Dropdown(label="Model to evaluate (the whole development suite; thresholds and task "
+                                        "choice in the Evaluate tab)", choices=[], allow_custom_value=True, scale=3)
+        eval_btn = gr.Button("Evaluate model", scale=1)
+    eval_md = gr.Markdown()
     timer = gr.Timer(POLL_SECONDS)
     outputs = [worker_md, bars, jobs_df, job_choice, models_df]
     timer.tick(refresh, None, outputs, api_visibility="private", show_progress="hidden")
     cancel_btn.click(cancel, job_choice, cancel_md, api_name="cancel_job")
+    eval_btn.click(evaluate, eval_choice, eval_md, api_name="evaluate_from_jobs")
+    models_df.select(_picked_model, None, eval_choice, api_visibility="private")
     gr.Button("Refresh", size="sm").click(refresh, None, outputs, api_visibility="private")
     return {"timer": timer, "models_df": models_df, "refresh_outputs": outputs}
 
@@ -54,6 +61,21 @@ def models_table() -> pd.DataFrame:
                      r.get("vocabulary_size"), r["corpus"]["size"], len(r["corpus"]["shortfalls"]),
                      round(sum(s["seconds"] for s in r.get("stages", {}).values()), 1)])
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
+
+
+def _picked_model(event: gr.SelectData):
+    """A click on a row of the models table chooses that model for evaluation."""
+    return gr.Dropdown(value=event.row_value[0]) if event.row_value else gr.Dropdown()
+
+
+def evaluate(model_id: str | None) -> str:
+    if not model_id:
+        return "Choose a finished model first (or click its row above)."
+    try:
+        status = client.submit_evaluation(model_id)
+    except DistilleryError as exc:
+        return f"❌ {exc}"
+    return f"Evaluation of `{model_id}` queued as `{status['job_id']}`. {status.get('warning', '')}"
 
 
 def cancel(job_id: str | None) -> str:
