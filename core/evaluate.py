@@ -76,7 +76,7 @@ def evaluate_model(model, label: str, tasks: Sequence[TaskRef] = DEV_SUITE, prog
     skipped: dict[str, str] = {}
     started = time.perf_counter()
     for i, ref in enumerate(tasks):
-        name = ref.name if isinstance(ref, LocalTask) else ref
+        name = _name(ref)
         progress("evaluate", i / len(tasks), f"{label}: {name}")
         try:
             task = _build_task(ref, eval_dir, limit)
