@@ -58,13 +58,9 @@ def task_refs(names: Sequence[str] | None) -> tuple[TaskRef, ...]:
 
 def check_task_names(names: Sequence[str] | None) -> None:
     """Refuse unknown task or benchmark names before anything is queued (mteb's metadata is local)."""
-    mteb = import_mteb()
     for ref in task_refs(names):
         if isinstance(ref, str):
-            try:
-                mteb.get_task(ref)
-            except Exception as exc:  # noqa: BLE001 - KeyError or ValueError, by mteb version
-                raise DistilleryError(f"mteb has no task named '{ref}'.") from exc
+            _mteb_task_by_name(ref)
 
 
 def evaluate_model(model, label: str, tasks: Sequence[TaskRef] = DEV_SUITE, progress: Progress = silent,
@@ -104,8 +100,9 @@ def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, p
     folder.mkdir(parents=True, exist_ok=True)
     cached: dict[str, dict[str, Any]] = {}
     missing: list[TaskRef] = []
+    paths = {_name(ref): folder / f"{_cache_key(teacher, ref, eval_dir, limit)}.json" for ref in tasks}
     for ref in tasks:
-        path = folder / f"{_cache_key(teacher, ref, eval_dir, limit)}.json"
+        path = paths[_name(ref)]
         if path.is_file():
             cached[_name(ref)] = json.loads(path.read_text())
         else:
@@ -118,7 +115,7 @@ def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, p
             name = _name(ref)
             if name in fresh["tasks"]:  # skipped tasks are not cached: the data may be fixed later
                 entry = {"score": fresh["tasks"][name], "type": fresh["task_types"][name]}
-                _write_json(folder / f"{_cache_key(teacher, ref, eval_dir, limit)}.json", entry)
+                _write_json(paths[name], entry)
                 cached[name] = entry
         skipped = fresh["skipped"]
     else:
@@ -210,11 +207,15 @@ def _build_task(ref: TaskRef, eval_dir: Path, limit: int | None):
 
     if not hub_reachable():
         raise DistilleryError("the Hugging Face Hub is not reachable, so this mteb task's data cannot be loaded")
-    mteb = import_mteb()
+    return _mteb_task_by_name(ref)
+
+
+def _mteb_task_by_name(name: str):
+    """mteb's task object (its metadata is local; its data is fetched only when evaluated)."""
     try:
-        return mteb.get_task(ref)
+        return import_mteb().get_task(name)
     except Exception as exc:  # noqa: BLE001 - mteb raises KeyError or ValueError for unknown names
-        raise DistilleryError(f"mteb has no task named '{ref}': {exc}") from exc
+        raise DistilleryError(f"mteb has no task named '{name}'.") from exc
 
 
 def _score(model, task, batch_size: int) -> float:
@@ -268,7 +269,7 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
         raise DistilleryError(f"No task could be scored ({reasons}).")
     kept = retention(student_result, teacher_result)
     progress("speed", 0.0, "timing teacher and student on the same texts")
-    speed = measure_speedup(record, model_dir, speed_texts)
+    speed = measure_speedup(record, teacher, model_dir, speed_texts)
     progress("speed", 1.0, f"student {speed['speedup']:.0f}× faster" if speed else "no texts to time")
     report = {
         "model_id": record["id"], "teacher": teacher.name, "date": time.strftime("%Y-%m-%d"),
@@ -286,7 +287,8 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
     return report
 
 
-def measure_speedup(record: dict[str, Any], model_dir: Path, max_texts: int = 256) -> dict[str, Any] | None:
+def measure_speedup(record: dict[str, Any], teacher: TeacherInfo, model_dir: Path,
+                    max_texts: int = 256) -> dict[str, Any] | None:
     """Throughput of student and teacher on the model's own corpus sample, same threads (the Compare tab's code)."""
     from core.compare import compare_speed, default_collection
     from core.embedders import query_encoder, student_embedder
@@ -295,7 +297,6 @@ def measure_speedup(record: dict[str, Any], model_dir: Path, max_texts: int = 25
         texts = default_collection(record)[:max_texts]
     except DistilleryError:
         return None
-    teacher = _record_teacher(record)
     # On the CPU, both: the verdict's speed-up is a CPU figure, even on a machine with a GPU.
     reports = compare_speed(query_encoder(teacher, device="cpu"), student_embedder(model_dir).encode, texts[:20], texts)
     by_label = {r.label: r for r in reports}
