@@ -8,9 +8,8 @@ on the same texts with the same thread limit (torch and BLAS alike), after a war
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from core.progress import Progress, silent
 from core.registry import folder_size
 from core.search import Hit, embed_collection, overlap, search
 from core.teacher import TeacherInfo, resolve_teacher
-from core.timing import SpeedReport, measure
+from core.timing import Contender, Encode, SpeedReport, all_cores, race
 
 MAX_USER_TEXTS = 5_000
 
@@ -81,25 +80,43 @@ class CompareSession:
         student_hits = search(student_vector, self.student_matrix, self.texts, k)
         return Comparison(query, teacher_hits, student_hits, overlap(teacher_hits, student_hits), teacher_ms, student_ms)
 
-    def speed(self, queries: Sequence[str], threads: int | None = None, max_texts: int = 256) -> list[SpeedReport]:
+    def speed(self, queries: Sequence[str], threads: int | Sequence[int] | None = None, max_texts: int = 256,
+              on_report: Callable[[SpeedReport], None] | None = None) -> list[SpeedReport]:
         """Both models timed on the same queries and texts, under the same thread limit."""
-        return compare_speed(self._teacher_query, self.student.encode, queries, self.texts[:max_texts], threads)
+        return compare_speed(self._teacher_query, self.student.encode, queries, self.texts[:max_texts], threads,
+                             on_report)
 
 
-def compare_speed(teacher_encode, student_encode, queries: Sequence[str], texts: Sequence[str],
-                  threads: int | None = None) -> list[SpeedReport]:
-    import torch
-    from threadpoolctl import threadpool_limits
+def compare_speed(teacher_encode: Encode, student_encode: Encode, queries: Sequence[str], texts: Sequence[str],
+                  threads: int | Sequence[int] | None = None,
+                  on_report: Callable[[SpeedReport], None] | None = None) -> list[SpeedReport]:
+    """Teacher then student at each thread count (default: all cores), the reports in that order."""
+    counts = [threads] if isinstance(threads, int) else list(threads or [all_cores()])
+    return race([Contender("teacher", teacher_encode, queries, texts),
+                 Contender("student", student_encode, queries, texts)], counts, min_seconds=0.2, on_report=on_report)
 
-    threads = threads or os.cpu_count() or 1
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with threadpool_limits(threads):
-            return [measure("teacher", teacher_encode, threads, queries, texts),
-                    measure("student", student_encode, threads, queries, texts, min_seconds=0.2)]
-    finally:
-        torch.set_num_threads(previous)
+
+def model_overview(records: Sequence[dict]) -> list[dict]:
+    """A row per finished model for the model list: what it is, its size on disk and its load time."""
+    return [{"model": r.get("name") or r["id"], "id": r["id"], "method": r.get("recipe", {}).get("method", "vocabulary"),
+             "dims": r.get("dimension"), "tokens": r.get("vocabulary_size"), "size_mb": r.get("size_mb"),
+             "load_ms": round(load_seconds(Path(r["path"])) * 1000, 1)} for r in records]
+
+
+_load_times: dict[tuple[str, int], float] = {}
+
+
+def load_seconds(folder: Path) -> float:
+    """Seconds `StaticModel.from_pretrained` takes on this folder, measured once per version of its weights."""
+    from model2vec import StaticModel
+
+    weights = Path(folder) / "model.safetensors"
+    key = (str(folder), weights.stat().st_mtime_ns if weights.exists() else 0)
+    if key not in _load_times:
+        start = time.perf_counter()
+        StaticModel.from_pretrained(str(folder))
+        _load_times[key] = time.perf_counter() - start
+    return _load_times[key]
 
 
 def default_collection(record: dict) -> list[str]:

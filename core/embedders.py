@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from core.static_encoder import StaticEncoder
 from core.teacher import TeacherInfo, load_teacher
 
 
@@ -47,11 +48,10 @@ def query_encoder(info: TeacherInfo, device: str | None = None) -> Callable[[Seq
 
 
 def student_embedder(model_dir: Path) -> Embedder:
-    model = load_student(str(model_dir))
+    encoder = StaticEncoder(load_student(str(model_dir)))
 
     def encode(texts: Sequence[str]) -> np.ndarray:
-        vectors = model.encode(list(texts), use_multiprocessing=False, show_progress_bar=False)
-        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors = np.asarray(encoder.encode(list(texts)), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.maximum(norms, 1e-12)
 

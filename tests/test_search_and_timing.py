@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -142,3 +144,51 @@ def test_throughput_reflects_the_cost_of_encoding():
 
     rate = throughput(slow, [f"t{i}" for i in range(64)], batch_size=32)
     assert 0 < rate < 1000 * 1.05  # at most ~1,000 texts/s when each costs 1 ms
+
+
+def test_thread_limit_sets_and_restores_torch_and_the_tokenizer_switch(monkeypatch):
+    import os
+
+    import torch
+
+    from core.static_encoder import parallel_allowed
+    from core.timing import thread_limit
+
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    before = torch.get_num_threads()
+    with thread_limit(1):
+        assert torch.get_num_threads() == 1 and not parallel_allowed()
+    assert torch.get_num_threads() == before and "TOKENIZERS_PARALLELISM" not in os.environ
+    assert parallel_allowed()
+
+
+def test_race_times_every_contender_at_every_thread_count_in_order():
+    from core.timing import Contender, race
+
+    def encode(texts):
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    seen = []
+    reports = race([Contender("a", encode, ["q1", "q2", "q3"], ["t"] * 50),
+                    Contender("b", encode, ["q1"], ["t"] * 10)], [1, 2], short_throughput=True, on_report=seen.append)
+    assert [(r.label, r.threads) for r in reports] == [("a", 1), ("b", 1), ("a", 2), ("b", 2)]
+    assert seen == reports
+    assert [len(r.latencies_ms) for r in reports] == [3, 1, 3, 1]
+    assert all(r.short_per_s > 0 and r.query_p50_ms <= r.query_p99_ms for r in reports)
+
+
+def test_model_overview_measures_load_time_once_per_weights(tmp_path):
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    from core import compare
+    from core.teacher import DEFAULT_TEACHER, resolve_teacher
+
+    tokenizer = Tokenizer.from_file(str(Path(resolve_teacher(DEFAULT_TEACHER).source) / "tokenizer.json"))
+    StaticModel(np.ones((tokenizer.get_vocab_size(), 8), dtype=np.float32), tokenizer).save_pretrained(str(tmp_path))
+    record = {"id": "m", "name": "tiny", "path": str(tmp_path), "dimension": 8, "vocabulary_size": 10, "size_mb": 1.0}
+    [row] = compare.model_overview([record])
+    assert row["model"] == "tiny" and row["method"] == "vocabulary" and 0 < row["load_ms"] < 10_000
+    key = next(k for k in compare._load_times if k[0] == str(tmp_path))
+    compare._load_times[key] = 123.0  # a second listing reads the measurement, not the disk
+    assert compare.model_overview([record])[0]["load_ms"] == 123_000.0

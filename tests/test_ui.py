@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import time
@@ -103,9 +104,15 @@ def test_submit_poll_and_search(client: Client):
     assert "collection of 6 texts" in summary
     assert teacher["data"][0][2] == "how to install python packages"
 
-    plot, speed = client.predict(model_id, "python", texts, None, api_name="/measure_speed")
-    assert "higher throughput" in speed and "Threads:" in speed
-    assert plot is not None
+    counts = sorted({1, os.cpu_count() or 1})
+    plot, speed = client.predict(model_id, "python", texts, None, "book a table for two\ncheap flights to rome\n",
+                                 [str(n) for n in counts], api_name="/measure_speed")
+    assert f"Threads: {', '.join(map(str, counts))}" in speed and "2 single queries" in speed, speed
+    assert speed.count("higher throughput") == len(counts)
+    traces = json.loads(plot["plot"])["data"]
+    boxes = [t for t in traces if t["type"] == "box"]
+    assert len(boxes) == 2 * len(counts) and all(len(b["x"]) == 2 for b in boxes)  # one latency per query
+    assert {t["x"][0] for t in traces if t["type"] == "bar"} == {b["name"] for b in boxes}
 
 
 def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_dir):

@@ -11,16 +11,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from core.compare import CompareSession
+from core.compare import CompareSession, model_overview
 from core.errors import DistilleryError
 from core.registry import list_models, model_dir
 from core.search import texts_digest
 from core.sources import SourceSpec, iter_documents
-from core.timing import SpeedReport
+from core.timing import SpeedReport, all_cores
 from core.uploads import check_upload
 from ui.forms import upload_path
 
 HIT_COLUMNS = ["rank", "score", "text"]
+MODEL_COLUMNS = ["model", "id", "method", "dims", "tokens", "size_mb", "load_ms"]
+MAX_TIMING_QUERIES = 200
 _sessions: dict[tuple[str, str], CompareSession] = {}
 _lock = threading.Lock()
 
@@ -30,6 +32,8 @@ def build() -> dict[str, Any]:
         model = gr.Dropdown(label="Model", choices=model_choices(), allow_custom_value=True, scale=4)
         refresh_btn = gr.Button("↻ models", size="sm", scale=1)
     info_md = gr.Markdown()
+    models_df = gr.Dataframe(value=model_rows, label="Finished models: size on disk and load time "
+                             "(StaticModel.from_pretrained, measured here)", interactive=False)
     with gr.Accordion("Collection to search (default: a sample of the model's corpus)", open=False):
         own_texts = gr.Textbox(label="Your own texts, one per line (leave empty for the corpus sample)", lines=5)
         own_file = gr.File(label="…or a .txt file, one text per line", file_types=[".txt"])
@@ -40,21 +44,35 @@ def build() -> dict[str, Any]:
     with gr.Row():
         teacher_df = gr.Dataframe(headers=HIT_COLUMNS, label="Teacher top-5", wrap=True, interactive=False)
         student_df = gr.Dataframe(headers=HIT_COLUMNS, label="Student top-5", wrap=True, interactive=False)
+    with gr.Row():
+        timing_queries = gr.Textbox(label="Queries to time, one per line (default: your query and 30 texts of "
+                                    "the collection, cut to 12 words)", lines=3, scale=3)
+        threads = gr.CheckboxGroup(label="Threads (torch, BLAS and the tokenizer)", choices=thread_choices(),
+                                   value=thread_choices(), scale=1)
     speed_btn = gr.Button("Measure speed on this collection")
     speed_plot = gr.Plot(label="Latency and throughput, teacher vs student")
     speed_md = gr.Markdown()
 
-    refresh_btn.click(lambda: gr.Dropdown(choices=model_choices()), None, model, api_visibility="private")
+    refresh_btn.click(lambda: (gr.Dropdown(choices=model_choices()), model_rows()), None, [model, models_df],
+                      api_visibility="private")
     model.change(model_info, model, info_md, api_name="model_info")
     search_args = [model, query, own_texts, own_file]
     search_btn.click(run_search, search_args, [summary_md, teacher_df, student_df], api_name="search")
     query.submit(run_search, search_args, [summary_md, teacher_df, student_df], api_visibility="private")
-    speed_btn.click(run_speed, search_args, [speed_plot, speed_md], api_name="measure_speed")
+    speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed")
     return {"model": model}
 
 
 def model_choices() -> list[tuple[str, str]]:
     return [(f"{r.get('name') or r['id']} ({r['id']})", r["id"]) for r in list_models()]
+
+
+def model_rows() -> pd.DataFrame:
+    return pd.DataFrame(model_overview(list_models()), columns=MODEL_COLUMNS)
+
+
+def thread_choices() -> list[str]:
+    return [str(n) for n in sorted({1, all_cores()})]
 
 
 def model_info(model_id: str | None) -> str:
@@ -109,29 +127,53 @@ def run_search(model_id, query, own_texts, own_file, progress=gr.Progress()):
     return summary, frames[0], frames[1]
 
 
-def run_speed(model_id, query, own_texts, own_file, progress=gr.Progress()):
+def run_speed(model_id, query, own_texts, own_file, timing_queries=None, threads=None, progress=gr.Progress()):
     try:
         session = _session(model_id, own_texts, own_file, progress)
-    except DistilleryError as exc:
+        queries = _timing_queries(timing_queries, query, session.texts)
+        counts = sorted({int(t) for t in threads or [all_cores()]})
+    except (DistilleryError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
-    queries = ([query] if query and query.strip() else []) + [" ".join(t.split()[:12]) for t in session.texts[:30]]
-    progress(0.5, desc="timing teacher and student")
-    reports = session.speed(queries)
-    teacher, student = reports
-    text = (f"Threads: {teacher.threads} (torch and BLAS) · {teacher.queries} single queries · "
-            f"{teacher.batch_texts} texts for throughput · student load {session.student_load_seconds * 1000:.0f} ms"
-            f"\n\nStudent vs teacher: **{teacher.query_p50_ms / max(student.query_p50_ms, 1e-9):.0f}× lower "
-            f"p50 latency**, **{student.throughput_per_s / max(teacher.throughput_per_s, 1e-9):.0f}× higher "
-            f"throughput**.")
-    return speed_figure(reports), text
+    progress(0.0, desc="timing teacher and student")
+    steps = 2 * len(counts)
+    done = iter(range(1, steps + 1))
+    reports = session.speed(queries, counts, on_report=lambda r: progress(next(done) / steps,
+                            desc=f"{r.label} timed at {r.threads} thread(s)"))
+    lines = [f"Threads: {', '.join(map(str, counts))} (torch, BLAS and the tokenizer) · {len(queries)} single "
+             f"queries · {reports[0].batch_texts} texts for throughput · student load "
+             f"{session.student_load_seconds * 1000:.0f} ms"]
+    for n in counts:
+        teacher, student = (next(r for r in reports if r.label == label and r.threads == n)
+                            for label in ("teacher", "student"))
+        lines.append(f"- **{n} thread{'s' if n > 1 else ''}**: student vs teacher **{teacher.query_p50_ms / max(student.query_p50_ms, 1e-9):.0f}× "
+                     f"lower p50 latency** ({student.query_p50_ms:.2f} vs {teacher.query_p50_ms:.1f} ms), "
+                     f"**{student.throughput_per_s / max(teacher.throughput_per_s, 1e-9):.0f}× higher throughput** "
+                     f"({student.throughput_per_s:,.0f} vs {teacher.throughput_per_s:,.0f} texts/s)")
+    return speed_figure(reports), "\n".join(lines)
+
+
+def _timing_queries(timing_queries: str | None, query: str | None, collection: list[str]) -> list[str]:
+    """The user's own queries when given, else their search query and short texts of the collection."""
+    own = [q.strip() for q in (timing_queries or "").splitlines() if q.strip()]
+    if own:
+        return own[:MAX_TIMING_QUERIES]
+    return ([query] if query and query.strip() else []) + [" ".join(t.split()[:12]) for t in collection[:30]]
 
 
 def speed_figure(reports: list[SpeedReport]) -> go.Figure:
-    labels = [r.label for r in reports]
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Query latency (ms, log)", "Throughput (texts/s, log)"))
-    figure.add_bar(x=labels, y=[r.query_p50_ms for r in reports], name="p50", row=1, col=1)
-    figure.add_bar(x=labels, y=[r.query_p95_ms for r in reports], name="p95", row=1, col=1)
-    figure.add_bar(x=labels, y=[r.throughput_per_s for r in reports], name="texts/s", row=1, col=2)
-    figure.update_yaxes(type="log")
-    figure.update_layout(barmode="group", height=380, margin=dict(t=40, b=20))
+    """Latency distributions (a box per model and thread count) and throughput, both on log axes."""
+    counts = sorted({r.threads for r in reports})
+    figure = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4],
+                           subplot_titles=("Single-query latency (ms, log)", "Throughput (texts/s, log)"))
+    colours = {"teacher": "#636EFA", "student": "#EF553B"}
+    for r in reports:
+        name = f"{r.label} · {r.threads} thread{'s' if r.threads > 1 else ''}"
+        figure.add_box(x=r.latencies_ms, name=name, marker_color=colours.get(r.label), boxpoints="outliers",
+                       orientation="h", showlegend=False, row=1, col=1)
+        figure.add_bar(x=[name], y=[r.throughput_per_s], marker_color=colours.get(r.label), showlegend=False,
+                       text=[f"{r.throughput_per_s:,.0f}"], textposition="outside", row=1, col=2)
+    figure.update_xaxes(type="log", row=1, col=1)
+    figure.update_yaxes(type="log", row=1, col=2)
+    figure.update_layout(height=420, margin=dict(t=60, b=20),
+                         title=f"Teacher vs student at {' and '.join(map(str, counts))} thread(s)")
     return figure
