@@ -8,7 +8,7 @@ PORT ?= 7860
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test install clean
+.PHONY: run test install clean bench-speed bench-ann bench-pipeline bench-quality
 
 install: $(STAMP)
 
@@ -23,6 +23,23 @@ run: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+# Benchmarks (docs/benchmarks.md): one command each, from a fresh clone. They print tables and write
+# bench/results/<name>.json. STUDENT=folder picks the student for speed and ann (default: one is built).
+bench-speed: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) bench/speed.py $(STUDENT)
+	$(PY) bench/speed_chart.py
+
+bench-ann: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) bench/ann.py $(STUDENT)
+
+bench-pipeline: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) bench/pipeline.py
+
+# tokenlearn is the quality bench's baseline only, not a dependency of the app (--no-deps keeps torch).
+bench-quality: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps tokenlearn==0.2.1 more-itertools==10.8.0
+	HF_HUB_OFFLINE=1 $(PY) bench/quality.py
 
 clean:
 	rm -rf var/

@@ -25,6 +25,7 @@ from core.errors import DistilleryError
 from core.featurize import ExtraTarget, TargetReader, TargetStore, featurize, featurize_key
 from core.progress import Progress, silent
 from core.teacher import TeacherInfo, load_teacher
+from core.static_encoder import sum_rows
 from core.training import TokenizedCorpus, TrainParams, sif_weights, tokenize_corpus, top_directions, train_table
 from core.vocabulary import corpus_vocabulary
 
@@ -126,8 +127,12 @@ def initial_map(
     embedding (Dense layers, a prompt, normalisation), so training starts from a fitted student.
     """
     rows = np.sort(np.random.default_rng(seed).permutation(len(corpus))[:sample])
-    rows = rows[np.diff(corpus.offsets)[rows] > 0]
-    pooled = np.stack([table[corpus.ids[corpus.offsets[r]:corpus.offsets[r + 1]]].sum(0) for r in rows])
+    lengths = corpus.lengths()[rows]
+    rows, lengths = rows[lengths > 0], lengths[lengths > 0]
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    token_positions = np.repeat(corpus.offsets[rows] - indptr[:-1], lengths) + np.arange(indptr[-1])
+    pooled = sum_rows(np.ascontiguousarray(table, dtype=np.float32), corpus.ids[token_positions], indptr)
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-8)
     wanted = targets.take(rows) @ target_map
     wanted /= np.maximum(np.linalg.norm(wanted, axis=1, keepdims=True), 1e-8)

@@ -109,10 +109,7 @@ class StaticEncoder:
         return self._table[flat].sum(axis=0, keepdims=True), np.array([len(flat)])
 
     def _sum_many(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        import scipy.sparse
-
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        flat, lengths = flatten_ids(ids)
         unk = self.model.unk_token_id
         if unk is not None:
             keep = flat != unk
@@ -121,6 +118,19 @@ class StaticEncoder:
                 flat, lengths = flat[keep], np.bincount(rows[keep], minlength=len(ids))
         indptr = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        counts = scipy.sparse.csr_matrix((np.ones(len(flat), dtype=self._sum_dtype), flat, indptr),
-                                         shape=(len(ids), len(self._table)))
-        return counts @ self._table, lengths
+        return sum_rows(self._table, flat, indptr), lengths
+
+
+def flatten_ids(ids: Sequence[Sequence[int]], dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Token id lists as one flat array and their lengths, without a Python loop per token."""
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    return np.fromiter(itertools.chain.from_iterable(ids), dtype=dtype, count=int(lengths.sum())), lengths
+
+
+def sum_rows(table: np.ndarray, flat_ids: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Row i: the sum of `table[flat_ids[indptr[i]:indptr[i + 1]]]`, added in order, in one sparse product."""
+    import scipy.sparse
+
+    counts = scipy.sparse.csr_matrix((np.ones(len(flat_ids), dtype=table.dtype), flat_ids, indptr),
+                                     shape=(len(indptr) - 1, len(table)))
+    return counts @ table

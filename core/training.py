@@ -23,6 +23,7 @@ import numpy as np
 from core.errors import DistilleryError
 from core.featurize import TargetReader
 from core.progress import Progress, silent
+from core.static_encoder import flatten_ids
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,9 @@ def tokenize_corpus(tokenize, texts: Sequence[str], chunk: int = 4096) -> Tokeni
     parts: list[np.ndarray] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
     for start in range(0, len(texts), chunk):
-        ids = tokenize(list(texts[start:start + chunk]))
-        lengths[start:start + len(ids)] = [len(x) for x in ids]
-        parts.extend(np.asarray(x, dtype=np.int32) for x in ids)
+        flat, chunk_lengths = flatten_ids(tokenize(list(texts[start:start + chunk])), np.int32)
+        lengths[start:start + len(chunk_lengths)] = chunk_lengths
+        parts.append(flat)
     offsets = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)

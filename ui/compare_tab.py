@@ -8,15 +8,14 @@ from typing import Any
 
 import gradio as gr
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from core.compare import CompareSession, model_overview
 from core.errors import DistilleryError
 from core.registry import list_models, model_dir
 from core.search import texts_digest
 from core.sources import SourceSpec, iter_documents
-from core.timing import SpeedReport, all_cores
+from core.speed_chart import speed_figure
+from core.timing import all_cores
 from core.uploads import check_upload
 from ui.forms import upload_path
 
@@ -158,22 +157,3 @@ def _timing_queries(timing_queries: str | None, query: str | None, collection: l
     if own:
         return own[:MAX_TIMING_QUERIES]
     return ([query] if query and query.strip() else []) + [" ".join(t.split()[:12]) for t in collection[:30]]
-
-
-def speed_figure(reports: list[SpeedReport]) -> go.Figure:
-    """Latency distributions (a box per model and thread count) and throughput, both on log axes."""
-    counts = sorted({r.threads for r in reports})
-    figure = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4],
-                           subplot_titles=("Single-query latency (ms, log)", "Throughput (texts/s, log)"))
-    colours = {"teacher": "#636EFA", "student": "#EF553B"}
-    for r in reports:
-        name = f"{r.label} · {r.threads} thread{'s' if r.threads > 1 else ''}"
-        figure.add_box(x=r.latencies_ms, name=name, marker_color=colours.get(r.label), boxpoints="outliers",
-                       orientation="h", showlegend=False, row=1, col=1)
-        figure.add_bar(x=[name], y=[r.throughput_per_s], marker_color=colours.get(r.label), showlegend=False,
-                       text=[f"{r.throughput_per_s:,.0f}"], textposition="outside", row=1, col=2)
-    figure.update_xaxes(type="log", row=1, col=1)
-    figure.update_yaxes(type="log", row=1, col=2)
-    figure.update_layout(height=420, margin=dict(t=60, b=20),
-                         title=f"Teacher vs student at {' and '.join(map(str, counts))} thread(s)")
-    return figure
