@@ -53,7 +53,7 @@ def build() -> dict[str, Any]:
     speed_md = gr.Markdown()
 
     refresh_btn.click(lambda: (gr.Dropdown(choices=model_choices()), model_rows()), None, [model, models_df],
-                      api_visibility="private")
+                      api_name="refresh_models")
     model.change(model_info, model, info_md, api_name="model_info")
     search_args = [model, query, own_texts, own_file]
     search_btn.click(run_search, search_args, [summary_md, teacher_df, student_df], api_name="search")
