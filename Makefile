@@ -30,7 +30,9 @@ bench-speed: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/speed.py $(STUDENT)
 	$(PY) bench/speed_chart.py
 
+# usearch and hnswlib are candidates of the ANN bench only (hnswlib builds from source: needs g++).
 bench-ann: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps usearch==2.26.6 hnswlib==0.8.0
 	HF_HUB_OFFLINE=1 $(PY) bench/ann.py $(STUDENT)
 
 bench-pipeline: $(STAMP)

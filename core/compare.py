@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from core import settings
+from core.ann import VectorIndex
 from core.embedders import Embedder, load_student, query_encoder, student_embedder, teacher_embedder
 from core.errors import DistilleryError
 from core.pipeline import COLLECTION_FILE, load_record
@@ -49,6 +50,7 @@ class CompareSession:
     student_load_seconds: float
     size_mb: float
     _teacher_query: object = field(default=None, repr=False)
+    _indexes: dict = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, model_dir: Path, texts: Sequence[str] | None = None, progress: Progress = silent) -> CompareSession:
@@ -76,9 +78,15 @@ class CompareSession:
         start = time.perf_counter()
         student_vector = self.student.encode([query])[0]
         student_ms = (time.perf_counter() - start) * 1000
-        teacher_hits = search(teacher_vector, self.teacher_matrix, self.texts, k)
-        student_hits = search(student_vector, self.student_matrix, self.texts, k)
+        teacher_hits = search(teacher_vector, self._index("teacher"), self.texts, k)
+        student_hits = search(student_vector, self._index("student"), self.texts, k)
         return Comparison(query, teacher_hits, student_hits, overlap(teacher_hits, student_hits), teacher_ms, student_ms)
+
+    def _index(self, side: str) -> VectorIndex:
+        """Each side's index, built on first use: exact search up to 100k texts, HNSW beyond (core.ann)."""
+        if side not in self._indexes:
+            self._indexes[side] = VectorIndex.build(self.teacher_matrix if side == "teacher" else self.student_matrix)
+        return self._indexes[side]
 
     def speed(self, queries: Sequence[str], threads: int | Sequence[int] | None = None, max_texts: int = 256,
               on_report: Callable[[SpeedReport], None] | None = None) -> list[SpeedReport]:

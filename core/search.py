@@ -7,11 +7,15 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.embedders import Embedder
 from core.progress import Progress, silent
+
+if TYPE_CHECKING:
+    from core.ann import VectorIndex
 
 
 @dataclass
@@ -33,8 +37,10 @@ def top_k(query: np.ndarray, matrix: np.ndarray, k: int) -> list[tuple[int, floa
     return [(int(i), float(scores[i])) for i in best]
 
 
-def search(query_vector: np.ndarray, matrix: np.ndarray, texts: Sequence[str], k: int = 5) -> list[Hit]:
-    return [Hit(r + 1, i, s, texts[i]) for r, (i, s) in enumerate(top_k(query_vector, matrix, k))]
+def search(query_vector: np.ndarray, matrix: np.ndarray | VectorIndex, texts: Sequence[str], k: int = 5) -> list[Hit]:
+    """Top-k hits from a matrix (exact) or a `core.ann.VectorIndex` (exact or HNSW by size)."""
+    found = top_k(query_vector, matrix, k) if isinstance(matrix, np.ndarray) else matrix.search(query_vector, k)
+    return [Hit(r + 1, i, s, texts[i]) for r, (i, s) in enumerate(found)]
 
 
 def overlap(a: Sequence[Hit], b: Sequence[Hit]) -> int:
