@@ -32,7 +32,7 @@ bench-speed: $(STAMP)
 
 # usearch and hnswlib are candidates of the ANN bench only (hnswlib builds from source: needs g++).
 bench-ann: $(STAMP)
-	$(PY) -m pip install --quiet --no-deps usearch==2.26.6 hnswlib==0.8.0
+	$(PY) -m pip install --quiet --no-deps usearch==2.26.6 numkong==7.8.6 hnswlib==0.8.0
 	HF_HUB_OFFLINE=1 $(PY) bench/ann.py $(STUDENT)
 
 bench-pipeline: $(STAMP)

@@ -2,15 +2,19 @@
 
     .venv/bin/python bench/speed.py [STUDENT_FOLDER] [--queries 500] [--passages 2000] [--search-size 100000]
 
-For 1 thread and all cores, after a warm-up: throughput on short queries (conversational corpus texts,
-cut to 12 words) and on passages (corpus texts of 100+ words), single-query latency p50/p95/p99, for
+For 1 thread and all cores (torch, BLAS and the Rust tokenizer alike: `core.timing.thread_limit`),
+after a warm-up: throughput on short queries (conversational corpus texts, cut to 12 words) and on
+passages (corpus texts of 100+ words) in batches of 64, single-query latency p50/p95/p99, for
 - the teacher (`SentenceTransformer.encode`),
-- the student through Distillery's encoder (`core.embedders.student_embedder`, what the app uses),
+- the student through Distillery's encoder (`core.static_encoder`, what the app uses),
 - the student through `model2vec.StaticModel.encode(use_multiprocessing=False)` (the baseline),
-plus each model's load time, size on disk and the process's peak memory, and one search (encode +
-exact top-10, `core.search.top_k`) over `--search-size` passages with the student. Prints tables and
-ratios; writes bench/results/speed.json (or --out). Figures that need parts not built yet are null,
-with the reason under "not_measured".
+measured by `core.timing.race` (the Compare tab's code). Then: Distillery's encoder against
+`StaticModel.encode` at batches of 64 and 1024 (model2vec's default) with the largest difference
+between their vectors; `core.featurize` against the teacher's bare `encode` on the same corpus texts;
+one search (encode + exact top-10) over `--search-size` passages; each model's load time, size on
+disk and the peak memory; the 1M-passage index figures of `core.ann`'s configuration from
+bench/results/ann.json (bench/ann.py). Prints tables and ratios; writes bench/results/speed.json
+(or --out) and the raw latencies beside it (speed_latencies.json, for bench/speed_chart.py).
 """
 
 from __future__ import annotations
@@ -55,7 +59,8 @@ def main() -> None:
     from core.teacher import DEFAULT_TEACHER, load_teacher, resolve_teacher
     from core.timing import Contender, all_cores, race
 
-    queries, passages, collection = corpus_texts(args.queries, args.passages, args.search_size)
+    many_queries, passages, collection = corpus_texts(max(args.queries, 5000), args.passages, args.search_size)
+    queries = many_queries[: args.queries]
     teacher_info = resolve_teacher(args.teacher or DEFAULT_TEACHER)
     args.student = args.student or default_student(teacher_info)
     loads = {}
@@ -90,7 +95,9 @@ def main() -> None:
     search = search_latency(encoders["student"], queries, collection)
     allc = all_cores()
     ratio = lambda a, b, key: round(rows[f"{a}@{allc}"][key] / rows[f"{b}@{allc}"][key], 2)  # noqa: E731
-    encode_vs_m2v = {kind: ratio("student", "model2vec", f"{kind}_per_s") for kind in ("short", "passages")}
+    by_batch = encode_by_batch(encoders["student"], encoders["model2vec"], many_queries, passages,
+                               args.min_seconds)
+    bulk = by_batch[str(BULK_BATCH)]
     result = {
         "date": date.today().isoformat(), "machine": describe_machine("cpu"), "teacher": teacher_info.name,
         "student": str(args.student), "rows": rows,
@@ -101,7 +108,8 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "student_vs_teacher_short": ratio("student", "teacher", "short_per_s"),
         "student_vs_teacher_passages": ratio("student", "teacher", "passages_per_s"),
-        "encode_vs_model2vec": min(encode_vs_m2v.values()), "encode_vs_model2vec_by_text": encode_vs_m2v,
+        "encode_vs_model2vec": min(bulk["short_ratio"], bulk["passages_ratio"]),
+        "encode_vs_model2vec_batch": BULK_BATCH, "encode_vs_model2vec_by_batch": by_batch,
         "max_abs_diff_vs_model2vec": max_diff,
         f"search_{len(collection) // 1000}k_p95_ms": search["p95_ms"], "search": search,
         **ann_figures(args.out.with_name("ann.json")), "featurize_vs_bare_encode": featurize["ratio"],
@@ -135,6 +143,28 @@ def corpus_texts(n_queries: int, n_passages: int, n_collection: int) -> tuple[li
     long = [t for t in pool if len(t.split()) >= 100]
     rng.shuffle(short), rng.shuffle(long), rng.shuffle(pool)
     return short[:n_queries], long[:n_passages], pool[:n_collection]
+
+
+BULK_BATCH = 1024  # StaticModel.encode's own default batch size
+
+
+def encode_by_batch(ours, theirs, queries: list[str], passages: list[str], min_seconds: float,
+                    batches: tuple[int, ...] = (64, BULK_BATCH)) -> dict:
+    """Distillery's student encoder against `StaticModel.encode`, texts per second at all cores, per
+    batch size: 64 (the rows' protocol, shared with the teacher) and model2vec's default 1024. At 64
+    the tokenizer's per-call cost dominates both; in bulk the pooling and the overlap show."""
+    from core.timing import throughput
+
+    out = {}
+    for batch in batches:
+        row = {}
+        for kind, texts in (("short", queries), ("passages", passages)):
+            row[f"{kind}_per_s"] = {name: round(throughput(encode, texts, batch, min_seconds), 1)
+                                    for name, encode in (("student", ours), ("model2vec", theirs))}
+            row[f"{kind}_ratio"] = round(row[f"{kind}_per_s"]["student"] / row[f"{kind}_per_s"]["model2vec"], 2)
+        out[str(batch)] = row
+        print(f"student vs model2vec, batch {batch}: {row}", flush=True)
+    return out
 
 
 def ann_figures(path: Path) -> dict:
@@ -210,6 +240,7 @@ def print_table(rows: dict, result: dict) -> None:
         print(f"{row['model']:12}{row['threads']:8d}{row['short_per_s']:12,.0f}{row['passages_per_s']:12,.0f}"
               f"{row['p50_ms']:10.3f}{row['p95_ms']:10.3f}{row['p99_ms']:10.3f}")
     for key in ("student_vs_teacher_short", "student_vs_teacher_passages", "encode_vs_model2vec",
+                "encode_vs_model2vec_by_batch", "featurize_vs_bare_encode", "ann_1m_recall_at_10",
                 "max_abs_diff_vs_model2vec", "load_seconds", "size_mb", "peak_rss_mb", "search"):
         print(f"{key}: {result[key]}")
 

@@ -1,12 +1,16 @@
 """A search index over a collection's vectors: exact below `APPROXIMATE_FROM` rows, HNSW above.
 
-Measured by bench/ann.py on 1,000,000 passages of the student's vectors (bench/results/ann.json, 2 cores):
-exact search (`core.search.top_k`) takes p95 57 ms there, against 2.9 ms at 100k, so the cut-over
+Measured by bench/ann.py on 1,000,000 passages of the student's vectors (bench/results/ann.json, 2 cores,
+1000 queries): exact search (`core.search.top_k`) takes encode + search p95 33 ms there (57 ms in an
+earlier run on a busier machine), against 2.4-4.3 ms at 100k (bench/results/speed.json), so the cut-over
 sits at 100k rows. Above it, faiss's `IndexHNSWFlat` (inner product on unit vectors = cosine) with
-M=32 and efSearch=128: recall@10 0.966 against exact search, encode + search p95 0.54 ms, build 193 s.
-hnswlib came out 0.07 ms faster at M=16/ef 128 but with recall 0.953, only just above the 0.95 bar,
-and it ships as a source package that needs a C++ compiler on every install (the Docker image, a
-Space); faiss-cpu is a wheel, maintained by its authors, and its M=32 graph keeps a margin.
+M=32, efConstruction=100 and efSearch=128: recall@10 0.966 against exact search, encode + search
+p95 0.53 ms, build 138 s, 1.2 GB. By the bench's rule (recall >= 0.95, lowest p95) hnswlib M=32/ef 96
+wins (0.956, 0.37 ms) and, among wheel-installed libraries, this graph at ef 96 (0.955, 0.41 ms); ef 128
+keeps a margin above the bar for +0.12 ms. hnswlib ships as a source package that needs a C++ compiler
+on every install (the Docker image, a Space); usearch was slower at equal recall (f16 ef 128: 0.74 ms),
+its i8 never reached 0.95, and IVF needs 2.5 ms or more. faiss-cpu is a wheel, maintained by its authors.
+`IndexHNSWFlat` keeps float32 vectors, so its scores are the exact cosines of the rows it returns.
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ class VectorIndex:
 
     @classmethod
     def build(cls, matrix: np.ndarray, approximate: bool | None = None) -> VectorIndex:
-        """`approximate` None: exact below APPROXIMATE_FROM rows, HNSW from there on."""
-        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
-        if matrix.ndim != 2 or not len(matrix):
+        """`approximate` None: exact below APPROXIMATE_FROM rows, HNSW from there on (all cores, faiss's
+        OpenMP threads; ~3 min for 1M x 256 on 2 cores)."""
+        matrix = np.asarray(matrix)
+        if matrix.ndim != 2 or not len(matrix) or not matrix.shape[1]:
             raise DistilleryError("There is nothing to index: the collection has no vectors.")
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
         approximate = len(matrix) >= APPROXIMATE_FROM if approximate is None else approximate
         if not approximate:
             return cls(matrix, False)
@@ -54,13 +60,20 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Indices and cosine scores of the `k` nearest rows, best first (as `core.search.top_k`)."""
-        if not self.approximate:
-            return top_k(query, self.matrix, k)
+        query = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        if not query.size:
+            raise DistilleryError("There is nothing to search for: the query has no vector.")
+        if query.size != self.matrix.shape[1]:
+            raise DistilleryError(f"The query has {query.size} dimensions but the index has "
+                                  f"{self.matrix.shape[1]}: it was encoded by another model.")
         k = min(k, len(self.matrix))
         if k <= 0:
             return []
-        self._graph.hnsw.efSearch = max(EF_SEARCH, k)
-        scores, ids = self._graph.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k)
+        if not self.approximate or k == len(self.matrix):  # a graph walk may miss rows when asked for all
+            return top_k(query, self.matrix, k)
+        # Per-call parameters, not `graph.hnsw.efSearch = ...`: concurrent searches share the graph.
+        params = _faiss().SearchParametersHNSW(efSearch=max(EF_SEARCH, k))
+        scores, ids = self._graph.search(query.reshape(1, -1), k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def save(self, path: Path) -> None:
@@ -78,15 +91,29 @@ class VectorIndex:
             tmp.unlink(missing_ok=True)
 
     @classmethod
-    def load(cls, path: Path, approximate: bool) -> VectorIndex:
+    def load(cls, path: Path, approximate: bool | None = None) -> VectorIndex:
+        """What `save` wrote; `approximate` None: told by the file (a .npy file starts with b"\\x93NUMPY")."""
+        path = Path(path)
+        if not path.is_file():
+            raise DistilleryError(f"There is no search index at {path}.")
+        if approximate is None:
+            with open(path, "rb") as handle:
+                approximate = handle.read(6) != b"\x93NUMPY"
         if not approximate:
             return cls(np.load(path), False)
         faiss = _faiss()
         graph = faiss.read_index(str(path))
+        if not isinstance(graph, faiss.IndexHNSWFlat) or graph.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise DistilleryError(f"{path} is not a search index saved by Distillery.")
         return cls(graph.reconstruct_n(0, graph.ntotal), True, graph)
 
 
+def build_index(matrix: np.ndarray, approximate: bool | None = None) -> VectorIndex:
+    """Exact search below APPROXIMATE_FROM rows, the HNSW graph from there on (`VectorIndex.build`)."""
+    return VectorIndex.build(matrix, approximate)
+
+
 def _faiss():
-    import faiss
+    import faiss  # deferred: only collections of APPROXIMATE_FROM rows or more need it
 
     return faiss

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.ann import APPROXIMATE_FROM, VectorIndex
+from core.ann import APPROXIMATE_FROM, VectorIndex, build_index
 from core.errors import DistilleryError
 from core.search import top_k
 
@@ -58,5 +58,45 @@ def test_exact_below_the_cut_over_and_k_beyond_the_collection():
 
 
 def test_an_empty_collection_is_refused():
-    with pytest.raises(DistilleryError, match="nothing to index"):
-        VectorIndex.build(np.zeros((0, 8), dtype=np.float32))
+    for empty in (np.zeros((0, 8), dtype=np.float32), np.zeros((5, 0), dtype=np.float32), np.zeros(8)):
+        with pytest.raises(DistilleryError, match="nothing to index"):
+            VectorIndex.build(empty)
+
+
+@pytest.mark.parametrize("approximate", [False, True])
+def test_an_empty_or_foreign_query_is_refused(collection, approximate):
+    matrix, _, graph = collection
+    index = graph if approximate else VectorIndex.build(matrix, approximate=False)
+    with pytest.raises(DistilleryError, match="nothing to search for"):
+        index.search(np.zeros(0, dtype=np.float32), 10)
+    with pytest.raises(DistilleryError, match="another model"):
+        index.search(np.ones(32, dtype=np.float32), 10)
+    assert index.search(matrix[0], 0) == []
+
+
+def test_asking_the_graph_for_every_row_returns_every_row_exactly():
+    matrix = unit_rows(500)
+    index = VectorIndex.build(matrix, approximate=True)
+    assert index.search(matrix[3], 10_000) == top_k(matrix[3], matrix, 500)
+
+
+def test_build_index_picks_exact_below_the_cut_over_and_load_tells_the_kind(tmp_path):
+    small = build_index(unit_rows(1000))
+    assert not small.approximate and not build_index(unit_rows(1000), approximate=False).approximate
+    small.save(tmp_path / "exact.idx")
+    again = VectorIndex.load(tmp_path / "exact.idx")
+    assert not again.approximate and np.array_equal(again.matrix, small.matrix)
+    graph = build_index(unit_rows(1000), approximate=True)
+    graph.save(tmp_path / "graph.idx")
+    assert VectorIndex.load(tmp_path / "graph.idx").approximate
+    with pytest.raises(DistilleryError, match="no search index"):
+        VectorIndex.load(tmp_path / "missing.idx")
+
+
+def test_concurrent_searches_give_the_serial_results(collection):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, queries, index = collection
+    serial = [index.search(q, k) for q, k in zip(queries, [5, 50] * 100)]
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(index.search, queries, [5, 50] * 100)) == serial
