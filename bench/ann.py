@@ -290,6 +290,8 @@ def tie_recall(found: Sequence[Sequence[int]], truth_scores: np.ndarray, queries
 def latencies(search: Callable[[np.ndarray], list[int]], encode: Callable[[Sequence[str]], np.ndarray],
               texts: Sequence[str], vectors: np.ndarray, warmup: int = 20) -> dict:
     """Single-query latency of `search` alone (on encoded queries) and of encode + search (on texts)."""
+    from core.timing import query_latencies_ms
+
     for vector in vectors[:warmup]:
         search(vector)
     found, times = [], []
@@ -300,13 +302,7 @@ def latencies(search: Callable[[np.ndarray], list[int]], encode: Callable[[Seque
         found.append(search(vector))
         times.append((time.perf_counter() - start) * 1000)
     cpu_ratio = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
-    for text in texts[:warmup]:
-        search(encode([text])[0])
-    both = []
-    for text in texts:
-        start = time.perf_counter()
-        search(encode([text])[0])
-        both.append((time.perf_counter() - start) * 1000)
+    both = query_latencies_ms(lambda batch: search(encode(batch)[0]), texts, warmup)
     pct = lambda values, q: round(float(np.percentile(values, q)), 3)  # noqa: E731
     return {"search_p50_ms": pct(times, 50), "search_p95_ms": pct(times, 95), "search_p99_ms": pct(times, 99),
             "p50_ms": pct(both, 50), "p95_ms": pct(both, 95), "p99_ms": pct(both, 99),

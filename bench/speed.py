@@ -215,21 +215,17 @@ def featurize_ratio(teacher, texts: list[str]) -> dict:
 
 
 def search_latency(encode, queries: list[str], collection: list[str], k: int = 10) -> dict:
-    """One query = encode + exact top-k over the collection, as the Compare tab's search does it."""
+    """One query = encode + exact top-k over the collection (`core.search.top_k`, what `core.ann`
+    serves up to 100k rows), timed one query per call by `core.timing.query_latencies_ms`."""
     import numpy as np
 
     from core.search import top_k
+    from core.timing import query_latencies_ms
 
     start = time.perf_counter()
     matrix = np.concatenate([encode(collection[i:i + 4096]) for i in range(0, len(collection), 4096)])
     build = time.perf_counter() - start
-    for query in queries[:5]:
-        top_k(encode([query])[0], matrix, k)
-    times = []
-    for query in queries[:200]:
-        start = time.perf_counter()
-        top_k(encode([query])[0], matrix, k)
-        times.append((time.perf_counter() - start) * 1000)
+    times = query_latencies_ms(lambda batch: top_k(encode(batch)[0], matrix, k), queries[:200], warmup=5)
     return {"collection": len(collection), "embed_seconds": round(build, 2),
             "p50_ms": round(float(np.percentile(times, 50)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from core import settings
 from core.ann import VectorIndex
-from core.embedders import Embedder, load_student, query_encoder, student_embedder, teacher_embedder
+from core.embedders import Embedder, query_encoder, student_embedder, teacher_embedder
 from core.errors import DistilleryError
 from core.pipeline import COLLECTION_FILE, load_record
 from core.progress import Progress, silent
@@ -58,15 +58,12 @@ class CompareSession:
         record = load_record(model_dir)
         teacher = resolve_teacher(record["teacher"]["name"], record["teacher"].get("trust_remote_code", False))
         collection = clean_user_texts(texts) if texts is not None else default_collection(record)
-        start = time.perf_counter()
-        load_student(str(model_dir))
-        load_seconds = time.perf_counter() - start
         student = student_embedder(model_dir)
         teacher_side = teacher_embedder(teacher)
         teacher_matrix = embed_collection(teacher_side, collection, settings.cache_dir(), progress=progress,
                                           stage="teacher")
         student_matrix = embed_collection(student, collection, batch=1024)
-        return cls(model_dir, teacher, collection, teacher_matrix, student_matrix, student, load_seconds,
+        return cls(model_dir, teacher, collection, teacher_matrix, student_matrix, student, load_seconds(model_dir),
                    round(folder_size(model_dir) / 2**20, 2), query_encoder(teacher))
 
     def search(self, query: str, k: int = 5) -> Comparison:

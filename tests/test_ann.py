@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.ann import APPROXIMATE_FROM, VectorIndex, build_index
+from core.ann import EXACT_UP_TO, VectorIndex
 from core.errors import DistilleryError
 from core.search import top_k
 
@@ -52,7 +52,7 @@ def test_save_and_load_give_the_same_results(collection, tmp_path):
 def test_exact_below_the_cut_over_and_k_beyond_the_collection():
     matrix = unit_rows(300)
     index = VectorIndex.build(matrix)
-    assert not index.approximate and 300 < APPROXIMATE_FROM
+    assert not index.approximate and 300 <= EXACT_UP_TO
     assert index.search(matrix[7], 3) == top_k(matrix[7], matrix, 3)
     assert len(VectorIndex.build(matrix[:4], approximate=True).search(matrix[0], 10)) == 4
 
@@ -81,12 +81,12 @@ def test_asking_the_graph_for_every_row_returns_every_row_exactly():
 
 
 def test_build_index_picks_exact_below_the_cut_over_and_load_tells_the_kind(tmp_path):
-    small = build_index(unit_rows(1000))
-    assert not small.approximate and not build_index(unit_rows(1000), approximate=False).approximate
+    small = VectorIndex.build(unit_rows(1000))
+    assert not small.approximate and not VectorIndex.build(unit_rows(1000), approximate=False).approximate
     small.save(tmp_path / "exact.idx")
     again = VectorIndex.load(tmp_path / "exact.idx")
     assert not again.approximate and np.array_equal(again.matrix, small.matrix)
-    graph = build_index(unit_rows(1000), approximate=True)
+    graph = VectorIndex.build(unit_rows(1000), approximate=True)
     graph.save(tmp_path / "graph.idx")
     assert VectorIndex.load(tmp_path / "graph.idx").approximate
     with pytest.raises(DistilleryError, match="no search index"):
