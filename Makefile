@@ -8,14 +8,15 @@ PORT ?= 7860
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test install clean bench-speed bench-ann bench-pipeline bench-quality
+.PHONY: run test test-fast lint install clean bench-speed bench-ann bench-pipeline bench-quality
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -23,6 +24,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+# ruff and mypy with the settings in pyproject.toml (CI runs this before `make test`).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check core jobs ui bench tests app.py
+	$(VENV)/bin/mypy
+
+# The inner loop: everything but the tests marked slow (workers, servers, browsers, distillations).
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -m "not slow" tests
 
 # Benchmarks (docs/benchmarks.md): one command each, from a fresh clone. They print tables and write
 # bench/results/<name>.json. STUDENT=folder picks the student for speed and ann (default: one is built).

@@ -4,21 +4,22 @@
         [--candidates faiss-hnsw32,...] [--out bench/results/ann.json]
 
 The collection: every real text of the local corpus (../shared/data/corpus, all domains, through
-`core.sources` and the catalogue, as bench/speed.py reads it; exact duplicates dropped), and, to reach
+`core.corpus.sources` and the catalogue, as bench/speed.py reads it; exact duplicates dropped), and, to reach
 `--size`, composite passages that each join two distinct random real texts (seeded). Queries: short
 conversational corpus texts cut to 12 words (as bench/speed.py makes them); the texts they come from are
 held out of the collection (neither real rows nor parts of composites).
 
-The collection is embedded with the student (`core.embedders.student_embedder`, what the app uses) and
-cached as .npy in --work-dir (keyed by the student and the collection's texts), so reruns skip it. Ground
+The collection is embedded with the student (`core.encoders.student.StudentEncoder`, what the app uses,
+through `core.serving.collection.embed_collection`) and cached as .npy in --work-dir (keyed by the
+student's weights and the collection's texts), so reruns skip it. Ground
 truth: exact top-10 by matrix product, in chunks. Each candidate index is built once (all cores) and
 searched with a grid of query-time parameters on the same build; for every row: build seconds, size on
 disk (MB), recall@10 against exact, and single-query latency p50/p95/p99 (one query per call, after a
-warm-up) for the search alone and for encode + search. Exact search (`core.search.top_k`) is timed the
-same way for comparison. The winner, by rule: among rows with recall@10 >= 0.95, the lowest encode+search
+warm-up) for the search alone and for encode + search. Exact search (`core.serving.index.VectorIndex`,
+exact) is timed the same way for comparison. The winner, by rule: among rows with recall@10 >= 0.95, the lowest encode+search
 p95 (ties: build time); "winner_with_wheels": the same rule over the libraries that install from a wheel
 (hnswlib 0.8.0 is an sdist that needs a compiler, which the Dockerfile's image lacks); "product": the row
-of core/ann.py's configuration, whose figures become ann_1m_recall_at_10 and ann_1m_p95_ms.
+of core/serving/index.py's configuration, whose figures become ann_1m_recall_at_10 and ann_1m_p95_ms.
 Prints a table; writes bench/results/ann.json (or --out), rewritten after every candidate so an
 interrupted run keeps what it measured ("partial": true).
 """
@@ -30,18 +31,15 @@ import gc
 import json
 import os
 import random
-import resource
-import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
+
+from bench._common import RESULTS, peak_rss_mb, write_results  # noqa: E402
 
 K = 10
 TARGET_RECALL = 0.95
@@ -87,7 +85,7 @@ def main() -> None:
     parser.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated, from: " + ", ".join(CANDIDATES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "distillery-ann")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "ann.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "ann.json")
     args = parser.parse_args()
     wanted = [c for c in args.candidates.split(",") if c]
     unknown = [c for c in wanted if c not in CANDIDATES]
@@ -96,45 +94,46 @@ def main() -> None:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
-    from bench.quality import describe_machine
-    from core import ann
-    from core.embedders import student_embedder
-    from core.search import embed_collection, top_k
+    from core.encoders.student import StudentEncoder
+    from core.serving import index as product
+    from core.serving.collection import embed_collection
+    from core.serving.index import VectorIndex
 
     queries, collection, description = build_collection(args.size, args.queries, args.seed)
     print(f"collection: {description}", flush=True)
     if args.student is None:
         from bench.speed import default_student
-        from core.teacher import DEFAULT_TEACHER, resolve_teacher
+        from core.encoders.teacher import DEFAULT_TEACHER, resolve_teacher
 
         args.student = default_student(resolve_teacher(DEFAULT_TEACHER))
-    embedder = student_embedder(args.student)
+    student = StudentEncoder.open(args.student)
     cached_before = set(args.work_dir.glob("*.npy"))
     start = time.perf_counter()
-    matrix = embed_collection(embedder, collection, cache_dir=args.work_dir, batch=8192, progress=_printer())
+    matrix = embed_collection(student, collection, cache_dir=args.work_dir, batch=8192, progress=_printer())
     embed_seconds = time.perf_counter() - start
     print(f"collection matrix {matrix.shape} {matrix.dtype} in {embed_seconds:.1f} s "
           f"(from the cache in {args.work_dir} if fast)", flush=True)
     del collection
     gc.collect()
-    query_vectors = embedder.encode(queries)
+    query_vectors = student.encode_queries(queries)
 
     start = time.perf_counter()
     truth, truth_scores = exact_top_k(query_vectors, matrix, K)
     truth_seconds = time.perf_counter() - start
     print(f"exact ground truth for {len(queries)} queries in {truth_seconds:.1f} s", flush=True)
 
-    exact = {"method": "core.search.top_k (numpy matrix product + argpartition)", "threads": _blas_threads()}
+    exact = {"method": "core.serving.index.VectorIndex, exact (numpy matrix product + argpartition)",
+             "threads": _blas_threads()}
     few = list(range(min(args.exact_queries, len(queries))))
-    exact.update(latencies(lambda v: [i for i, _ in top_k(v, matrix, K)], embedder.encode,
+    exact_index = VectorIndex.build(matrix, approximate=False)  # float32 unit rows already: shares `matrix`
+    exact.update(latencies(lambda v: [i for i, _ in exact_index.search(v, K)], student.encode_queries,
                            [queries[i] for i in few], query_vectors[few]))
     exact.pop("found")
     exact["queries"] = len(few)
     print(f"exact: {exact}", flush=True)
 
     result = {
-        "date": date.today().isoformat(), "machine": describe_machine("cpu"), "student": str(args.student),
-        "size": len(matrix), "dim": int(matrix.shape[1]), "k": K, "queries": len(queries),
+        "student": str(args.student), "size": len(matrix), "dim": int(matrix.shape[1]), "k": K, "queries": len(queries),
         "collection": description, "embed_seconds": round(embed_seconds, 1),
         "embed_from_cache": not (set(args.work_dir.glob("*.npy")) - cached_before),
         "ground_truth": f"exact top-{K} by float32 matrix product over the whole collection, in chunks",
@@ -146,7 +145,6 @@ def main() -> None:
                     "(CPU seconds / wall seconds of the search loop) shows it"},
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "exact": exact, "rows": [], "winner": None, "partial": True,
-        "command": "python bench/ann.py " + " ".join(sys.argv[1:]),
     }
     versions = library_versions()
     result["versions"] = versions
@@ -168,7 +166,7 @@ def main() -> None:
             row = {"candidate": name, "library": library, "version": versions[library], "index": kind,
                    "params": {**build_params, knob: value}, "build_s": round(build_seconds, 1),
                    "size_mb": round(size_mb, 1), "build_threads": os.cpu_count(), "search_threads": 1}
-            timing = latencies(adapter.search, embedder.encode, queries, query_vectors)
+            timing = latencies(adapter.search, student.encode_queries, queries, query_vectors)
             found = timing.pop("found")
             row["recall_at_10"] = round(recall(found, truth), 4)
             row["recall_at_10_ties"] = round(tie_recall(found, truth_scores, query_vectors, matrix), 4)
@@ -179,12 +177,12 @@ def main() -> None:
                   f"{row['p50_ms']:.3f}/{row['p95_ms']:.3f} ms", flush=True)
         del adapter
         gc.collect()
-        _write(args.out, result)
+        write_results(args.out, result)
 
     winner = pick_winner(result["rows"])
-    product = next((r for r in result["rows"] if r["library"] == "faiss" and r["params"].get("M") == ann.HNSW_M
-                    and r["params"].get("ef_construction") == ann.EF_CONSTRUCTION
-                    and r["params"].get("ef_search") == ann.EF_SEARCH), None)
+    chosen = next((r for r in result["rows"] if r["library"] == "faiss" and r["params"].get("M") == product.HNSW_M
+                   and r["params"].get("ef_construction") == product.EF_CONSTRUCTION
+                   and r["params"].get("ef_search") == product.EF_SEARCH), None)
     label = _size_label(len(matrix))
     result.update({
         "partial": False, "winner": winner,
@@ -192,27 +190,27 @@ def main() -> None:
                        "(ties: build time)",
         "winner_with_wheels": pick_winner([r for r in result["rows"] if INSTALL[r["library"]]["wheels"]]),
         "winner_with_wheels_rule": "the same rule over the libraries that install from a wheel (see install)",
-        "product": product,
-        "product_rule": f"core/ann.py's configuration (faiss IndexHNSWFlat M={ann.HNSW_M}, ef_construction="
-                        f"{ann.EF_CONSTRUCTION}, ef_search={ann.EF_SEARCH}); the ann_* figures are this row's",
+        "product": chosen,
+        "product_rule": f"core/serving/index.py's configuration (faiss IndexHNSWFlat M={product.HNSW_M}, "
+                        f"ef_construction={product.EF_CONSTRUCTION}, ef_search={product.EF_SEARCH}); the ann_* "
+                        "figures are this row's",
         "install": INSTALL,
-        f"ann_{label}_recall_at_10": product["recall_at_10"] if product else None,
-        f"ann_{label}_p95_ms": product["p95_ms"] if product else None,
+        f"ann_{label}_recall_at_10": chosen["recall_at_10"] if chosen else None,
+        f"ann_{label}_p95_ms": chosen["p95_ms"] if chosen else None,
         f"exact_{label}_p95_ms": exact["p95_ms"],
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "total_seconds": round(time.perf_counter() - started, 1),
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     })
     print_table(result)
-    _write(args.out, result)
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
 
 
 def build_collection(size: int, n_queries: int, seed: int) -> tuple[list[str], list[str], dict]:
     """Queries (conversational texts cut to 12 words, their sources held out) and a seeded collection of
     `size` passages: every other real text, then composites of two distinct real texts."""
     from core import settings
-    from core.sources import iter_documents, load_catalogue
+    from core.corpus.sources import iter_documents, load_catalogue
 
     if settings.local_corpus_dir() is None:
         raise SystemExit("the local corpus folder (../shared/data/corpus) is missing")
@@ -290,7 +288,7 @@ def tie_recall(found: Sequence[Sequence[int]], truth_scores: np.ndarray, queries
 def latencies(search: Callable[[np.ndarray], list[int]], encode: Callable[[Sequence[str]], np.ndarray],
               texts: Sequence[str], vectors: np.ndarray, warmup: int = 20) -> dict:
     """Single-query latency of `search` alone (on encoded queries) and of encode + search (on texts)."""
-    from core.timing import query_latencies_ms
+    from core.serving.timing import query_latencies_ms
 
     for vector in vectors[:warmup]:
         search(vector)
@@ -466,12 +464,6 @@ def _size_and_remove(path: Path) -> int:
 def _size_label(size: int) -> str:
     return f"{size // 1_000_000}m" if size % 1_000_000 == 0 else f"{size // 1000}k"
 
-
-def _write(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -1,27 +1,24 @@
-"""The development suite through mteb (core.evaluate) for the teacher and one or more students.
+"""The development suite through mteb (core.evaluation) for the teacher and one or more students.
 
     .venv/bin/python bench/evaluation.py STUDENT_FOLDER [STUDENT_FOLDER ...] [--limit N] [--fresh-teacher]
 
 Prints one table (per task, per task type, mean of task-type means, retention) and how long each model's
 evaluation took on this machine; writes bench/results/evaluation.json (or --out). The teacher's scores
-come from core.evaluate's cache when present; `--fresh-teacher` uses an empty cache so that the time
+come from core.evaluation's cache when present; `--fresh-teacher` uses an empty cache so that the time
 includes scoring the teacher.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._common import RESULTS, write_results  # noqa: E402
 
 
 def main() -> None:
@@ -30,15 +27,15 @@ def main() -> None:
     parser.add_argument("--teacher", default=None)
     parser.add_argument("--limit", type=int, default=None, help="rows per task (default: all)")
     parser.add_argument("--fresh-teacher", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "evaluation.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "evaluation.json")
     args = parser.parse_args()
     if args.fresh_teacher:
         os.environ["DISTILLERY_DATA_DIR"] = tempfile.mkdtemp(prefix="distillery-eval-")
 
-    from bench.quality import describe_machine
-    from core.evaluate import evaluate_student, retention, teacher_scores
+    from core.encoders.teacher import DEFAULT_TEACHER, resolve_teacher
+    from core.evaluation.scoring import evaluate_student, teacher_scores
+    from core.evaluation.verdict import retention
     from core.progress import TqdmProgress
-    from core.teacher import DEFAULT_TEACHER, resolve_teacher
 
     teacher = resolve_teacher(args.teacher or DEFAULT_TEACHER)
     progress = TqdmProgress()
@@ -51,12 +48,7 @@ def main() -> None:
         kept[folder.name] = retention(results[folder.name], results["teacher"])
     progress.close()
     print_table(results, kept)
-    report = {"date": date.today().isoformat(), "machine": describe_machine("cpu"), "teacher": teacher.name,
-              "limit": args.limit, "models": results, "retention": kept,
-              "command": "python bench/evaluation.py " + " ".join(sys.argv[1:])}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, {"teacher": teacher.name, "limit": args.limit, "models": results, "retention": kept})
 
 
 def print_table(results: dict, kept: dict) -> None:

@@ -5,7 +5,7 @@
 For each model, first a sweep: the teacher's plain `encode` on `--sweep-texts` texts at each precision
 (float32, and float16/bfloat16 on a GPU) and each batch size, to choose both by measurement. Then, at
 the fastest setting, on the same `--texts` texts and device: bare `encode` (the baseline) and
-`core.featurize` (the same encode plus float16 shards on disk), and their ratio. With --random-300m
+`core.methods.featurize` (the same encode plus float16 shards on disk), and their ratio. With --random-300m
 the same for an encoder of ~335M parameters (BERT-large shape) built with random weights: throughput
 does not depend on the weights, so this stands in for a 300M teacher such as EmbeddingGemma where
 its weights cannot travel. Writes bench/results/featurize_speed.json (or --out).
@@ -14,19 +14,16 @@ its weights cannot travel. Writes bench/results/featurize_speed.json (or --out).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
-import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._common import RESULTS, write_results  # noqa: E402
 
 GPU_BATCHES = (64, 128, 256, 512, 1024)
 CPU_BATCHES = (32, 64, 128)
@@ -41,16 +38,15 @@ def main() -> None:
     parser.add_argument("--teacher", default=None)
     parser.add_argument("--batch-sizes", default="", help="comma-separated; default: 64..1024 on a GPU, 32..128 on CPU")
     parser.add_argument("--random-300m", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "featurize_speed.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "featurize_speed.json")
     args = parser.parse_args()
 
     import torch
 
-    from bench.quality import describe_machine
-    from core.corpus import Corpus, build_corpus
+    from core.corpus.build import Corpus, build_corpus
+    from core.corpus.sources import load_catalogue
+    from core.encoders.teacher import DEFAULT_TEACHER, load_teacher, resolve_teacher
     from core.recipe import Recipe
-    from core.sources import load_catalogue
-    from core.teacher import DEFAULT_TEACHER, load_teacher, resolve_teacher
 
     work = Path(tempfile.mkdtemp(prefix="distillery-featurize-"))
     corpus = Corpus.load(args.corpus_dir) if args.corpus_dir else build_corpus(
@@ -77,13 +73,9 @@ def main() -> None:
         del model
         if device == "cuda":
             torch.cuda.empty_cache()
-    result = {"date": date.today().isoformat(), "machine": describe_machine(device), "device": device,
-              "texts": len(texts), "sweep_texts": min(args.sweep_texts, len(texts)), "models": rows,
-              "command": "python bench/featurize_speed.py " + " ".join(sys.argv[1:])}
     print_table(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, {"device": device, "texts": len(texts), "sweep_texts": min(args.sweep_texts, len(texts)),
+                             "models": rows}, device)
 
 
 def print_table(rows: dict) -> None:
@@ -131,7 +123,7 @@ def sweep_settings(model, texts: list[str], dtypes, batches, repeats: int = 2) -
 def measure(model, texts: list[str], batch: int, folder: Path, repeats: int = 2) -> dict:
     """Bare `encode` and `featurize` on the same texts, alternated, the best of `repeats` runs each
     (after a full warm-up pass, so neither meets the tensor shapes first)."""
-    from core.featurize import featurize
+    from core.methods.featurize import featurize
 
     model.encode(texts, batch_size=batch)  # warm-up over every shape
     bare, feat = float("inf"), float("inf")

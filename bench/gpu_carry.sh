@@ -6,7 +6,9 @@
 set -eu
 CORPUS=${1:?usage: bench/gpu_carry.sh CORPUS_DIR}
 PY=${PYTHON:-.venv/bin/python}
-grep -qx '/.carry/' .git/info/exclude 2>/dev/null || printf '/.carry/\n/.whl/\n' >> .git/info/exclude
+EXCLUDE=$(git rev-parse --git-path info/exclude)  # a clone need not have .git/info yet
+mkdir -p "$(dirname "$EXCLUDE")"
+grep -qx '/.carry/' "$EXCLUDE" 2>/dev/null || printf '/.carry/\n/.whl/\n' >> "$EXCLUDE"
 mkdir -p .carry .whl
 $PY - <<'PYEOF'
 import shutil

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The GPU figures of issues 3 and 5, as run on a lent GPU machine (the workplace's `device` tool),
 # which has PyTorch, transformers and sentence-transformers but not model2vec, tokenlearn or datasets,
-# and cannot reach the Hub. It carries (ignored by git, built by bench/gpu_carry.sh):
+# and cannot reach the Hub. The project is not installed there, so the repository goes on PYTHONPATH
+# (the scripts import `core` and `bench._common`). It carries (ignored by git, built by bench/gpu_carry.sh):
 #   .whl/                 model2vec[distill], tokenlearn, datasets, sentence-transformers 6.2 (6.0.1 there
 #                         fails encode(output_value=None)) and their missing needs
-#   .carry/minilm-fp16    the embedded MiniLM teacher in float16 (45 MB: what fits the 64 MiB limit)
-#   .carry/corpus.tar.xz  the 97k-text bench corpus; .carry/eval.tar.xz  the development eval sets
+#   .carry/minilm-fp16    the embedded MiniLM teacher in float16 (what fits the 64 MiB limit)
+#   .carry/corpus.tar.xz  the bench corpus; .carry/eval.tar.xz  the development eval sets
 # Usage: bench/gpu_figures.sh [speed|quality|all]   (results and logs go to $OUT, else bench/results)
 set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 OUT=${OUT:-bench/results}
 PY=${PYTHON:-python3}
 if [ -d .whl ] && [ -z "${SKIP_WHEELS:-}" ]; then

@@ -6,13 +6,13 @@ The issue's bar: under 4 GB whatever the corpus size. Featurization holds one ch
 at a time, so what grows with the corpus is the rest: the targets (float16 shards, read
 memory-mapped), the tokenized corpus (flat int32 ids), the PCA directions, the least-squares initial
 map and training. For each size, in a fresh process, this writes synthetic targets in exactly the
-layout `core.featurize` writes (shards of 8,192 rows, `order.npy`) and a tokenized corpus with
+layout `core.methods.featurize` writes (shards of 8,192 rows, `order.npy`) and a tokenized corpus with
 realistic lengths (log-normal, median ~70 tokens, Zipf-distributed ids over a 50k-token table), then
 runs the real `top_directions`, `initial_map` and `train_table`, and reports the peak RSS after each.
-The texts themselves are not held here; the job holds them as a Python list (about 0.7 GB per
-million passages of ~100 words), which the table in docs/benchmarks.md adds.
+The texts themselves are not held here; the job holds them as a Python list, which the table in
+docs/benchmarks.md adds.
 
-Prints a table and writes bench/results/memory.json.
+Prints a table and writes bench/results/memory.json (or --out).
 """
 
 from __future__ import annotations
@@ -20,42 +20,42 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench._common import RESULTS, peak_rss_mb, write_results
 
 VOCABULARY, TEACHER_DIM, DIMS = 50_000, 384, 256
 
 
 def peak_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return round(peak_rss_mb(), 1)
 
 
-def write_targets(folder: Path, rows: int, rng) -> None:
-    """Random unit vectors in float16 shards, as `core.featurize` lays them out."""
+def write_targets(folder: Path, rows: int, rng):  # -> core.methods.featurize.TargetStore
+    """Random unit vectors in float16 shards, as `core.methods.featurize` lays them out."""
     import numpy as np
 
-    from core.featurize import ORDER_FILE, SHARD_ROWS, _save_atomically
+    from core.files import save_array
+    from core.methods.featurize import ORDER_FILE, SHARD_ROWS, TargetStore
 
+    store = TargetStore(folder, rows, TEACHER_DIM, SHARD_ROWS)
     folder.mkdir(parents=True)
-    _save_atomically(folder / ORDER_FILE, np.arange(rows, dtype=np.int64))
+    save_array(folder / ORDER_FILE, np.arange(rows, dtype=np.int64))
     for shard, start in enumerate(range(0, rows, SHARD_ROWS)):
         block = rng.standard_normal((min(SHARD_ROWS, rows - start), TEACHER_DIM)).astype(np.float32)
         block /= np.linalg.norm(block, axis=1, keepdims=True)
-        _save_atomically(folder / f"targets_{shard:05d}.npy", block.astype(np.float16))
+        save_array(store.shard_path(shard), block.astype(np.float16))
+    return store
 
 
 def synthetic_corpus(rows: int, rng):
     import numpy as np
 
-    from core.training import TokenizedCorpus
+    from core.methods.training import TokenizedCorpus
 
     lengths = np.clip(rng.lognormal(np.log(70), 0.6, rows), 3, 256).astype(np.int64)
     offsets = np.zeros(rows + 1, dtype=np.int64)
@@ -68,16 +68,14 @@ def measure(rows: int, epochs: int) -> dict:
     """One corpus size, in this process."""
     import numpy as np
 
-    from core.corpus_method import initial_map
-    from core.featurize import TargetStore
-    from core.training import TrainParams, top_directions, train_table
+    from core.methods.corpus import initial_map
+    from core.methods.training import TrainParams, top_directions, train_table
 
     rng = np.random.default_rng(0)
     report: dict = {"rows": rows, "start_mb": peak_mb()}
     with tempfile.TemporaryDirectory(prefix="distillery-memory-") as tmp:
         clock = time.perf_counter()
-        write_targets(Path(tmp) / "targets", rows, rng)
-        targets = TargetStore(Path(tmp) / "targets", rows, TEACHER_DIM, 8192).open()
+        targets = write_targets(Path(tmp) / "targets", rows, rng).open()
         corpus = synthetic_corpus(rows, rng)
         report.update(tokens=int(corpus.offsets[-1]), prepared_mb=peak_mb(),
                       prepare_s=round(time.perf_counter() - clock, 1))
@@ -98,7 +96,7 @@ def main() -> None:
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "memory.json")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one, args.epochs)))
@@ -113,11 +111,7 @@ def main() -> None:
     for r in results:
         print(f"{r['rows']:>10,} {r['tokens']:>12,} {r['prepared_mb']:>12} {r['pca_mb']:>8} {r['train_mb']:>9} "
               f"{r['train_s']:>8}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"date": date.today().isoformat(), "machine": f"{os.cpu_count()} cores, CPU",
-                                    "epochs": args.epochs, "command": "python bench/memory.py " + " ".join(sys.argv[1:]),
-                                    "results": results}, indent=2))
-    print(f"wrote {args.out}")
+    write_results(args.out, {"epochs": args.epochs, "results": results})
 
 
 if __name__ == "__main__":

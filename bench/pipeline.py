@@ -7,7 +7,8 @@ default plan with method "corpus" (corpus build, featurize, vocabulary, distill,
 search index, save), then `evaluate_saved_model` on the development suite. The teacher's scores are
 computed once beforehand (they are cached per teacher, so they do not depend on the corpus) and that
 time is reported apart. Fits time = a + b·texts per stage and in total, says whether growth is linear
-(R² of the linear fit and the per-1k-texts slope), prints a table and writes bench/results/pipeline.json.
+(R² of the linear fit and the per-1k-texts slope), prints a table and writes bench/results/pipeline.json
+(or --out), rewritten after every size.
 """
 
 from __future__ import annotations
@@ -18,12 +19,11 @@ import os
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._common import RESULTS, peak_rss_mb, write_results  # noqa: E402
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,30000,100000")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/distillery-pipeline"))
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a child run
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pipeline.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json")
     args = parser.parse_args()
     os.environ["DISTILLERY_DATA_DIR"] = str(args.work_dir / "data")
     if args.one:
@@ -46,18 +46,14 @@ def main() -> None:
         runs[size] = json.loads(child.stdout.strip().splitlines()[-1])
         print(f"{size:,} texts: {runs[size]}", flush=True)
         fits = fit_growth(runs)  # written after every size, so a long run that is stopped keeps its figures
-        result = {"date": date.today().isoformat(), "machine": machine(), "sizes": sizes, "runs": runs,
-                  "fits": fits, "teacher_scores_seconds_once": teacher_seconds,
-                  "command": "python bench/pipeline.py " + " ".join(sys.argv[1:])}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        write_results(args.out, {"sizes": sizes, "runs": runs, "fits": fits,
+                                 "teacher_scores_seconds_once": teacher_seconds})
     print_table(runs, fits)
-    print(f"wrote {args.out}")
 
 
 def warm_teacher_cache() -> float:
-    from core.evaluate import teacher_scores
-    from core.teacher import resolve_teacher
+    from core.encoders.teacher import resolve_teacher
+    from core.evaluation.scoring import teacher_scores
 
     start = time.perf_counter()
     teacher_scores(resolve_teacher(None))
@@ -67,8 +63,9 @@ def warm_teacher_cache() -> float:
 def run_one(size: int, work: Path) -> dict:
     import shutil
 
-    from core.evaluate import evaluate_saved_model
-    from core.pipeline import peak_rss_mb, run_recipe
+    from core.evaluation.run import evaluate_saved_model
+    from core.pipeline import run_recipe
+    from core.progress import StageClock
     from core.recipe import Recipe
 
     job, model = work / f"job-{size}", work / "data" / "models" / f"pipeline-{size}"
@@ -76,11 +73,11 @@ def run_one(size: int, work: Path) -> dict:
     shutil.rmtree(model, ignore_errors=True)
     recipe = Recipe.from_dict({"name": f"pipeline-{size}", "method": "corpus", "corpus_size": size})
     record = run_recipe(recipe, job, model)
-    stages = {name: dict(value) for name, value in record["stages"].items()}
-    start = time.perf_counter()
-    evaluate_saved_model(model)
-    stages["evaluate"] = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": round(peak_rss_mb(), 1)}
-    return {"texts": record["corpus"]["size"], "stages": stages, "peak_rss_mb": round(peak_rss_mb(), 1),
+    clock = StageClock()
+    with clock.stage("evaluate"):
+        evaluate_saved_model(model)
+    stages = {**record.stages, **clock.stages}
+    return {"texts": record.corpus["size"], "stages": stages, "peak_rss_mb": round(peak_rss_mb(), 1),
             "total_seconds": round(sum(s["seconds"] for s in stages.values()), 2)}
 
 
@@ -102,12 +99,6 @@ def fit_growth(runs: dict) -> dict:
         fits[name] = {"seconds_per_1k_texts": round(1000 * slope, 3), "intercept_seconds": round(intercept, 2),
                       "r2": round(float(r2), 4), "linear": bool(r2 >= 0.98 or abs(1000 * slope) < 0.05)}
     return fits
-
-
-def machine() -> str:
-    from bench.quality import describe_machine
-
-    return describe_machine("cpu")
 
 
 def print_table(runs: dict, fits: dict) -> None:

@@ -2,17 +2,17 @@
 
     .venv/bin/python bench/speed.py [STUDENT_FOLDER] [--queries 500] [--passages 2000] [--search-size 100000]
 
-For 1 thread and all cores (torch, BLAS and the Rust tokenizer alike: `core.timing.thread_limit`),
+For 1 thread and all cores (torch, BLAS and the Rust tokenizer alike: `core.serving.timing.thread_limit`),
 after a warm-up: throughput on short queries (conversational corpus texts, cut to 12 words) and on
 passages (corpus texts of 100+ words) in batches of 64, single-query latency p50/p95/p99, for
-- the teacher (`SentenceTransformer.encode`),
-- the student through Distillery's encoder (`core.static_encoder`, what the app uses),
+- the teacher (`core.encoders.teacher.TeacherEncoder`: `SentenceTransformer.encode`, normalised),
+- the student through Distillery's encoder (`core.encoders.student.StudentEncoder`, what the app uses),
 - the student through `model2vec.StaticModel.encode(use_multiprocessing=False)` (the baseline),
-measured by `core.timing.race` (the Compare tab's code). Then: Distillery's encoder against
+measured by `core.serving.timing.race` (the Compare tab's code). Then: Distillery's encoder against
 `StaticModel.encode` at batches of 64 and 1024 (model2vec's default) with the largest difference
-between their vectors; `core.featurize` against the teacher's bare `encode` on the same corpus texts;
-one search (encode + exact top-10) over `--search-size` passages; each model's load time, size on
-disk and the peak memory; the 1M-passage index figures of `core.ann`'s configuration from
+between their vectors; `core.methods.featurize` against the teacher's bare `encode` on the same corpus
+texts; one search (encode + exact top-10) over `--search-size` passages; each model's load time, size
+on disk and the peak memory; the 1M-passage index figures of `core.serving.index`'s configuration from
 bench/results/ann.json (bench/ann.py). Prints tables and ratios; writes bench/results/speed.json
 (or --out) and the raw latencies beside it (speed_latencies.json, for bench/speed_chart.py).
 """
@@ -24,15 +24,12 @@ import itertools
 import json
 import os
 import random
-import resource
-import sys
 import time
-from datetime import date
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._common import RESULTS, ROOT, peak_rss_mb, write_results  # noqa: E402
 
 
 def main() -> None:
@@ -46,18 +43,16 @@ def main() -> None:
     parser.add_argument("--search-size", type=int, default=100_000)
     parser.add_argument("--featurize-texts", type=int, default=2000, help="corpus texts for featurize vs bare encode")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="each throughput figure runs at least this long")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "speed.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
     args = parser.parse_args()
 
     import numpy as np
     from model2vec import StaticModel
 
-    from bench.quality import describe_machine
-    from core.embedders import student_embedder
-    from core.registry import folder_size
-    from core.static_encoder import StaticEncoder
-    from core.teacher import DEFAULT_TEACHER, load_teacher, resolve_teacher
-    from core.timing import Contender, all_cores, race
+    from core.encoders.student import StudentEncoder
+    from core.encoders.teacher import DEFAULT_TEACHER, TeacherEncoder, resolve_teacher
+    from core.files import write_text
+    from core.serving.timing import Contender, all_cores, race
 
     many_queries, passages, collection = corpus_texts(max(args.queries, 5000), args.passages, args.search_size)
     queries = many_queries[: args.queries]
@@ -65,14 +60,15 @@ def main() -> None:
     args.student = args.student or default_student(teacher_info)
     loads = {}
     start = time.perf_counter()
-    teacher = load_teacher(teacher_info, device="cpu")
+    teacher = TeacherEncoder(teacher_info, device="cpu")
     loads["teacher"] = time.perf_counter() - start
     start = time.perf_counter()
     baseline = StaticModel.from_pretrained(str(args.student))
     loads["student"] = time.perf_counter() - start
+    student = StudentEncoder.open(args.student)
     encoders = {
-        "teacher": lambda t: teacher.encode(list(t), normalize_embeddings=True, show_progress_bar=False),
-        "student": student_embedder(args.student).encode,
+        "teacher": teacher.encode,
+        "student": student.encode,
         "model2vec": lambda t: baseline.encode(list(t), use_multiprocessing=False),
     }
     contenders = [Contender("teacher", encoders["teacher"], queries[:100], passages[: args.teacher_passages]),
@@ -87,25 +83,23 @@ def main() -> None:
         "passages_per_s": round(r.throughput_per_s, 1), "p50_ms": round(r.query_p50_ms, 3),
         "p95_ms": round(r.query_p95_ms, 3), "p99_ms": round(r.query_p99_ms, 3)} for r in reports}
     latencies = {f"{r.label}@{r.threads}": r.latencies_ms for r in reports}
-    fast = StaticEncoder(baseline)
-    max_diff = max(float(np.abs(np.asarray(fast.encode(t), dtype=np.float32)
+    max_diff = max(float(np.abs(np.asarray(student.fast.encode(t), dtype=np.float32)
                                 - np.asarray(encoders["model2vec"](t), dtype=np.float32)).max())
                    for t in (queries, passages))
-    featurize = featurize_ratio(teacher, random.Random(1).sample(collection, min(args.featurize_texts, len(collection))))
-    search = search_latency(encoders["student"], queries, collection)
+    featurize = featurize_ratio(teacher.model,
+                                random.Random(1).sample(collection, min(args.featurize_texts, len(collection))))
+    search = search_latency(student, queries, collection)
     allc = all_cores()
     ratio = lambda a, b, key: round(rows[f"{a}@{allc}"][key] / rows[f"{b}@{allc}"][key], 2)  # noqa: E731
     by_batch = encode_by_batch(encoders["student"], encoders["model2vec"], many_queries, passages,
                                args.min_seconds)
     bulk = by_batch[str(BULK_BATCH)]
     result = {
-        "date": date.today().isoformat(), "machine": describe_machine("cpu"), "teacher": teacher_info.name,
-        "student": str(args.student), "rows": rows,
+        "teacher": teacher_info.name, "student": str(args.student), "rows": rows,
         "load_seconds": {k: round(v, 3) for k, v in loads.items()},
-        "size_mb": {"student": round(folder_size(args.student) / 2**20, 2),
-                    "teacher": round(folder_size(Path(teacher_info.source)) / 2**20, 2)
-                    if Path(teacher_info.source).is_dir() else None},
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "size_mb": {"student": folder_mb(args.student),
+                    "teacher": folder_mb(Path(teacher_info.source)) if Path(teacher_info.source).is_dir() else None},
+        "peak_rss_mb": round(peak_rss_mb(), 1),
         "student_vs_teacher_short": ratio("student", "teacher", "short_per_s"),
         "student_vs_teacher_passages": ratio("student", "teacher", "passages_per_s"),
         "encode_vs_model2vec": min(bulk["short_ratio"], bulk["passages_ratio"]),
@@ -114,21 +108,19 @@ def main() -> None:
         f"search_{len(collection) // 1000}k_p95_ms": search["p95_ms"], "search": search,
         **ann_figures(args.out.with_name("ann.json")), "featurize_vs_bare_encode": featurize["ratio"],
         "featurize": featurize,
-        "command": "python bench/speed.py " + " ".join(sys.argv[1:]),
     }
     print_table(rows, result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    write_results(args.out, result, "cpu")
     latency_file = args.out.with_name(args.out.stem + "_latencies.json")
-    latency_file.write_text(json.dumps({"unit": "ms", "queries": len(queries), "rows": latencies}))
-    print(f"wrote {args.out} and {latency_file}")
+    write_text(latency_file, json.dumps({"unit": "ms", "queries": len(queries), "rows": latencies}))
+    print(f"wrote {latency_file}")
 
 
 def corpus_texts(n_queries: int, n_passages: int, n_collection: int) -> tuple[list[str], list[str], list[str]]:
     """Short queries from the conversational domain (12 words), passages of 100+ words, and a search
     collection, all from the local corpus folder, seeded."""
     from core import settings
-    from core.sources import iter_documents, load_catalogue
+    from core.corpus.sources import iter_documents, load_catalogue
 
     catalogue = load_catalogue()
     if settings.local_corpus_dir() is None:
@@ -153,7 +145,7 @@ def encode_by_batch(ours, theirs, queries: list[str], passages: list[str], min_s
     """Distillery's student encoder against `StaticModel.encode`, texts per second at all cores, per
     batch size: 64 (the rows' protocol, shared with the teacher) and model2vec's default 1024. At 64
     the tokenizer's per-call cost dominates both; in bulk the pooling and the overlap show."""
-    from core.timing import throughput
+    from core.serving.timing import throughput
 
     out = {}
     for batch in batches:
@@ -168,18 +160,18 @@ def encode_by_batch(ours, theirs, queries: list[str], passages: list[str], min_s
 
 
 def ann_figures(path: Path) -> dict:
-    """The 1M-passage figures of the product's index configuration (core.ann), from bench/ann.py's
-    results: building five HNSW graphs over 1M vectors takes 20 minutes, so it is a bench of its own."""
-    from core import ann
+    """The 1M-passage figures of the product's index configuration (core.serving.index), from
+    bench/ann.py's results: building several HNSW graphs over 1M vectors is a bench of its own."""
+    from core.serving.index import EF_SEARCH, HNSW_M
 
     if not path.is_file():
         return {"ann_1m_recall_at_10": None, "not_measured": {"ann_1m_recall_at_10": f"{path} missing: make bench-ann"}}
     results = json.loads(path.read_text())
-    row = next((r for r in results["rows"] if r["library"] == "faiss" and r["params"].get("M") == ann.HNSW_M
-                and r["params"].get("ef_search") == ann.EF_SEARCH), None)
+    row = next((r for r in results["rows"] if r["library"] == "faiss" and r["params"].get("M") == HNSW_M
+                and r["params"].get("ef_search") == EF_SEARCH), None)
     if row is None:
-        return {"ann_1m_recall_at_10": None, "not_measured": {"ann_1m_recall_at_10": f"no faiss HNSW M={ann.HNSW_M} "
-                                                                                     f"ef {ann.EF_SEARCH} row in {path}"}}
+        return {"ann_1m_recall_at_10": None, "not_measured": {"ann_1m_recall_at_10": f"no faiss HNSW M={HNSW_M} "
+                                                                                     f"ef {EF_SEARCH} row in {path}"}}
     return {"ann_1m_recall_at_10": row["recall_at_10"],
             "ann": {"source": f"{path.name} of {results['date']} ({results['command']})", "size": results["size"],
                     "index": f"{row['index']} {row['params']}", "recall_at_10": row["recall_at_10"],
@@ -191,22 +183,31 @@ def default_student(teacher) -> Path:
     """A vocabulary-only student (pca_dims 256, float16: the product's defaults) under var/bench/, so
     the bench runs from a fresh clone; encode speed depends on the tokenizer and the table's shape,
     not on how the table was fitted."""
-    from core.distill import DistillParams, distill_vocabulary, save_atomically
+    from core.files import folder_atomically
+    from core.methods.vocabulary import VocabularyParams, distill_vocabulary
 
     folder = ROOT / "var" / "bench" / f"speed-student-{teacher.fingerprint.split(':')[-1][:12]}"
     if not folder.is_dir():
         print(f"building a vocabulary-only student of {teacher.name} at {folder} ...", flush=True)
-        save_atomically(distill_vocabulary(teacher, DistillParams(pca_dims=256), None), folder)
+        model = distill_vocabulary(teacher, VocabularyParams(pca_dims=256), None)
+        with folder_atomically(folder) as tmp:
+            model.save_pretrained(str(tmp))
     return folder
 
 
+def folder_mb(folder: Path) -> float:
+    """Size on disk of every file under `folder`, in MiB."""
+    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 2)
+
+
 def featurize_ratio(teacher, texts: list[str]) -> dict:
-    """`core.featurize` against the teacher's bare `encode` on the same corpus texts and batch size
-    (bench/featurize_speed.py's measurement: alternated runs after a warm-up, the best of two each)."""
+    """`core.methods.featurize` against the teacher's bare `encode` (`teacher`: the SentenceTransformer)
+    on the same corpus texts and batch size (bench/featurize_speed.py's measurement: alternated runs
+    after a warm-up, the best of two each)."""
     import tempfile
 
     from bench.featurize_speed import measure
-    from core.featurize import default_batch_size
+    from core.methods.featurize import default_batch_size
 
     batch = default_batch_size(teacher.device)
     with tempfile.TemporaryDirectory(prefix="speed-featurize-") as folder:
@@ -214,18 +215,21 @@ def featurize_ratio(teacher, texts: list[str]) -> dict:
     return {"texts": len(texts), "batch_size": batch, "device": str(teacher.device), **figures}
 
 
-def search_latency(encode, queries: list[str], collection: list[str], k: int = 10) -> dict:
-    """One query = encode + exact top-k over the collection (`core.search.top_k`, what `core.ann`
-    serves up to 100k rows), timed one query per call by `core.timing.query_latencies_ms`."""
+def search_latency(encoder, queries: list[str], collection: list[str], k: int = 10) -> dict:
+    """One query = the student's encode + exact top-k over the collection (`VectorIndex` searched
+    exactly, as `core.serving.index` serves up to EXACT_UP_TO rows), timed one query per call by
+    `core.serving.timing.query_latencies_ms`."""
     import numpy as np
 
-    from core.search import top_k
-    from core.timing import query_latencies_ms
+    from core.serving.collection import embed_collection
+    from core.serving.index import VectorIndex
+    from core.serving.timing import query_latencies_ms
 
     start = time.perf_counter()
-    matrix = np.concatenate([encode(collection[i:i + 4096]) for i in range(0, len(collection), 4096)])
+    index = VectorIndex.build(embed_collection(encoder, collection, batch=4096), approximate=False)
     build = time.perf_counter() - start
-    times = query_latencies_ms(lambda batch: top_k(encode(batch)[0], matrix, k), queries[:200], warmup=5)
+    times = query_latencies_ms(lambda batch: index.search(encoder.encode_queries(batch)[0], k), queries[:200],
+                               warmup=5)
     return {"collection": len(collection), "embed_seconds": round(build, 2),
             "p50_ms": round(float(np.percentile(times, 50)), 3), "p95_ms": round(float(np.percentile(times, 95)), 3)}
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/speed_chart.py [--results bench/results/speed.json] [--out docs/charts/speed]
 
 Reads speed.json and speed_latencies.json (written by bench/speed.py), draws the Compare tab's
-chart (`core.speed_chart.speed_figure`: a latency box per model and thread count, passages per
+chart (`core.serving.speed_chart.speed_figure`: a latency box per model and thread count, passages per
 second) and writes OUT.html (plotly.js from its CDN) and OUT.png (a headless Chromium screenshot
 of the same page with plotly.js inlined, so no network is needed). The PNG is skipped, with a
 message, where Chromium is not installed.
@@ -15,25 +15,23 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench._common import RESULTS, ROOT
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--results", type=Path, default=ROOT / "bench" / "results" / "speed.json")
+    parser.add_argument("--results", type=Path, default=RESULTS / "speed.json")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "charts" / "speed")
     args = parser.parse_args()
     write_chart(args.results, args.out)
 
 
 def write_chart(results: Path, out: Path) -> None:
-    from core.speed_chart import speed_figure
-    from core.timing import SpeedReport
+    from core.serving.speed_chart import speed_figure
+    from core.serving.timing import SpeedReport
 
     speed = json.loads(results.read_text())
     latencies = json.loads(results.with_name(results.stem + "_latencies.json").read_text())["rows"]

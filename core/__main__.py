@@ -13,15 +13,16 @@ from pathlib import Path
 
 from core import settings
 from core.errors import DistilleryError
+from core.methods.registry import METHODS
 from core.pipeline import run_recipe
 from core.progress import TqdmProgress
-from core.recipe import METHODS, Recipe
+from core.recipe import Recipe
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__)
     parser.add_argument("recipe", nargs="?", help="recipe JSON file (default: the default recipe)")
-    parser.add_argument("--method", choices=METHODS, help="override the recipe's method (its defaults follow)")
+    parser.add_argument("--method", choices=list(METHODS), help="override the recipe's method (its defaults follow)")
     parser.add_argument("--corpus-size", type=int, help="override the recipe's corpus size")
     parser.add_argument("--name", default="", help="model name")
     args = parser.parse_args(argv)
@@ -41,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     progress.close()
-    print(json.dumps({"model": str(settings.models_dir() / run_id), "stages": record["stages"],
-                      "peak_rss_mb": record["peak_rss_mb"]}, indent=2))
+    print(json.dumps({"model": str(settings.models_dir() / run_id), "stages": record.stages,
+                      "peak_rss_mb": record.peak_rss_mb}, indent=2))
     return 0
 
 

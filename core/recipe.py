@@ -1,36 +1,32 @@
-"""A recipe: everything needed to reproduce one distillation, as plain data (JSON in, JSON out)."""
+"""A recipe: everything needed to reproduce one distillation, as plain data (JSON in, JSON out).
+
+The recipe holds its method's parameters, tagged by the method's name: `Recipe(method="corpus")`
+gets `CorpusParams()` with the corpus method's defaults, however it is built (in Python, from JSON,
+from the form), and parameters of another method are refused rather than silently mixed.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from core.cleaning import CleaningOptions
-from core.corpus import CorpusPlan
-from core.corpus_method import MIN_TEXTS as MIN_CORPUS_METHOD_TEXTS
-from core.distill import CORPUS_SIF_COEFFICIENT, DistillParams
+from core.corpus.cleaning import CleaningOptions
+from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan
+from core.corpus.sources import SourceCatalogue, SourceSpec
+from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo, resolve_teacher
 from core.errors import DistilleryError
-from core.plan import DEFAULT_SHARES, DOMAINS
-from core.sources import SourceCatalogue, SourceSpec
-from core.teacher import DEFAULT_TEACHER, TeacherInfo, resolve_teacher
+from core.evaluation.tasks import check_rows_per_task
+from core.methods.registry import METHODS, Params, method, params_for
 
-METHODS = ("vocabulary", "corpus")
 MAX_COLLECTION = 5_000
-
-
-def default_params(method: str) -> DistillParams:
-    """The distillation defaults of a method: the corpus method weighs tokens by real corpus counts,
-    where model2vec's SIF coefficient (1e-4, meant for rank-estimated counts) is far too strong."""
-    if method == "corpus":
-        return DistillParams(sif_coefficient=CORPUS_SIF_COEFFICIENT)
-    return DistillParams()
 
 
 @dataclass
 class Recipe:
     """`sources` holds catalogue keys per domain (None: the catalogue's defaults); `uploads` holds
-    sources already accepted into the job's folder."""
+    sources already accepted into the job's folder; `distill` the method's parameters (None: its
+    defaults)."""
 
     name: str = ""
     teacher: str = DEFAULT_TEACHER
@@ -41,24 +37,31 @@ class Recipe:
     sources: dict[str, list[str]] | None = None
     uploads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cleaning: CleaningOptions = field(default_factory=CleaningOptions)
-    distill: DistillParams = field(default_factory=DistillParams)
+    distill: Params | None = None
     collection_size: int = 500
     seed: int = 0
-    evaluate_after: bool = False  # queue an evaluation job (core.evaluate) when the model is saved
+    evaluate_after: bool = False  # queue an evaluation job (core.evaluation) when the model is saved
     evaluation_rows: int | None = None  # rows per task for that evaluation (None: every row)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.cleaning, dict):
+            self.cleaning = CleaningOptions(**self.cleaning)
+        self.distill = params_for(self.method, self.distill)
+
+    @property
+    def params(self) -> Params:
+        assert self.distill is not None  # filled by __post_init__
+        return self.distill
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["cleaning"] = self.cleaning.to_dict()
+        data["distill"] = self.params.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        data = dict(data)
-        data["cleaning"] = CleaningOptions(**(data.get("cleaning") or {}))
-        distill = dict(data.get("distill") or {})
-        defaults = default_params(str(data.get("method", "vocabulary"))).to_dict()
-        data["distill"] = DistillParams(**{**defaults, **distill})
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
+        unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise DistilleryError(f"Unknown recipe field(s): {', '.join(sorted(unknown))}.")
         return cls(**data)
@@ -77,22 +80,23 @@ class Recipe:
 
 def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue) -> TeacherInfo:
     """Every check that can run before the job starts; returns the resolved teacher."""
-    if recipe.method not in METHODS:
-        raise DistilleryError(f"Unknown method '{recipe.method}'; available: {', '.join(METHODS)}.")
+    chosen = method(recipe.method)
     if not isinstance(recipe.seed, int):
         raise DistilleryError("The seed must be a whole number.")
-    if recipe.evaluation_rows is not None and recipe.evaluation_rows < 10:
-        raise DistilleryError("Rows per task for the evaluation must be at least 10 (or empty for every row).")
+    check_rows_per_task(recipe.evaluation_rows)
     if isinstance(recipe.corpus_size, float) and (math.isnan(recipe.corpus_size) or recipe.corpus_size % 1):
         raise DistilleryError(f"The corpus size must be a whole number, not {recipe.corpus_size}.")
     if isinstance(recipe.corpus_size, float):
         recipe.corpus_size = int(recipe.corpus_size)
-    if recipe.method == "corpus" and recipe.corpus_size < MIN_CORPUS_METHOD_TEXTS:
-        raise DistilleryError(f"The corpus method needs at least {MIN_CORPUS_METHOD_TEXTS} texts to train on "
+    if recipe.corpus_size < chosen.min_texts:
+        raise DistilleryError(f"The {chosen.name} method needs at least {chosen.min_texts} texts to train on "
                               f"(the corpus size is {recipe.corpus_size}); raise it or use the vocabulary method.")
     if not 10 <= recipe.collection_size <= MAX_COLLECTION:
         raise DistilleryError(f"The search collection must hold between 10 and {MAX_COLLECTION:,} texts.")
     recipe.corpus_plan(catalogue).validate()
     teacher = resolve_teacher(recipe.teacher, recipe.trust_remote_code)
-    recipe.distill.validate(teacher)
+    recipe.params.validate(teacher)
     return teacher
+
+
+__all__ = ["METHODS", "MAX_COLLECTION", "Recipe", "validate_recipe"]

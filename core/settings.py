@@ -1,4 +1,4 @@
-"""Where Distillery keeps its files, read from the environment once per call.
+"""The environment: where Distillery keeps its files (read at every call) and whether the Hub answers.
 
 Everything a user can name (uploads, corpora, models) lives below the data folder, so one
 environment variable moves a whole installation (e.g. to `/data` on a Hugging Face Space).
@@ -7,6 +7,9 @@ environment variable moves a whole installation (e.g. to `/data` on a Hugging Fa
 from __future__ import annotations
 
 import os
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,3 +62,36 @@ def eval_dir() -> Path:
     """The evaluation sets (`DISTILLERY_EVAL_DIR`, default `../shared/data/eval` beside the repository)."""
     named = os.environ.get("DISTILLERY_EVAL_DIR")
     return (Path(named) if named else REPO_ROOT.parent / "shared" / "data" / "eval").resolve()
+
+
+_TRUTHY = {"1", "true", "yes", "on"}
+_hub_cache: tuple[float, bool] | None = None
+
+
+def hub_offline_forced() -> bool:
+    """`HF_HUB_OFFLINE` is set: the local sources serve, and Hub teachers are refused."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
+
+
+def hub_reachable(timeout: float = 3.0, max_age: float = 300.0) -> bool:
+    """True when the Hugging Face Hub answers within `timeout` seconds; cached for `max_age` seconds.
+
+    It decides between Hub and local corpus sources, whether a Hub teacher can be resolved and
+    whether mteb's Hub tasks can run, so it is asked in one place.
+    """
+    global _hub_cache
+    if hub_offline_forced():
+        return False
+    now = time.monotonic()
+    if _hub_cache is not None and now - _hub_cache[0] < max_age:
+        return _hub_cache[1]
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{endpoint}/api/whoami-v2", timeout=timeout):
+            ok = True
+    except urllib.error.HTTPError:  # 401 without a token still means the Hub answered
+        ok = True
+    except OSError:
+        ok = False
+    _hub_cache = (now, ok)
+    return ok

@@ -1,41 +1,85 @@
-"""What the app does with jobs: submit a recipe, list jobs, cancel one. No Gradio here."""
+"""What the app does with jobs: submit a recipe or an evaluation, list jobs, cancel one. No Gradio here.
+
+Every job is queued through `enqueue`, which writes the queued status, puts the task on the queue
+and warns when no worker is running; `submit` is the whole transaction of a distillation (a job
+folder, the uploads accepted into it, the recipe checked and queued), and leaves nothing behind
+when the recipe is refused.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from core import settings
+from core.artifact.folder import ModelFolder
+from core.corpus.sources import SourceCatalogue
+from core.corpus.uploads import Upload, accept_upload
 from core.errors import DistilleryError
+from core.evaluation.scoring import check_task_names
+from core.evaluation.tasks import check_rows_per_task
+from core.evaluation.verdict import Thresholds
 from core.recipe import Recipe, validate_recipe
-from core.sources import SourceCatalogue
-from jobs.folders import new_job_dir
+from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, new_job_dir
 from jobs.queue import huey
 from jobs.status import TERMINAL, read_status, worker_alive, write_status
-from jobs.tasks import EVALUATION_REQUEST, enqueue_evaluation, run_recipe_task
+from jobs.tasks import evaluate_model_task, run_recipe_task
 
-RECIPE_FILE = "recipe.json"
+NO_WORKER = ("No worker is running: the job is queued and starts when a worker starts "
+             "(`make run` or `python app.py` start one).")
 
 
-def submit(recipe: Recipe, catalogue: SourceCatalogue, job_id: str | None = None) -> dict[str, Any]:
-    """Validate, then enqueue. Raises `DistilleryError` (nothing queued) when the recipe cannot work."""
-    validate_recipe(recipe, catalogue)
-    if job_id is None:
-        job_id, folder = new_job_dir(recipe.name)
-    else:
-        folder = job_folder(job_id)
-    (folder / RECIPE_FILE).write_text(json.dumps(recipe.to_dict(), indent=2))
-    task = run_recipe_task.s(job_id, recipe.to_dict(), job_id)
-    write_status(job_id, state="queued", task_id=task.id, name=recipe.name or job_id, stage="queued",
-                 fraction=0.0, message="waiting for a worker", submitted=time.time())
+def enqueue(job_id: str, task: Any, name: str, kind: str) -> dict[str, Any]:
+    """The one way a job is queued: its queued status first (so a fast worker finds it), then the
+    task; the status returned carries a warning when no worker is alive to run it."""
+    write_status(job_id, state="queued", task_id=task.id, name=name, kind=kind, stage="queued", fraction=0.0,
+                 message="waiting for a worker", submitted=time.time())
     huey.enqueue(task)
-    status = read_status(job_id) or {}
+    status = dict(read_status(job_id) or {})
     if not worker_alive():
-        status["warning"] = ("No worker is running: the job is queued and starts when a worker starts "
-                             "(`make run` or `python app.py` start one).")
+        status["warning"] = NO_WORKER
     return status
+
+
+def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Sequence[Upload]] | None = None,
+           ) -> dict[str, Any]:
+    """Create the job folder, accept `uploads` (per domain) into it, check the recipe, queue it.
+
+    Raises `DistilleryError` with nothing queued and no folder left when an upload or the recipe
+    is refused.
+    """
+    job_id, folder = new_job_dir(recipe.name)
+    try:
+        for domain, files in (uploads or {}).items():
+            for upload in files:
+                recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
+        validate_recipe(recipe, catalogue)
+        (folder / RECIPE_FILE).write_text(json.dumps(recipe.to_dict(), indent=2))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return enqueue(job_id, run_recipe_task.s(job_id, recipe.to_dict(), job_id), recipe.name or job_id, "distillation")
+
+
+def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
+                      tasks: list[str] | None = None) -> dict[str, Any]:
+    """Check, then queue an evaluation of a saved model. Raises `DistilleryError` (nothing queued)."""
+    ModelFolder.open(model_id)  # refuses an unknown id or a path
+    Thresholds(**(thresholds or {})).validate()
+    check_task_names(tasks)
+    check_rows_per_task(limit)
+    return queue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks})
+
+
+def queue_evaluation(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    """A job folder with the request, and the evaluation queued (also used by a recipe's follow-up)."""
+    job_id, folder = new_job_dir(f"evaluate-{model_id}")
+    (folder / EVALUATION_REQUEST).write_text(json.dumps({"model_id": model_id, **request}, indent=2))
+    return enqueue(job_id, evaluate_model_task.s(job_id, model_id, request), f"evaluate {model_id}", "evaluation")
 
 
 def cancel(job_id: str) -> dict[str, Any]:
@@ -63,26 +107,4 @@ def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
     root = settings.jobs_dir()
     folders = sorted((p for p in root.iterdir() if (p / RECIPE_FILE).is_file() or (p / EVALUATION_REQUEST).is_file()),
                      key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
-    jobs = []
-    for folder in folders:
-        status = read_status(folder.name) or {"job_id": folder.name, "state": "unknown"}
-        jobs.append(status)
-    return jobs
-
-
-def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
-                      tasks: list[str] | None = None) -> dict[str, Any]:
-    """Validate, then enqueue an evaluation of a saved model. Raises `DistilleryError` (nothing queued)."""
-    from core.evaluate import Thresholds, check_task_names
-    from core.registry import model_dir
-
-    model_dir(model_id)  # refuses an unknown id or a path
-    Thresholds(**(thresholds or {})).validate()
-    check_task_names(tasks)
-    if limit is not None and limit < 10:
-        raise DistilleryError("Rows per task must be at least 10 (or empty for every row).")
-    job_id = enqueue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks})
-    status = read_status(job_id) or {}
-    if not worker_alive():
-        status["warning"] = "No worker is running: the evaluation is queued and starts when a worker starts."
-    return status
+    return [read_status(folder.name) or {"job_id": folder.name, "state": "unknown"} for folder in folders]

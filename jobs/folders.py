@@ -1,4 +1,4 @@
-"""Job ids and job folders (one folder per job under the data folder's `jobs/`)."""
+"""Job ids and job folders (one folder per job under the data folder's `jobs/`), and their file names."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 
 from core import settings
+
+RECIPE_FILE = "recipe.json"
+EVALUATION_REQUEST = "evaluation-request.json"
 
 
 def new_job_id(name: str) -> str:

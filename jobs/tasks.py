@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from huey.exceptions import CancelExecution
 
 from core import settings
+from core.artifact.folder import ModelFolder
+from core.artifact.record import ModelRecord
 from core.errors import Cancelled, DistilleryError
+from core.evaluation.run import evaluate_saved_model
+from core.evaluation.scoring import task_refs
+from core.evaluation.verdict import Thresholds
 from core.pipeline import run_recipe
 from core.progress import stage_times
 from core.recipe import Recipe
-from jobs.folders import new_job_dir
 from jobs.queue import huey
 from jobs.status import Heartbeat, read_status, write_status
 
 log = logging.getLogger("distillery.jobs")
-EVALUATION_REQUEST = "evaluation-request.json"
 _heartbeat: Heartbeat | None = None
 
 
@@ -60,7 +62,7 @@ class JobProgress:
 @huey.task(context=True)
 def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, task=None) -> dict[str, Any]:
     """Run one recipe end to end; its outcome is in the job status and, when done, in the model folder."""
-    def work(progress: JobProgress) -> tuple[Recipe, dict[str, Any]]:
+    def work(progress: JobProgress) -> tuple[Recipe, ModelRecord]:
         recipe = Recipe.from_dict(recipe_data)
         return recipe, run_recipe(recipe, settings.jobs_dir() / job_id, settings.models_dir() / model_id, progress)
 
@@ -68,25 +70,26 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
     if outcome is None:
         return {"error": (read_status(job_id) or {}).get("error", "failed")}
     recipe, record = outcome
-    shortfalls = " ".join(s["message"] for s in record["corpus"]["shortfalls"])
-    timings = stage_times(record["stages"])
+    shortfalls = " ".join(s["message"] for s in record.shortfalls)
+    timings = stage_times(record.stages)
     log.info("job %s saved %s; stage times: %s", job_id, model_id, timings)
-    follow_up = enqueue_evaluation(model_id, {"limit": recipe.evaluation_rows}) if recipe.evaluate_after else None
+    follow_up = None
+    if recipe.evaluate_after:
+        from jobs.client import queue_evaluation  # the one enqueue path (it imports this module)
+
+        follow_up = queue_evaluation(model_id, {"limit": recipe.evaluation_rows})["job_id"]
     write_status(job_id, state="done", fraction=1.0, stage="done",
                  message=f"saved {model_id} ({timings})" + (f"; evaluation queued as {follow_up}" if follow_up else ""),
                  warning=f"Corpus shortfall: {shortfalls}" if shortfalls else None,
-                 model_id=model_id, stages=record["stages"], peak_rss_mb=record["peak_rss_mb"])
+                 model_id=model_id, stages=record.stages, peak_rss_mb=record.peak_rss_mb)
     return {"model_id": model_id}
 
 
 @huey.task(context=True)
 def evaluate_model_task(job_id: str, model_id: str, request: dict[str, Any], task=None) -> dict[str, Any]:
     """Score a saved model and its teacher (mteb), time both, decide; the report lands in the model folder."""
-    from core.evaluate import Thresholds, evaluate_saved_model, task_refs
-    from core.registry import model_dir
-
     report = _guarded(job_id, task, lambda progress: evaluate_saved_model(
-        model_dir(model_id), task_refs(request.get("tasks")), request.get("limit"),
+        ModelFolder.open(model_id).path, task_refs(request.get("tasks")), request.get("limit"),
         Thresholds(**request.get("thresholds", {})), progress))
     if report is None:
         return {"error": (read_status(job_id) or {}).get("error", "failed")}
@@ -97,17 +100,6 @@ def evaluate_model_task(job_id: str, model_id: str, request: dict[str, Any], tas
                          f"speed-up {decision['speedup'] or 0:.0f}× ({report['seconds']:.0f} s)",
                  warning=f"Skipped: {', '.join(skipped)}" if skipped else None)
     return {"model_id": model_id, "verdict": decision["verdict"]}
-
-
-def enqueue_evaluation(model_id: str, request: dict[str, Any]) -> str:
-    """A job folder with the request, a queued status, and the task on the queue; returns the job id."""
-    job_id, folder = new_job_dir(f"evaluate-{model_id}")
-    (folder / EVALUATION_REQUEST).write_text(json.dumps({"model_id": model_id, **request}, indent=2))
-    queued = evaluate_model_task.s(job_id, model_id, request)
-    write_status(job_id, state="queued", task_id=queued.id, name=f"evaluate {model_id}", kind="evaluation",
-                 stage="queued", fraction=0.0, message="waiting for a worker", submitted=time.time())
-    huey.enqueue(queued)
-    return job_id
 
 
 def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any]) -> Any | None:

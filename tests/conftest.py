@@ -2,23 +2,40 @@
 
 The environment is set before any project module is imported, because `jobs.queue` opens the
 SQLite queue in the data folder at import time.
+
+Tests mirror the packages (`tests/corpus`, `tests/methods`, ...); there is no `__init__.py`, so each
+test file's basename is unique and tests/ (this folder) is on sys.path, which is how test modules
+import `helpers`. Fixtures shared across folders live here, so no test module imports another.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Any, NamedTuple
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 _DATA = Path(tempfile.mkdtemp(prefix="distillery-test-"))
+# Removed when the test process exits, after the session fixtures (the consumer among them) are torn down.
+atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
 os.environ["DISTILLERY_DATA_DIR"] = str(_DATA)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("DISTILLERY_CORPUS_DIR", str(SHARED / "corpus"))
 
 import pytest  # noqa: E402
 
+# This module starts and kills its own consumer on the session's queue, so it must run before any
+# test that starts the session `consumer` (two consumers would race for its task). Its name sorts
+# first in its folder; `pytest_collection_modifyitems` below puts it first whatever the folders.
+RUNS_FIRST = "test_a_worker_killed.py"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name != RUNS_FIRST)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +60,37 @@ def consumer(data_dir: Path):
     yield process
     stop_consumer(process)
 
+
+@pytest.fixture(scope="module")
+def server(consumer) -> Any:
+    """The real Gradio app on a free port, with the session consumer behind it; yields its URL."""
+    import helpers
+
+    from ui.app import build_app
+
+    demo = build_app().queue()
+    port = helpers.free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+class BuiltModel(NamedTuple):
+    record: Any  # core.artifact.record.ModelRecord
+    path: Path  # <root>/models/small-model
+    job_dir: Path
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory) -> BuiltModel:
+    """One model made by the product's own pipeline (`run_recipe` on `helpers.small_recipe`, about
+    20 s), in a models folder of its own; shared by the pipeline, artifact, evaluation and Compare
+    tests. Tests may add files to it (an evaluation report) but must leave its folders in place."""
+    import helpers
+
+    from core.pipeline import run_recipe
+
+    root = tmp_path_factory.mktemp("small-model")
+    path, job_dir = root / "models" / "small-model", root / "jobs" / "small-model"
+    record = run_recipe(helpers.small_recipe("small-test"), job_dir, path)
+    return BuiltModel(record, path, job_dir)

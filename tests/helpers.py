@@ -1,9 +1,11 @@
-"""Shared test recipes (imported by test modules as `helpers`)."""
+"""Shared test helpers (imported by test modules as `helpers`; tests/ is on sys.path through conftest)."""
 
 from __future__ import annotations
 
-from core.cleaning import CleaningOptions
-from core.distill import DistillParams
+import socket
+
+from core.corpus.cleaning import CleaningOptions
+from core.methods.vocabulary import VocabularyParams
 from core.recipe import Recipe
 
 
@@ -11,6 +13,43 @@ def small_recipe(name: str = "small", **overrides) -> Recipe:
     """A recipe that runs in about 20 s on 2 cores: 400 texts, a 300-word corpus vocabulary."""
     fields = dict(name=name, corpus_size=400, collection_size=40,
                   cleaning=CleaningOptions(min_words=3, max_words=64),
-                  distill=DistillParams(pca_dims=64, max_vocabulary_size=300, min_frequency=2))
+                  distill=VocabularyParams(pca_dims=64, max_vocabulary_size=300, min_frequency=2))
     fields.update(overrides)
     return Recipe(**fields)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a Gradio server, an app or a Redis server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tiny_static_model(dim: int = 8, seed: int = 0):
+    """A random `StaticModel` over the default teacher's tokenizer: a real model2vec model in milliseconds."""
+    from pathlib import Path
+
+    import numpy as np
+    from model2vec import StaticModel
+    from tokenizers import Tokenizer
+
+    from core.encoders.teacher import resolve_teacher
+
+    tokenizer = Tokenizer.from_file(str(Path(resolve_teacher(None).source) / "tokenizer.json"))
+    vectors = np.random.default_rng(seed).normal(size=(tokenizer.get_vocab_size(), dim)).astype(np.float32)
+    return StaticModel(vectors, tokenizer, normalize=True)
+
+
+def tiny_record(model_id: str, created: str = "2025-01-01T00:00:00+00:00", dim: int = 8, **overrides):
+    """A `ModelRecord` as the pipeline writes it, for a model that was never distilled (no job folder)."""
+    from core.artifact.record import ModelRecord
+    from core.encoders.teacher import resolve_teacher
+
+    corpus = {"size": 3, "requested_size": 3, "content_sha256": "0" * 64, "shortfalls": [],
+              "domains": {"web": {"requested_share": 1.0, "realised_share": 1.0, "requested": 3, "realised": 3,
+                                  "sources": [{"name": "notes"}]}}}
+    fields = dict(id=model_id, name=f"tiny {model_id}", created=created, recipe=small_recipe(model_id).to_dict(),
+                  teacher=resolve_teacher(None), corpus=corpus, vocabulary_added=0, vocabulary_size=30522,
+                  dimension=dim)
+    fields.update(overrides)
+    return ModelRecord(**fields)

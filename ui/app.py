@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from core.sources import load_catalogue
+from core.corpus.sources import load_catalogue
 from ui import compare_tab, evaluate_tab, jobs_tab, recipe_tab
 
 TITLE = "Distillery — distil a sentence-embedding model into a fast static model"

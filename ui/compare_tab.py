@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import threading
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from core.compare import CompareSession, model_overview
+from core.artifact.folder import ModelFolder
+from core.corpus.sources import SourceSpec, iter_documents
+from core.corpus.uploads import check_upload
 from core.errors import DistilleryError
-from core.registry import list_models, model_dir
-from core.search import texts_digest
-from core.sources import SourceSpec, iter_documents
-from core.speed_chart import speed_figure
-from core.timing import all_cores
-from core.uploads import check_upload
-from ui.forms import upload_path
+from core.serving.compare import CompareSession, CompareSessions, model_overview
+from core.serving.speed_chart import speed_figure
+from core.serving.timing import all_cores
+from ui.forms import answer, upload_path
 
 HIT_COLUMNS = ["rank", "score", "text"]
 MODEL_COLUMNS = ["model", "id", "method", "dims", "tokens", "size_mb", "load_ms"]
 MAX_TIMING_QUERIES = 200
-_sessions: dict[tuple[str, str], CompareSession] = {}
-_lock = threading.Lock()
+SESSIONS = CompareSessions()  # bounded: least recently used sessions are dropped
 
 
 def build() -> dict[str, Any]:
@@ -63,11 +59,11 @@ def build() -> dict[str, Any]:
 
 
 def model_choices() -> list[tuple[str, str]]:
-    return [(f"{r.get('name') or r['id']} ({r['id']})", r["id"]) for r in list_models()]
+    return [(f"{f.record.title} ({f.id})", f.id) for f in ModelFolder.finished()]
 
 
 def model_rows() -> pd.DataFrame:
-    return pd.DataFrame(model_overview(list_models()), columns=MODEL_COLUMNS)
+    return pd.DataFrame(model_overview(ModelFolder.finished()), columns=MODEL_COLUMNS)
 
 
 def thread_choices() -> list[str]:
@@ -75,30 +71,23 @@ def thread_choices() -> list[str]:
 
 
 def model_info(model_id: str | None) -> str:
-    if not model_id:
-        return ""
-    try:
-        record = next(r for r in list_models() if r["id"] == model_id)
-    except StopIteration:
-        return f"❌ There is no finished model '{model_id}'."
-    shortfalls = "".join(f"\n- ⚠️ {s['message']}" for s in record["corpus"]["shortfalls"])
-    method = record.get("recipe", {}).get("method", "vocabulary")
-    return (f"**{record['name']}** · {method} method · teacher `{record['teacher']['name']}` · "
-            f"{record['dimension']} dims · {record['vocabulary_size']:,} tokens · {record['size_mb']} MB on disk · "
-            f"corpus {record['corpus']['size']:,} texts{shortfalls}")
+    return answer(model_id, "", ModelFolder.open, _describe)
+
+
+def _describe(folder: ModelFolder) -> str:
+    record = folder.record
+    shortfalls = "".join(f"\n- ⚠️ {s['message']}" for s in record.shortfalls)
+    return (f"**{record.title}** · {record.method} method · teacher `{record.teacher.name}` · "
+            f"{record.dimension} dims · {record.vocabulary_size:,} tokens · {folder.size_mb()} MB on disk · "
+            f"corpus {record.corpus['size']:,} texts{shortfalls}")
 
 
 def _session(model_id: str | None, own_texts: str | None, own_file: Any, progress: gr.Progress) -> CompareSession:
     if not model_id:
         raise DistilleryError("Choose a model first (finished models appear after their job is done).")
-    folder = model_dir(model_id)
+    folder = ModelFolder.open(model_id)
     texts = _user_texts(own_texts, own_file)
-    key = (model_id, texts_digest(texts) if texts is not None else "corpus")
-    with _lock:
-        if key not in _sessions:
-            report = lambda stage, fraction, message="": progress(fraction, desc=message)  # noqa: E731
-            _sessions[key] = CompareSession.open(Path(folder), texts, report)
-        return _sessions[key]
+    return SESSIONS.get(folder, texts, lambda stage, fraction, message="": progress(fraction, desc=message))
 
 
 def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:

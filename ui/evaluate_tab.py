@@ -6,7 +6,6 @@ table, one grouped bar chart per task, retention per task type, and each student
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -14,9 +13,9 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
+from core.artifact.folder import ModelFolder
 from core.errors import DistilleryError
-from core.evaluate import EVALUATION_FILE, Thresholds
-from core.registry import model_dir
+from core.evaluation.verdict import Thresholds
 from jobs import client
 from ui.compare_tab import model_choices
 
@@ -76,12 +75,12 @@ def show(model_ids: list[str] | None):
     reports, missing = {}, []
     for model_id in model_ids:
         try:
-            path = model_dir(model_id) / EVALUATION_FILE
+            report = ModelFolder.open(model_id).evaluation()
         except DistilleryError as exc:
             missing.append(f"`{model_id}`: {exc}")
             continue
-        if path.is_file():
-            reports[model_id] = json.loads(path.read_text())
+        if report is not None:
+            reports[model_id] = report
         else:
             missing.append(f"`{model_id}` has not been evaluated yet")
     notes = "".join(f"\n- {m}" for m in missing)

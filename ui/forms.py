@@ -1,22 +1,25 @@
 """Form values ↔ recipes. Pure functions (no Gradio objects), so they are easy to test.
 
 The Recipe tab's inputs arrive in the order of `FORM_FIELDS`; `recipe_from_form` turns them into a
-`Recipe`, accepting the uploads into the job's folder first.
+`Recipe` (with the chosen method's parameters) and the uploads per domain, which `jobs.client.submit`
+accepts into the job's folder.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from core.cleaning import CleaningOptions
-from core.distill import DistillParams
+from core.corpus.cleaning import CleaningOptions
+from core.corpus.plan import DOMAINS, normalise_shares
+from core.corpus.uploads import Upload
 from core.errors import DistilleryError
-from core.plan import DOMAINS, normalise_shares
-from core.recipe import Recipe, default_params
-from core.uploads import accept_upload
+from core.methods.corpus import CorpusParams
+from core.methods.registry import params_for
+from core.methods.training import TrainParams
+from core.recipe import Recipe
 
 # Per domain: share slider, source checkboxes, uploaded files, upload text field(s).
 DOMAIN_FIELDS = ("share", "sources", "files", "fields")
@@ -64,51 +67,66 @@ def shares_from_form(form: dict[str, Any]) -> dict[str, float]:
     return {d: float(form[f"{d}:share"]) if form[f"{d}:share"] is not None else float("nan") for d in DOMAINS}
 
 
-def recipe_from_form(form: dict[str, Any], job_dir: Path) -> Recipe:
-    """Build the recipe; uploads are validated and copied into `job_dir` on the way."""
-    uploads: dict[str, list[dict[str, Any]]] = {}
+def form_uploads(form: dict[str, Any]) -> dict[str, list[Upload]]:
+    """The uploaded files per domain, each with the text field(s) typed for that domain."""
+    uploads: dict[str, list[Upload]] = {}
     for domain in DOMAINS:
-        fields = upload_fields(form, domain)
         for file in form.get(f"{domain}:files") or []:
-            uploads.setdefault(domain, []).append(accept_upload(upload_path(file), job_dir, domain, fields).to_dict())
-    sif = form.get("sif_coefficient")
+            uploads.setdefault(domain, []).append(Upload(upload_path(file), upload_fields(form, domain)))
+    return uploads
+
+
+def form_sources(form: dict[str, Any]) -> dict[str, list[str]]:
+    return {d: list(form.get(f"{d}:sources") or []) for d in DOMAINS}
+
+
+def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Upload]]]:
+    """The recipe the form describes, and its uploads (accepted into the job's folder on submit).
+
+    Only the chosen method's parameters are read; an empty field takes that method's default.
+    """
     method = str(form.get("method") or "vocabulary")
-    defaults = default_params(method)
-    learning_rate = form.get("learning_rate")
-    start_share = form.get("start_share")
-    return Recipe(
+    defaults = params_for(method)
+    sif = form.get("sif_coefficient")
+    params: dict[str, Any] = dict(
+        pca_dims=whole(form.get("pca_dims"), "pca_dims", allow_none=True) or None,
+        sif_coefficient=None if sif in (None, "", 0) else float(sif),
+        pooling=str(form.get("pooling")), quantize_to=str(form.get("quantize_to")),
+        use_corpus_vocabulary=bool(form.get("use_corpus_vocabulary")),
+        max_vocabulary_size=whole(form.get("max_vocabulary_size"), "The vocabulary size"),
+        min_frequency=whole(form.get("min_frequency"), "The minimum frequency"),
+    )
+    if isinstance(defaults, CorpusParams):
+        training = defaults.training
+        learning_rate, start_share = form.get("learning_rate"), form.get("start_share")
+        params["training"] = TrainParams(
+            epochs=_or_default(whole(form.get("epochs"), "Epochs", allow_none=True), training.epochs),
+            patience=_or_default(whole(form.get("patience"), "Patience", allow_none=True), training.patience),
+            batch_size=_or_default(whole(form.get("batch_size"), "The training batch size", allow_none=True),
+                                   training.batch_size),
+            learning_rate=training.learning_rate if learning_rate in (None, "") else float(learning_rate),
+        )
+        params["start_share"] = defaults.start_share if start_share in (None, "") else float(start_share)
+    recipe = Recipe(
         name=str(form.get("name") or "").strip(),
         teacher=str(form.get("teacher") or "").strip() or Recipe().teacher,
         trust_remote_code=bool(form.get("trust_remote_code")),
         method=method,
         shares=shares_from_form(form),
         corpus_size=whole(form.get("corpus_size"), "The corpus size"),
-        sources={d: list(form.get(f"{d}:sources") or []) for d in DOMAINS},
-        uploads=uploads,
+        sources=form_sources(form),
         cleaning=CleaningOptions(
             normalise=bool(form.get("normalise")), dedupe=bool(form.get("dedupe")),
             min_words=whole(form.get("min_words"), "The minimum passage length"),
             max_words=whole(form.get("max_words"), "The maximum passage length"),
         ),
-        distill=DistillParams(
-            pca_dims=whole(form.get("pca_dims"), "pca_dims", allow_none=True) or None,
-            sif_coefficient=None if sif in (None, "", 0) else float(sif),
-            pooling=str(form.get("pooling")), quantize_to=str(form.get("quantize_to")),
-            use_corpus_vocabulary=bool(form.get("use_corpus_vocabulary")),
-            max_vocabulary_size=whole(form.get("max_vocabulary_size"), "The vocabulary size"),
-            min_frequency=whole(form.get("min_frequency"), "The minimum frequency"),
-            epochs=_or_default(whole(form.get("epochs"), "Epochs", allow_none=True), defaults.epochs),
-            patience=_or_default(whole(form.get("patience"), "Patience", allow_none=True), defaults.patience),
-            batch_size=_or_default(whole(form.get("batch_size"), "The training batch size", allow_none=True),
-                                   defaults.batch_size),
-            learning_rate=defaults.learning_rate if learning_rate in (None, "") else float(learning_rate),
-            start_share=defaults.start_share if start_share in (None, "") else float(start_share),
-        ),
+        distill=type(defaults)(**params),
         collection_size=whole(form.get("collection_size"), "The search collection size"),
         seed=whole(form.get("seed"), "The seed"),
         evaluate_after=bool(form.get("evaluate_after")),
         evaluation_rows=whole(form.get("evaluation_rows"), "Rows per task", allow_none=True) or None,
     )
+    return recipe, form_uploads(form)
 
 
 def _or_default(value: int | None, default: int) -> int:
@@ -127,3 +145,14 @@ def shares_summary(shares: dict[str, float], sources: dict[str, list[str]], uplo
     warning = "".join(f"\n\n⚠️ **{d}** has a share of {normalised[d]:.1%} but no source: choose one, upload "
                       f"a file, or set its share to 0." for d in missing)
     return f"Normalised shares: {cells}{warning}"
+
+
+def answer(value: Any, missing: str, action: Callable[[Any], Any], report: Callable[[Any], str]) -> str:
+    """A button's Markdown answer: `missing` when nothing is chosen, `report(action(value))` when the
+    action works, and the user's error (a `DistilleryError`) with a cross when it is refused."""
+    if not value:
+        return missing
+    try:
+        return report(action(value))
+    except DistilleryError as exc:
+        return f"❌ {exc}"

@@ -8,10 +8,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.errors import DistilleryError
-from core.registry import list_models
+from core.artifact.folder import ModelFolder
 from jobs import client
 from jobs.status import worker_alive
+from ui.forms import answer
 
 POLL_SECONDS = 1.0
 JOB_COLUMNS = ["job", "state", "stage", "progress", "message", "elapsed", "eta"]
@@ -55,11 +55,10 @@ def refresh():
 
 def models_table() -> pd.DataFrame:
     rows = []
-    for r in list_models():
-        rows.append([r["id"], r.get("name", ""), r.get("recipe", {}).get("method", ""), r.get("created", ""),
-                     r.get("size_mb"), r.get("dimension"),
-                     r.get("vocabulary_size"), r["corpus"]["size"], len(r["corpus"]["shortfalls"]),
-                     round(sum(s["seconds"] for s in r.get("stages", {}).values()), 1)])
+    for folder in ModelFolder.finished():
+        r = folder.record
+        rows.append([r.id, r.name, r.method, r.created, folder.size_mb(), r.dimension, r.vocabulary_size,
+                     r.corpus["size"], len(r.shortfalls), r.total_seconds()])
     return pd.DataFrame(rows, columns=MODEL_COLUMNS)
 
 
@@ -69,23 +68,14 @@ def _picked_model(event: gr.SelectData):
 
 
 def evaluate(model_id: str | None) -> str:
-    if not model_id:
-        return "Choose a finished model first (or click its row above)."
-    try:
-        status = client.submit_evaluation(model_id)
-    except DistilleryError as exc:
-        return f"❌ {exc}"
-    return f"Evaluation of `{model_id}` queued as `{status['job_id']}`. {status.get('warning', '')}"
+    return answer(model_id, "Choose a finished model first (or click its row above).", client.submit_evaluation,
+                  lambda status: f"Evaluation of `{model_id}` queued as `{status['job_id']}`. "
+                                 f"{status.get('warning', '')}")
 
 
 def cancel(job_id: str | None) -> str:
-    if not job_id:
-        return "Choose a queued or running job first."
-    try:
-        status = client.cancel(job_id)
-    except DistilleryError as exc:
-        return f"❌ {exc}"
-    return f"Job `{job_id}`: {status.get('state')} — {status.get('message', '')}"
+    return answer(job_id, "Choose a queued or running job first.", client.cancel,
+                  lambda status: f"Job `{job_id}`: {status.get('state')} — {status.get('message', '')}")
 
 
 def api_job_status(job_id: str) -> dict[str, Any]:

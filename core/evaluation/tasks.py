@@ -1,0 +1,265 @@
+"""Local evaluation sets as `mteb` tasks, so local and Hub tasks go through one evaluator (`mteb.evaluate`).
+
+Each local task subclasses mteb's own STS / classification / pair-classification / retrieval task and
+overrides only `load_data`, which reads a folder in the layout of `../shared/data/eval` (its README
+gives the fields) into memory with `datasets.Dataset.from_list`: nothing is fetched, nothing is
+written to the Hugging Face cache, and mteb's scoring is used unchanged (Spearman of cosine,
+logistic-regression accuracy with mteb's own protocol, average precision of cosine, nDCG@10).
+
+A folder that is missing files, lacks a field, has one label only or an empty qrels file raises a
+`DistilleryError` naming the task and the problem; the evaluator reports that task as skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import gzip
+import json
+import logging
+import os
+import random
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import settings
+from core.errors import DistilleryError
+from core.files import files_sha256
+
+MTEB_VERSION = "2.26.24"  # scores are comparable only within one mteb version (part of the cache key)
+
+
+@dataclass(frozen=True)
+class LocalTask:
+    """One local evaluation set: its name, mteb task type, folder (relative to the eval folder) and files."""
+
+    name: str
+    type: str  # STS | Classification | PairClassification | Retrieval
+    folder: str
+    files: tuple[str, ...]
+
+
+RETRIEVAL_FILES = ("corpus.jsonl.gz", "queries.jsonl.gz", "qrels/test.tsv")
+DEV_SUITE: tuple[LocalTask, ...] = (
+    LocalTask("STSBenchmark", "STS", "sts/stsbenchmark", ("test.jsonl.gz",)),
+    LocalTask("SICK-R", "STS", "sts/sick", ("test.jsonl.gz",)),
+    LocalTask("Banking77", "Classification", "classification/banking77", ("train.jsonl.gz", "test.jsonl.gz")),
+    LocalTask("TREC", "Classification", "classification/trec", ("train.jsonl.gz", "test.jsonl.gz")),
+    LocalTask("MRPC", "PairClassification", "pair/mrpc", ("test.jsonl.gz",)),
+    LocalTask("MedQuAD", "Retrieval", "retrieval/medquad", RETRIEVAL_FILES),
+    LocalTask("XQuAD-en", "Retrieval", "retrieval/xquad_en", RETRIEVAL_FILES),
+    LocalTask("PythonStdlibDoc2Code", "Retrieval", "retrieval/python_stdlib_doc2code", RETRIEVAL_FILES),
+)
+MAIN_SCORES = {"STS": "cosine_spearman", "Classification": "accuracy", "PairClassification": "cosine_ap",
+               "Retrieval": "ndcg_at_10"}
+# STS field names: (first text, second text, score), as each set spells them.
+STS_FIELDS = (("sentence1", "sentence2", "score"), ("sentence_A", "sentence_B", "relatedness_score"))
+
+
+MIN_ROWS_PER_TASK = 10
+
+
+def check_rows_per_task(limit: int | None) -> None:
+    """The one rule for a row limit (a recipe's follow-up evaluation, the Evaluate tab, the API)."""
+    if limit is not None and limit < MIN_ROWS_PER_TASK:
+        raise DistilleryError(f"Rows per task for the evaluation must be at least {MIN_ROWS_PER_TASK} "
+                              f"(or empty for every row).")
+
+
+def data_digest(task: LocalTask, eval_dir: Path) -> str:
+    """sha256 over the task's files (names and bytes): the teacher-score cache key changes with the data."""
+    return files_sha256([eval_dir / task.folder / name for name in task.files], names=True)
+
+
+def mteb_task(task: LocalTask, eval_dir: Path, limit: int | None = None, seed: int = 42):
+    """An mteb task object for `task`, reading `eval_dir/task.folder`.
+
+    `limit` keeps a seeded random sample of that many test rows, for quick checks. For retrieval it
+    keeps that many queries, and a corpus of their relevant documents plus up to 10×`limit` others.
+    """
+    folder = eval_dir / task.folder
+    missing = [f for f in task.files if not (folder / f).is_file()]
+    if missing:
+        raise DistilleryError(f"{task.name}: missing {', '.join(missing)} in {folder}.")
+    base = _task_classes()[task.type]
+    metadata = _metadata(task, folder)
+    cls = type(f"Local{_identifier(task.name)}", (base,), {"metadata": metadata, "folder": folder, "limit": limit})
+    return cls(seed=seed)
+
+
+def import_mteb():
+    """mteb, with its result cache inside the data folder: importing mteb creates that folder, in the
+    home directory unless `MTEB_CACHE` says otherwise (scores are cached by core.evaluate, not by mteb)."""
+    os.environ.setdefault("MTEB_CACHE", str(settings.cache_dir() / "mteb"))
+    import mteb
+
+    # mteb warns that a local static model has no known parameter count; nothing to act on.
+    logging.getLogger("mteb").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"mteb\.")
+    return mteb
+
+
+def _identifier(name: str) -> str:
+    return "".join(part.capitalize() for part in "".join(c if c.isalnum() else " " for c in name).split())
+
+
+def _metadata(task: LocalTask, folder: Path):
+    import_mteb()
+    from mteb.abstasks.task_metadata import TaskMetadata
+
+    return TaskMetadata(
+        name=task.name, description=f"Local evaluation set {task.folder}.",
+        dataset={"path": str(folder), "revision": "local"}, type=task.type, category="t2t",  # type: ignore[arg-type]
+        modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"], main_score=MAIN_SCORES[task.type],
+    )
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DistilleryError(f"{path} is not readable gzipped JSON lines: {exc}") from exc
+
+
+def _sample(rows: list, limit: int | None, seed: int) -> list:
+    """A seeded random sample (the files are sorted by label or genre, so the first rows would be biased)."""
+    if limit is None or limit >= len(rows):
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), limit))
+    return [rows[i] for i in keep]
+
+
+def _require(rows: list[dict[str, Any]], fields: tuple[str, ...], where: str) -> None:
+    if not rows:
+        raise DistilleryError(f"{where} holds no rows.")
+    absent = [f for f in fields if f not in rows[0]]
+    if absent:
+        raise DistilleryError(f"{where} lacks the field(s) {', '.join(absent)} (it has {', '.join(rows[0])}).")
+
+
+def _load_sts(self) -> None:
+    from datasets import Dataset, DatasetDict
+
+    path = self.folder / "test.jsonl.gz"
+    rows = _jsonl(path)
+    _require(rows, (), str(path))
+    fields = next((f for f in STS_FIELDS if all(k in rows[0] for k in f)), None)
+    if fields is None:
+        raise DistilleryError(f"{path} has neither sentence1/sentence2/score nor sentence_A/sentence_B/"
+                              f"relatedness_score (it has {', '.join(rows[0])}).")
+    a, b, score = fields
+    rows = _sample(rows, self.limit, self.seed)
+    self.dataset = DatasetDict({"test": Dataset.from_list(
+        [{"sentence1": r[a], "sentence2": r[b], "score": float(r[score])} for r in rows])})
+    self.data_loaded = True
+
+
+def _load_classification(self) -> None:
+    from datasets import Dataset, DatasetDict
+
+    splits = {}
+    for split in ("train", "test"):
+        path = self.folder / f"{split}.jsonl.gz"
+        rows = _jsonl(path)
+        _require(rows, ("text", "label"), str(path))
+        if len({str(r["label"]) for r in rows}) < 2:
+            raise DistilleryError(f"{path} has a single label; a classifier needs at least two.")
+        if split == "test":
+            rows = _sample(rows, self.limit, self.seed)
+        splits[split] = Dataset.from_list([{"text": str(r["text"]), "label": str(r["label"])} for r in rows])
+    self.dataset = DatasetDict(splits)
+    self.data_loaded = True
+
+
+def _load_pairs(self) -> None:
+    from datasets import Dataset, DatasetDict
+
+    path = self.folder / "test.jsonl.gz"
+    rows = _jsonl(path)
+    _require(rows, ("sentence1", "sentence2", "label"), str(path))
+    rows = _sample(rows, self.limit, self.seed)
+    self.dataset = DatasetDict({"test": Dataset.from_list(
+        [{"sentence1": r["sentence1"], "sentence2": r["sentence2"], "label": int(r["label"])} for r in rows])})
+    self.data_loaded = True
+
+
+def _load_retrieval(self) -> None:
+    from datasets import Dataset
+
+    qrels = _read_qrels(self.folder / "qrels" / "test.tsv")
+    queries = _jsonl(self.folder / "queries.jsonl.gz")
+    _require(queries, ("_id", "text"), str(self.folder / "queries.jsonl.gz"))
+    corpus = _jsonl(self.folder / "corpus.jsonl.gz")
+    _require(corpus, ("_id", "text"), str(self.folder / "corpus.jsonl.gz"))
+    queries = _sample([q for q in queries if q["_id"] in qrels], self.limit, self.seed)
+    if not queries:
+        raise DistilleryError(f"{self.metadata.name}: no query in queries.jsonl.gz has a relevant document.")
+    if self.limit is not None:
+        relevant = {d for q in queries for d in qrels[q["_id"]]}
+        others = _sample([d for d in corpus if d["_id"] not in relevant], 10 * self.limit, self.seed + 1)
+        corpus = [d for d in corpus if d["_id"] in relevant] + others
+    self.dataset = {"default": {"test": {
+        "corpus": Dataset.from_list([{"id": d["_id"], "title": d.get("title") or "", "text": d["text"]}
+                                     for d in corpus]),
+        "queries": Dataset.from_list([{"id": q["_id"], "text": q["text"]} for q in queries]),
+        "relevant_docs": {q["_id"]: qrels[q["_id"]] for q in queries},
+        "top_ranked": None,
+    }}}
+    self.data_loaded = True
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t")
+        if not {"query-id", "corpus-id", "score"} <= set(reader.fieldnames or ()):
+            raise DistilleryError(f"{path} needs the columns query-id, corpus-id and score.")
+        for row in reader:
+            if int(row["score"]) > 0:
+                qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
+    if not qrels:
+        raise DistilleryError(f"{path} holds no relevant (query, document) pair.")
+    return qrels
+
+
+@functools.lru_cache(maxsize=1)
+def _task_classes() -> dict[str, type]:
+    """mteb's task classes with `load_data` replaced (imported late: mteb is heavy)."""
+    import_mteb()
+    from mteb.abstasks.classification import AbsTaskClassification
+    from mteb.abstasks.pair_classification import AbsTaskPairClassification
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+    from mteb.abstasks.sts import AbsTaskSTS
+    from sklearn.linear_model import LogisticRegression
+
+    def loader(fn):
+        def load_data(self, num_proc: int | None = None, **kwargs: Any) -> None:
+            if not self.data_loaded:
+                fn(self)
+        return load_data
+
+    class LocalSTS(AbsTaskSTS):
+        min_score, max_score = 0, 5
+        load_data = loader(_load_sts)
+
+    class LocalClassification(AbsTaskClassification):
+        load_data = loader(_load_classification)
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            # mteb sets the seed on its class-level classifier; an instance of our own keeps tasks apart.
+            self.evaluator_model = LogisticRegression(max_iter=100)
+
+    class LocalPairClassification(AbsTaskPairClassification):
+        label_column_name = "label"
+        load_data = loader(_load_pairs)
+
+    class LocalRetrieval(AbsTaskRetrieval):
+        k_values = (1, 3, 5, 10, 20, 100)
+        load_data = loader(_load_retrieval)
+
+    return {"STS": LocalSTS, "Classification": LocalClassification,
+            "PairClassification": LocalPairClassification, "Retrieval": LocalRetrieval}

@@ -1,0 +1,192 @@
+"""The corpus method: a static model trained to reproduce the teacher's sentence embeddings of a corpus.
+
+Stages (each reports progress and is timed by one `StageClock`): featurize (the teacher's real
+`encode` output, resumable shards) → vocabulary (frequent corpus words added through model2vec's
+tokenizer mechanism) → distill (initial vectors from `model2vec.distill`, unreduced) → weights (SIF
+from real corpus counts) → pca (the teacher's top directions) → train (table, token weights, linear
+map, then the weight-space ensemble) → a standard StaticModel.
+
+Why not model2vec or tokenlearn alone: `distill` sees each token alone and skips the teacher's Dense
+layers and prompts; tokenlearn regresses on mean token states, holds every target in RAM and finds
+the pad token by name. Here the loss is on the real sentence embedding, targets are memory-mapped,
+and no pad token exists (bags of ids with offsets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, cast
+
+import numpy as np
+
+from core.encoders.student import sum_rows
+from core.encoders.teacher import TeacherInfo, load_teacher
+from core.errors import DistilleryError
+from core.methods.base import Distilled
+from core.methods.corpus_words import corpus_vocabulary
+from core.methods.featurize import ExtraTarget, TargetReader, TargetStore, featurize, featurize_key
+from core.methods.training import (
+    TokenizedCorpus,
+    TrainParams,
+    sif_weights,
+    tokenize_corpus,
+    top_directions,
+    train_table,
+)
+from core.methods.vocabulary import VocabularyParams, distill_vocabulary
+from core.progress import Progress, StageClock, silent
+
+# Training holds back 5% of the texts to stop early; below this there is too little to learn from or
+# to validate on.
+MIN_TEXTS = 200
+
+
+@dataclass(frozen=True)
+class CorpusParams(VocabularyParams):
+    """model2vec's knobs with this method's defaults, the training, and the ensemble share."""
+
+    method: ClassVar[str] = "corpus"
+
+    # Token weights a/(a + p) use each token's real corpus frequency p. model2vec's 1e-4 assumes p from
+    # the token id's rank, which is far milder; on real counts it silences question words
+    # (docs/benchmarks.md has the sweep that chose 1e-2).
+    sif_coefficient: float | None = 1e-2
+    training: TrainParams = field(default_factory=TrainParams)
+    # Share of the fitted start (corpus SIF weights + least-squares map) in the shipped table; the rest
+    # is the trained table. A weight-space ensemble (WiSE-FT, Wortsman et al. 2022, whose default is
+    # 0.5): training follows the teacher closely, the start keeps more lexical overlap, and their
+    # average scored above both on the development sets (docs/benchmarks.md).
+    start_share: float = 0.5
+
+    def validate(self, teacher: TeacherInfo | None = None) -> None:
+        super().validate(teacher)
+        self.training.validate()
+        if not 0 <= self.start_share <= 1:
+            raise DistilleryError("The share of the fitted start must be between 0 (trained table only) and 1 "
+                                  "(no training effect), e.g. 0.5.")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> CorpusParams:
+        """As `VocabularyParams.from_dict`; training fields may also stand at the top level (as the
+        command line and the form give them)."""
+        data = dict(data or {})
+        training = dict(data.pop("training", None) or {})
+        for name in TrainParams.__dataclass_fields__:
+            if name in data:
+                training[name] = data.pop(name)
+        unknown = sorted(set(training) - set(TrainParams.__dataclass_fields__))
+        if unknown:
+            raise DistilleryError(f"The corpus method's training has no parameter(s) {', '.join(unknown)}.")
+        params = cast(CorpusParams, super().from_dict(data))
+        return replace(params, training=TrainParams(**training))
+
+
+@dataclass
+class CorpusDistillation:
+    """What the corpus method made besides the model, for the record, benchmarks and tests."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    targets: TargetStore | None = None
+    # The two tables the shipped one averages (float32, before quantization), kept for inspection.
+    start_table: np.ndarray | None = None
+    trained_table: np.ndarray | None = None
+
+
+def distill(
+    teacher: TeacherInfo, params: CorpusParams, texts: Sequence[str], work_dir: Path, seed: int = 0,
+    progress: Progress = silent, teacher_batch_size: int | None = None, extra: Sequence[ExtraTarget] = (),
+) -> Distilled:
+    """Run every stage on `texts`; targets live under `work_dir/targets` and survive an interruption.
+
+    `extra` adds targets computed from the same teacher forward pass (a benchmark's baseline reads
+    them from `result.details.targets`), so a comparison never runs the teacher twice.
+    """
+    params.validate(teacher)
+    if len(texts) < MIN_TEXTS:
+        raise DistilleryError(f"The corpus method needs at least {MIN_TEXTS} texts to train on; the corpus has "
+                              f"{len(texts)} after cleaning. Add sources, relax the cleaning, or use the "
+                              f"vocabulary method.")
+    clock = StageClock()
+    with clock.stage("featurize"):
+        model = load_teacher(teacher)
+        prompt = teacher.prompts.get("document")
+        key = featurize_key(teacher.fingerprint, texts, prompt, [e[0] for e in extra])
+        store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt,
+                          batch_size=teacher_batch_size, progress=progress, extra=extra)
+        targets = store.open()
+
+    with clock.stage("vocabulary"):
+        vocabulary: list[str] = []
+        if params.use_corpus_vocabulary:
+            vocabulary = corpus_vocabulary(texts, model.tokenizer, params.max_vocabulary_size, params.min_frequency,
+                                           progress)
+
+    with clock.stage("distill"):
+        raw = VocabularyParams(pca_dims=None, sif_coefficient=None, pooling=params.pooling, quantize_to="float32",
+                               use_corpus_vocabulary=False)
+        base = distill_vocabulary(teacher, raw, vocabulary, progress)
+
+    with clock.stage("weights"):
+        progress("weights", 0.0, "tokenizing the corpus")
+        corpus = tokenize_corpus(base.tokenize, texts)
+        vectors = np.asarray(base.embedding, dtype=np.float32)
+        norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-8)
+        weights = norms * sif_weights(corpus.token_counts(len(vectors)), params.sif_coefficient)
+        unit = vectors / norms[:, None]
+
+    with clock.stage("pca"):
+        k = params.pca_dims or targets.dim
+        progress("pca", 0.0, f"the teacher's top {k} directions")
+        target_map = top_directions(targets, k, seed=seed)
+        linear_init = initial_map(unit * weights[:, None], corpus, targets, target_map, seed)
+        progress("pca", 1.0, f"{k} dimensions")
+
+    with clock.stage("train"):
+        result = train_table(unit, weights, linear_init, target_map, corpus, targets, params.training, seed, progress)
+        fitted_start = (unit * weights[:, None]) @ linear_init
+        table = params.start_share * fitted_start + (1 - params.start_share) * result.table
+
+    student = _static_model(base, table, params, k)
+    details = CorpusDistillation(result.history, result.best_epoch, store, fitted_start, result.table)
+    training = {"best_epoch": result.best_epoch, "history": result.history, "start_share": params.start_share}
+    return Distilled(student, len(vocabulary), clock.stages, training, details)
+
+
+def initial_map(
+    table: np.ndarray, corpus: TokenizedCorpus, targets: TargetReader, target_map: np.ndarray, seed: int,
+    sample: int = 20_000, ridge: float = 1e-2,
+) -> np.ndarray:
+    """Least-squares map from the untrained student's pooled vectors to the teacher's (projected) ones.
+
+    This absorbs whatever lies between the token vectors model2vec produces and the sentence
+    embedding (Dense layers, a prompt, normalisation), so training starts from a fitted student.
+    """
+    rows = np.sort(np.random.default_rng(seed).permutation(len(corpus))[:sample])
+    lengths = corpus.lengths()[rows]
+    rows, lengths = rows[lengths > 0], lengths[lengths > 0]
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    token_positions = np.repeat(corpus.offsets[rows] - indptr[:-1], lengths) + np.arange(indptr[-1])
+    pooled = sum_rows(np.ascontiguousarray(table, dtype=np.float32), corpus.ids[token_positions], indptr)
+    pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-8)
+    wanted = targets.take(rows) @ target_map
+    wanted /= np.maximum(np.linalg.norm(wanted, axis=1, keepdims=True), 1e-8)
+    gram = pooled.T.astype(np.float64) @ pooled + ridge * np.eye(pooled.shape[1])
+    return np.linalg.solve(gram, pooled.T.astype(np.float64) @ wanted).astype(np.float32)
+
+
+def _static_model(base: Any, table: np.ndarray, params: CorpusParams, k: int) -> Any:
+    from model2vec import StaticModel
+    from model2vec.quantization import DType, quantize_embeddings
+
+    config = dict(base.config)
+    config.update({"apply_pca": k, "sif_coefficient": params.sif_coefficient, "hidden_dim": k,
+                   "distillery_method": "corpus"})
+    return StaticModel(
+        vectors=quantize_embeddings(table.astype(np.float32), DType(params.quantize_to)),
+        tokenizer=base.tokenizer, config=config, normalize=True,
+        base_model_name=base.base_model_name, language=base.language,
+    )

@@ -1,0 +1,217 @@
+"""Teacher targets: the teacher's real sentence embeddings of every corpus text, on disk.
+
+The corpus method regresses onto exactly what `SentenceTransformer.encode` returns (pooling, Dense
+layers, normalisation, document prompt), so this module calls `encode` itself rather than
+re-implementing the teacher. Targets are written as float16 `.npy` shards, each renamed into place
+when complete, and read back memory-mapped: RAM stays flat whatever the corpus size, and a run that
+was interrupted resumes at the first missing shard instead of starting over.
+
+Texts are encoded longest first over the whole corpus (what `encode` does within one call), so
+batches hold texts of similar length and padding costs as little as in one bare `encode` call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import DistilleryError
+from core.files import save_array, texts_digest, write_json
+from core.progress import Progress, silent
+
+MANIFEST = "targets.json"
+ORDER_FILE = "order.npy"
+SHARD_ROWS = 8192
+# Texts per `encode` call inside a shard: small enough for live progress and prompt cancel.
+CHUNK_ROWS = 1024
+# Teacher batch sizes, chosen by measurement (bench/featurize_speed.py; the figures are in
+# docs/benchmarks.md): on a GPU large batches in half precision pay; on a CPU the batch size barely
+# matters. A batch that overflows GPU memory is halved.
+GPU_BATCH_SIZE = 512
+CPU_BATCH_SIZE = 64
+
+
+def default_batch_size(device: object) -> int:
+    return GPU_BATCH_SIZE if str(device).startswith("cuda") else CPU_BATCH_SIZE
+
+# An extra per-text target computed from the same forward pass (used by benchmarks for baselines
+# that regress onto something else): name, dimension, and a function of `encode(output_value=None)`'s
+# per-text output dict.
+ExtraTarget = tuple[str, int, Callable[[dict[str, Any]], np.ndarray]]
+
+
+@dataclass
+class TargetStore:
+    """Float16 targets for `rows` texts, split in shards of `shard_rows` in encode order."""
+
+    folder: Path
+    rows: int
+    dim: int
+    shard_rows: int
+    names: tuple[str, ...] = ("targets",)
+
+    def shard_path(self, shard: int, name: str = "targets") -> Path:
+        return self.folder / f"{name}_{shard:05d}.npy"
+
+    @property
+    def shards(self) -> int:
+        return -(-self.rows // self.shard_rows)
+
+    def complete(self) -> bool:
+        return all(self.shard_path(s, n).exists() for s in range(self.shards) for n in self.names)
+
+    def open(self, name: str = "targets") -> TargetReader:
+        order = np.load(self.folder / ORDER_FILE)
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        arrays = [np.load(self.shard_path(s, name), mmap_mode="r") for s in range(self.shards)]
+        return TargetReader(arrays, position, self.shard_rows)
+
+
+class TargetReader:
+    """Random access to targets by corpus row, reading only the rows asked for from the shards."""
+
+    def __init__(self, shards: list[np.ndarray], position: np.ndarray, shard_rows: int) -> None:
+        self.shards = shards
+        self.position = position
+        self.shard_rows = shard_rows
+
+    def __len__(self) -> int:
+        return len(self.position)
+
+    @property
+    def dim(self) -> int:
+        return int(self.shards[0].shape[1])
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """float32 targets of corpus rows `rows`, in that order."""
+        pos = self.position[np.asarray(rows)]
+        shard, offset = np.divmod(pos, self.shard_rows)
+        out = np.empty((len(pos), self.dim), dtype=np.float32)
+        for s in np.unique(shard):
+            mask = shard == s
+            out[mask] = self.shards[s][offset[mask]]
+        return out
+
+
+def featurize(
+    model,  # sentence_transformers.SentenceTransformer
+    texts: Sequence[str],
+    folder: Path,
+    key: str,
+    prompt: str | None = None,
+    batch_size: int | None = None,
+    progress: Progress = silent,
+    extra: Sequence[ExtraTarget] = (),
+    shard_rows: int = SHARD_ROWS,
+) -> TargetStore:
+    """Encode `texts` with the teacher into `folder`, resuming a previous run with the same `key`.
+
+    `key` identifies the work (teacher fingerprint, corpus digest, prompt): a folder holding another
+    key's shards is cleared first, so stale targets are never mixed with new ones.
+    """
+    if not texts:
+        raise DistilleryError("The corpus is empty: there is nothing to featurize.")
+    folder = Path(folder)
+    batch_size = batch_size or default_batch_size(model.device)
+    dim = int(model.get_embedding_dimension())
+    store = TargetStore(folder, len(texts), dim, shard_rows, ("targets", *(e[0] for e in extra)))
+    order = _prepare(folder, store, key, texts, prompt)
+    done = sum(store.shard_path(s).exists() for s in range(store.shards))
+    if done:
+        progress("featurize", done / store.shards, f"resuming at shard {done + 1} of {store.shards}")
+    for shard in range(store.shards):
+        if all(store.shard_path(shard, n).exists() for n in store.names):
+            continue
+        rows = order[shard * shard_rows:(shard + 1) * shard_rows]
+        arrays, batch_size = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
+        for name, array in arrays.items():
+            save_array(store.shard_path(shard, name), array)
+    progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
+    return store
+
+
+def featurize_key(teacher_fingerprint: str, texts: Sequence[str], prompt: str | None, extra: Sequence[str] = ()) -> str:
+    parts = (teacher_fingerprint, prompt or "", *extra, texts_digest(texts))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _prepare(folder: Path, store: TargetStore, key: str, texts: Sequence[str], prompt: str | None) -> np.ndarray:
+    """Reuse the folder if it holds the same work, else start it afresh; returns the encode order."""
+    manifest = {"key": key, "rows": store.rows, "dim": store.dim, "shard_rows": store.shard_rows,
+                "names": list(store.names), "dtype": "float16", "prompt": prompt}
+    path = folder / MANIFEST
+    if path.exists() and json.loads(path.read_text()) == manifest and (folder / ORDER_FILE).exists():
+        return np.load(folder / ORDER_FILE)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    order = np.argsort(-lengths, kind="stable")
+    save_array(folder / ORDER_FILE, order)
+    write_json(path, manifest)
+    return order
+
+
+def _encode_shard(
+    model, texts: Sequence[str], rows: np.ndarray, prompt: str | None, batch_size: int,
+    extra: Sequence[ExtraTarget], progress: Progress, shard: int, store: TargetStore,
+) -> tuple[dict[str, np.ndarray], int]:
+    """The shard's arrays, and the batch size that fitted (kept for the following shards)."""
+    out = {"targets": np.empty((len(rows), store.dim), dtype=np.float16)}
+    for name, dim, _ in extra:
+        out[name] = np.empty((len(rows), dim), dtype=np.float16)
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = [texts[i] for i in rows[start:start + CHUNK_ROWS]]
+        stop = start + len(chunk)
+        while True:
+            try:
+                _encode_chunk(model, chunk, prompt, batch_size, extra, out, start, stop)
+                break
+            except Exception as exc:  # noqa: BLE001 - only GPU out-of-memory is retried
+                if not _is_out_of_memory(exc) or batch_size <= 1:
+                    raise
+                batch_size //= 2
+                _free_gpu_memory()
+                progress("featurize", (shard * store.shard_rows + start) / store.rows,
+                         f"GPU memory full: teacher batch size lowered to {batch_size}")
+        done = shard * store.shard_rows + stop
+        progress("featurize", done / store.rows, f"{done:,}/{store.rows:,} texts embedded by the teacher")
+    if not np.isfinite(out["targets"]).all():
+        raise DistilleryError("The teacher produced NaN or infinite embeddings (float16 overflow or a broken model).")
+    return out, batch_size
+
+
+def _encode_chunk(model, chunk: list[str], prompt: str | None, batch_size: int, extra: Sequence[ExtraTarget],
+                  out: dict[str, np.ndarray], start: int, stop: int) -> None:
+    if extra:
+        outputs = model.encode(chunk, batch_size=batch_size, prompt=prompt, output_value=None,
+                               show_progress_bar=False)
+        out["targets"][start:stop] = np.stack([o["sentence_embedding"].float().cpu().numpy() for o in outputs])
+        for name, _, fn in extra:
+            out[name][start:stop] = np.stack([fn(o) for o in outputs])
+    else:
+        out["targets"][start:stop] = model.encode(chunk, batch_size=batch_size, prompt=prompt,
+                                                  convert_to_numpy=True, show_progress_bar=False)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

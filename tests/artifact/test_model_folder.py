@@ -1,0 +1,198 @@
+"""core.artifact: `ModelFolder` (created atomically, opened by id or path, listed, its collection and
+evaluation), the typed `ModelRecord` and the model card, on tiny real model2vec models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import helpers
+import pytest
+import yaml
+
+from core.artifact.card import render_card
+from core.artifact.folder import COLLECTION_FILE, EVALUATION_FILE, RECORD_FILE, ModelFolder
+from core.artifact.record import ModelRecord
+from core.errors import DistilleryError
+
+COLLECTION = ["a first text to search", "a second text", "a third one"]
+
+
+@pytest.fixture()
+def models(tmp_path) -> Path:
+    """A models folder holding `small-model` (older) and `newer-model`."""
+    root = tmp_path / "models"
+    ModelFolder.create(helpers.tiny_static_model(), helpers.tiny_record("small-model"), COLLECTION,
+                       root / "small-model")
+    ModelFolder.create(helpers.tiny_static_model(seed=1),
+                       helpers.tiny_record("newer-model", created="2025-06-01T00:00:00+00:00"), COLLECTION[:2],
+                       root / "newer-model")
+    return root
+
+
+# --- creating a folder -------------------------------------------------------------------------
+
+
+def test_create_writes_model2vec_files_record_card_and_collection(tmp_path):
+    from model2vec import StaticModel
+
+    record = helpers.tiny_record("fresh")
+    folder = ModelFolder.create(helpers.tiny_static_model(), record, COLLECTION, tmp_path / "models" / "fresh")
+    assert folder.id == "fresh" and folder.record is record
+    names = {p.name for p in folder.path.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", RECORD_FILE, COLLECTION_FILE, "README.md"} <= names
+    assert json.loads((folder.path / RECORD_FILE).read_text()) == record.to_dict()
+    assert json.loads((folder.path / COLLECTION_FILE).read_text()) == COLLECTION
+    assert StaticModel.from_pretrained(str(folder.path)).dim == 8
+    assert [p.name for p in folder.path.parent.iterdir()] == ["fresh"]  # no temporary folder left
+
+
+class _BrokenModel:
+    def save_pretrained(self, path: str) -> None:
+        (Path(path) / "model.safetensors").write_bytes(b"half a model")
+        raise OSError("disk full")
+
+
+def test_create_leaves_nothing_when_saving_fails(tmp_path):
+    destination = tmp_path / "models" / "broken"
+    with pytest.raises(OSError, match="disk full"):
+        ModelFolder.create(_BrokenModel(), helpers.tiny_record("broken"), COLLECTION, destination)
+    assert not destination.exists()
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_create_refuses_an_existing_destination(tmp_path):
+    destination = tmp_path / "models" / "taken"
+    destination.mkdir(parents=True)
+    (destination / "keep.txt").write_text("mine")
+    with pytest.raises(DistilleryError, match="already exists"):
+        ModelFolder.create(_BrokenModel(), helpers.tiny_record("taken"), COLLECTION, destination)
+    assert (destination / "keep.txt").read_text() == "mine"
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["taken"]
+
+
+# --- listing and opening -----------------------------------------------------------------------
+
+
+def test_finished_lists_newest_first_and_skips_hidden_temp_folders(models):
+    hidden = models / ".half-model.abc.tmp"
+    hidden.mkdir()
+    shutil.copy(models / "small-model" / RECORD_FILE, hidden / RECORD_FILE)
+    (models / "no-record").mkdir()
+    unreadable = models / "unreadable"
+    unreadable.mkdir()
+    (unreadable / RECORD_FILE).write_text("{not json")
+    listed = ModelFolder.finished(models)
+    assert [f.id for f in listed] == ["newer-model", "small-model"]
+    assert listed[1].path == models / "small-model" and listed[1].size_mb() > 0
+    assert ModelFolder.open("small-model", models).path == (models / "small-model").resolve()
+    for bad in (hidden.name, "no-record"):
+        with pytest.raises(DistilleryError, match="no finished model"):
+            ModelFolder.open(bad, models)
+    with pytest.raises(DistilleryError, match="cannot be read"):
+        ModelFolder.at(unreadable)
+    with pytest.raises(DistilleryError, match="not a model folder made by Distillery"):
+        ModelFolder.at(models / "no-record")
+
+
+@pytest.mark.parametrize("bad", ["../x", "../small-model", "..", "small-model/../../etc", "/etc", ""])
+def test_open_refuses_ids_that_climb_out(models, bad):
+    with pytest.raises(DistilleryError, match="no finished model"):
+        ModelFolder.open(bad, models)
+
+
+def test_open_reads_the_finished_models_of_the_data_folder(tmp_path):
+    from core import settings
+
+    model_id = f"data-folder-{tmp_path.name}"
+    ModelFolder.create(helpers.tiny_static_model(), helpers.tiny_record(model_id), COLLECTION,
+                       settings.models_dir() / model_id)
+    try:
+        assert ModelFolder.open(model_id).record.id == model_id
+        assert model_id in [f.id for f in ModelFolder.finished()]
+    finally:
+        shutil.rmtree(settings.models_dir() / model_id)
+
+
+# --- the record --------------------------------------------------------------------------------
+
+
+def test_record_round_trips_and_keeps_unknown_keys(models):
+    record = ModelFolder.at(models / "small-model").record
+    assert isinstance(record, ModelRecord) and record.teacher.dimension == 384
+    assert record.method == "vocabulary" and record.title == "tiny small-model" and record.shortfalls == []
+    data = {**record.to_dict(), "written_by_a_newer_version": {"x": 1}}
+    again = ModelRecord.from_dict(data)
+    assert again.extra == {"written_by_a_newer_version": {"x": 1}}
+    assert again.to_dict() == data
+    assert ModelRecord.from_dict(record.to_dict()) == record
+
+
+def test_record_title_method_and_shortfalls():
+    shortfall = {"domain": "web", "requested": 3, "realised": 1, "message": "'web' asked for 3"}
+    record = helpers.tiny_record("m", name="", recipe={"method": "corpus"},
+                                 corpus={**helpers.tiny_record("m").corpus, "shortfalls": [shortfall]},
+                                 stages={"corpus": {"seconds": 1.25, "peak_rss_mb": 10.0},
+                                         "distill": {"seconds": 2.0, "peak_rss_mb": 20.0}})
+    assert record.title == "m" and record.method == "corpus" and record.shortfalls == [shortfall]
+    assert record.total_seconds() == 3.2  # rounded to a tenth
+
+
+# --- collection, evaluation and card -----------------------------------------------------------
+
+
+def test_collection_lives_inside_and_falls_back_to_an_old_job_folder(models, tmp_path):
+    folder = ModelFolder.at(models / "small-model")
+    assert folder.collection() == COLLECTION
+    # a model saved before the collection moved inside its folder: it is read from the job folder
+    (folder.path / COLLECTION_FILE).unlink()
+    with pytest.raises(DistilleryError, match="missing"):
+        folder.collection()
+    job_dir = tmp_path / "old-job"
+    job_dir.mkdir()
+    (job_dir / COLLECTION_FILE).write_text(json.dumps(["from the job folder"]))
+    folder.record.job_dir = str(job_dir)
+    assert folder.collection() == ["from the job folder"]
+
+
+def _report() -> dict:
+    """An evaluation report as `core.evaluation.run.evaluate_saved_model` writes it, without mteb."""
+    from core.evaluation.verdict import retention, summarise, verdict
+
+    types = {"STSBenchmark": "STS", "MRPC": "PairClassification"}
+    teacher = {**summarise({"STSBenchmark": 80.0, "MRPC": 84.0}, types), "skipped": {}}
+    student = {**summarise({"STSBenchmark": 72.0, "MRPC": 78.0}, types), "skipped": {"Gone": "missing"}}
+    kept = retention(student, teacher)
+    speed = {"speedup": 70.0, "threads": 2, "texts": 3, "teacher_texts_per_s": 100.0, "student_texts_per_s": 7000.0}
+    return {"model_id": "small-model", "teacher": "sentence-transformers/all-MiniLM-L6-v2", "date": "2025-06-02",
+            "tasks": list(types), "limit": 40, "mteb_version": "2.26.24", "teacher_scores": teacher,
+            "student_scores": student, "retention": kept, "speed": speed, "verdict": verdict(kept, 70.0),
+            "seconds": 1.0}
+
+
+def test_write_evaluation_updates_report_record_and_card(models):
+    folder = ModelFolder.open("small-model", models)
+    assert folder.evaluation() is None
+    report = _report()
+    folder.write_evaluation(report)
+    assert json.loads((folder.path / EVALUATION_FILE).read_text()) == report == folder.evaluation()
+    assert ModelFolder.open("small-model", models).record.evaluation == report
+    card = (folder.path / "README.md").read_text()
+    assert card == render_card(folder.record)
+    front = yaml.safe_load(card.split("---")[1])
+    assert {r["dataset"]["name"] for r in front["model-index"][0]["results"]} == {"STSBenchmark", "MRPC"}
+    assert "## Evaluation" in card and f"{report['retention']['overall']:.1%}" in card
+    assert "**viable**" in card and "70× the teacher's throughput" in card and "Gone: missing" in card
+    assert not [p for p in folder.path.iterdir() if p.name.startswith(".")]  # atomic writes left nothing
+
+
+def test_card_inherits_the_teacher_licence_and_records_the_recipe():
+    record = helpers.tiny_record("carded")
+    card = render_card(record)
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["license"] == "apache-2.0" and front["library_name"] == "model2vec"
+    assert front["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert "license: mit" not in card and "**vocabulary** method" in card
+    assert '"pca_dims": 64' in card  # the recipe, as JSON
+    assert "- none" in card  # no shortfall

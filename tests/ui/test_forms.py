@@ -1,0 +1,95 @@
+"""ui.forms: the Recipe tab's values → a Recipe (with the chosen method's parameters) and its uploads.
+
+Pure functions, no server: the form values below are what Gradio sends, in FORM_FIELDS order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.corpus.plan import DOMAINS
+from core.corpus.uploads import Upload
+from core.errors import DistilleryError
+from core.methods.corpus import CorpusParams
+from core.methods.training import TrainParams
+from core.methods.vocabulary import VocabularyParams
+from ui.forms import FORM_FIELDS, as_form, form_sources, form_uploads, recipe_from_form, shares_summary, whole
+
+
+def values(**overrides) -> dict:
+    form = {
+        "name": " my model ", "teacher": "", "trust_remote_code": False, "method": "vocabulary",
+        "corpus_size": 400.0, "collection_size": 40, "normalise": True, "dedupe": True, "min_words": 3,
+        "max_words": 64, "use_corpus_vocabulary": True, "max_vocabulary_size": 300, "min_frequency": 2,
+        "pca_dims": 64, "sif_coefficient": 1e-4, "pooling": "mean", "quantize_to": "float16", "epochs": None,
+        "patience": None, "batch_size": None, "learning_rate": None, "start_share": None, "seed": 3,
+        "evaluate_after": False, "evaluation_rows": None,
+    }
+    for domain in DOMAINS:
+        form.update({f"{domain}:share": 20, f"{domain}:sources": [f"local:{domain}"], f"{domain}:files": None,
+                     f"{domain}:fields": "text"})
+    form.update(overrides)
+    return as_form([form[f] for f in FORM_FIELDS])
+
+
+def test_a_vocabulary_form_gives_a_vocabulary_recipe_and_no_uploads():
+    recipe, uploads = recipe_from_form(values())
+    assert uploads == {}
+    assert recipe.name == "my model" and recipe.teacher == "sentence-transformers/all-MiniLM-L6-v2"
+    assert recipe.method == "vocabulary" and type(recipe.params) is VocabularyParams
+    assert recipe.params == VocabularyParams(pca_dims=64, sif_coefficient=1e-4, max_vocabulary_size=300,
+                                             min_frequency=2)
+    assert recipe.corpus_size == 400 and isinstance(recipe.corpus_size, int) and recipe.seed == 3
+    assert recipe.sources == {d: [f"local:{d}"] for d in DOMAINS} == form_sources(values())
+    assert recipe.uploads == {}  # accepted into the job's folder by `jobs.client.submit`, not here
+
+
+def test_a_corpus_form_reads_the_training_fields_and_empty_ones_take_the_defaults():
+    recipe, _ = recipe_from_form(values(method="corpus", sif_coefficient=1e-2, epochs=4, learning_rate=5e-4))
+    assert type(recipe.params) is CorpusParams
+    assert recipe.params.training == TrainParams(epochs=4, learning_rate=5e-4)  # patience, batch size: defaults
+    assert recipe.params.start_share == CorpusParams().start_share
+    assert recipe.params.sif_coefficient == 1e-2
+    zero, _ = recipe_from_form(values(method="corpus", epochs=0))
+    assert zero.params.training.epochs == 0  # kept, so that validation can explain it
+    with pytest.raises(DistilleryError, match="Epochs"):
+        zero.params.validate()
+
+
+def test_uploads_come_back_per_domain_with_their_fields(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.txt"
+    form = values(**{"web:files": [str(a), {"path": str(b)}], "web:fields": "title, body",
+                     "code:files": [str(b)]})
+    _, uploads = recipe_from_form(form)
+    assert uploads == form_uploads(form) == {
+        "web": [Upload(Path(a), ("title", "body")), Upload(Path(b), ("title", "body"))],
+        "code": [Upload(Path(b), ("text",))],
+    }
+
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("corpus_size", 2.5, "The corpus size must be a whole number"),
+    ("corpus_size", None, "The corpus size is empty"),
+    ("min_words", float("nan"), "minimum passage length must be a whole number"),
+])
+def test_bad_numbers_name_their_field(field, value, expected):
+    with pytest.raises(DistilleryError, match=expected):
+        recipe_from_form(values(**{field: value}))
+
+
+def test_the_form_size_is_checked_and_whole_numbers_read():
+    with pytest.raises(DistilleryError, match=f"{len(FORM_FIELDS)} were expected"):
+        as_form([1, 2, 3])
+    assert whole("7", "x") == 7 and whole(None, "x", allow_none=True) is None
+
+
+def test_shares_summary_warns_about_a_domain_without_a_source():
+    sources = {d: ["local:x"] for d in DOMAINS}
+    sources["code"] = []
+    summary = shares_summary({d: 20 for d in DOMAINS}, sources, {})
+    assert "Normalised shares:" in summary and "**code** has a share of 20.0% but no source" in summary
+    assert "⚠️" not in shares_summary({d: 20 for d in DOMAINS}, sources, {"code": 1})  # an upload serves it
+    assert summary.count("⚠️") == 1
+    assert shares_summary({d: 0 for d in DOMAINS}, sources, {}).startswith("⚠️ All domain proportions are zero")

@@ -1,0 +1,215 @@
+"""The real Gradio server, driven through gradio_client, with the real consumer behind it.
+
+The `server` fixture (the app on a free port) is in conftest.py; `form` builds the Recipe tab's inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+
+import pytest
+from gradio_client import Client, handle_file
+from helpers import small_recipe
+
+from core.corpus.plan import DOMAINS
+from core.corpus.sources import load_catalogue
+from ui.forms import FORM_FIELDS
+
+pytestmark = pytest.mark.slow  # a Gradio server with the consumer behind it
+
+TERMINAL = {"done", "failed", "cancelled", "interrupted"}
+
+
+@pytest.fixture(scope="module")
+def client(server) -> Client:
+    return Client(server, verbose=False)
+
+
+def form(**overrides) -> list:
+    """All Recipe-tab inputs, in FORM_FIELDS order, for the small test recipe."""
+    recipe = small_recipe()
+    values = {
+        "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False, "method": "vocabulary",
+        "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
+        "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
+        "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
+        "max_vocabulary_size": recipe.params.max_vocabulary_size, "min_frequency": recipe.params.min_frequency,
+        "pca_dims": recipe.params.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
+        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5, "seed": 0, "evaluate_after": False,
+        "evaluation_rows": None,
+    }
+    catalogue = load_catalogue()
+    for domain, share in recipe.shares.items():
+        values.update({f"{domain}:share": share, f"{domain}:sources": catalogue.default_keys(domain),
+                       f"{domain}:files": None, f"{domain}:fields": "text"})
+    values.update(overrides)
+    return [values[f] for f in FORM_FIELDS]
+
+
+def wait_for(client: Client, job_id: str, timeout: float = 300) -> tuple[dict, list[dict]]:
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        status = client.predict(job_id, api_name="/job_status")
+        seen.append(status)
+        if status["state"] in TERMINAL:
+            return status, seen
+        time.sleep(1)
+    raise AssertionError(f"job {job_id} did not finish: {seen[-1]}")
+
+
+def test_submit_poll_and_search(client: Client):
+    # domain-specific asks for 100/190 of 400 texts (210) from the GDPR file alone (157 passages): a shortfall
+    message = client.predict(*form(**{"domain-specific:share": 100, "domain-specific:sources": ["local:gdpr"]}),
+                             api_name="/submit_recipe")
+    match = re.search(r"Submitted job `([^`]+)`", message)
+    assert match, message
+    status, seen = wait_for(client, match.group(1))
+    assert status["state"] == "done", status
+    assert any(s["state"] == "running" and 0 < s.get("fraction", 0) < 1 for s in seen), seen
+    assert "Corpus shortfall" in status["warning"] and "domain-specific" in status["warning"]
+    model_id = status["model_id"]
+
+    _, table = client.predict(api_name="/refresh_models")
+    row = dict(zip(table["headers"], next(r for r in table["data"] if r[1] == model_id)))
+    assert row["size_mb"] > 0 and 0 < row["load_ms"] < 10_000 and row["dims"] == 64
+
+    info = client.predict(model_id, api_name="/model_info")
+    assert "all-MiniLM-L6-v2" in info and "64 dims" in info
+    assert "⚠️" in info and "domain-specific" in info  # the shortfall is shown with the model
+
+    summary, teacher, student = client.predict(model_id, "how do I open a file in python", "", None,
+                                               api_name="/search")
+    assert re.search(r"\*\*\d of 5\*\* results shared", summary), summary
+    assert len(teacher["data"]) == 5 and len(student["data"]) == 5
+    scores = [row[1] for row in teacher["data"]]
+    assert scores == sorted(scores, reverse=True)
+
+    texts = "the cat sat on the mat\nstock markets fell sharply today\nhow to install python packages\n" \
+            "a recipe for tomato soup\nthe court dismissed the appeal\nmy flight was delayed"
+    summary, teacher, student = client.predict(model_id, "installing a python library", texts, None,
+                                               api_name="/search")
+    assert "collection of 6 texts" in summary
+    assert teacher["data"][0][2] == "how to install python packages"
+
+    counts = sorted({1, os.cpu_count() or 1})
+    plot, speed = client.predict(model_id, "python", texts, None, "book a table for two\ncheap flights to rome\n",
+                                 [str(n) for n in counts], api_name="/measure_speed")
+    assert f"Threads: {', '.join(map(str, counts))}" in speed and "2 single queries" in speed, speed
+    assert speed.count("higher throughput") == len(counts)
+    traces = json.loads(plot["plot"])["data"]
+    boxes = [t for t in traces if t["type"] == "box"]
+    assert len(boxes) == 2 * len(counts) and all(len(b["x"]) == 2 for b in boxes)  # one latency per query
+    assert {t["x"][0] for t in traces if t["type"] == "bar"} == {b["name"] for b in boxes}
+
+
+def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_dir):
+    """Method "corpus" through the page's API and the real worker: live progress of its stages, every stage
+    timed, a model that is searchable, and a card that records the training curve."""
+    message = client.predict(*form(method="corpus", name="ui-corpus", sif_coefficient=1e-2, epochs=3),
+                             api_name="/submit_recipe")
+    match = re.search(r"Submitted job `([^`]+)`", message)
+    assert match, message
+    status, seen = wait_for(client, match.group(1))
+    assert status["state"] == "done", status
+    live = {s.get("stage") for s in seen if s["state"] == "running"}
+    assert live & {"featurize", "distill", "train"}, live  # the method's own stages reach the job's progress
+    assert {"featurize", "vocabulary", "distill", "weights", "pca", "train", "save"} <= set(status["stages"])
+
+    model_dir = data_dir / "models" / status["model_id"]
+    record = json.loads((model_dir / "distillery.json").read_text())
+    assert record["recipe"]["method"] == "corpus" and record["recipe"]["distill"]["training"]["epochs"] == 3
+    assert 1 <= len(record["training"]["history"]) <= 4 and record["training"]["history"][0]["epoch"] == 0
+    card = (model_dir / "README.md").read_text()
+    assert "**corpus** method" in card and "validation loss" in card
+    summary, teacher, student = client.predict(status["model_id"], "how do I open a file in python", "", None,
+                                               api_name="/search")
+    assert len(student["data"]) == 5, summary
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({f"{d}:share": 0 for d in DOMAINS}, "All domain proportions are zero"),
+        ({"corpus_size": 0}, "at least 1 text"),
+        ({"pca_dims": 1000}, "384"),
+        ({"teacher": "no-such-org/no-such-model"}, "cannot be reached"),
+        ({"teacher": "/definitely/not/a/folder"}, "neither a local model folder"),
+        ({"web:sources": []}, "web"),
+        ({"method": "corpus", "corpus_size": 150}, "at least 200 texts"),
+        ({"method": "corpus", "max_vocabulary_size": 0}, "vocabulary size must be at least 1"),
+        ({"method": "corpus", "learning_rate": 0}, "learning rate"),
+        ({"method": "corpus", "start_share": 1.5}, "share of the fitted start"),
+        ({"method": "corpus", "epochs": 0}, "Epochs"),
+        ({"evaluate_after": True, "evaluation_rows": 3}, "at least 10"),
+    ],
+)
+def test_bad_input_is_explained_and_nothing_is_queued(client: Client, data_dir, overrides, expected):
+    (data_dir / "jobs").mkdir(exist_ok=True)
+    before = set((data_dir / "jobs").iterdir())
+    message = client.predict(*form(**overrides), api_name="/submit_recipe")
+    assert message.startswith("❌") and expected in message, message
+    assert set((data_dir / "jobs").iterdir()) == before
+
+
+def test_negative_share_is_refused_by_the_slider(client: Client):
+    with pytest.raises(Exception, match="less than minimum value 0"):
+        client.predict(*form(**{"academic:share": -5}), api_name="/submit_recipe")
+
+
+def test_binary_and_empty_uploads_are_refused(client: Client, tmp_path):
+    binary = tmp_path / "notes.txt"
+    binary.write_bytes(b"\x00\x01\x02binary\x00" * 100)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    for upload, expected in ((binary, "binary"), (empty, "empty")):
+        message = client.predict(*form(**{"code:files": [handle_file(str(upload))]}), api_name="/submit_recipe")
+        assert message.startswith("❌") and expected in message, message
+
+
+def test_preview_shows_every_domain_and_the_uploads(client: Client, tmp_path):
+    table = client.predict(*form(), api_name="/preview_corpus")
+    domains = {row[0] for row in table["data"]}
+    assert domains == set(DOMAINS)
+    notes = tmp_path / "my notes.txt"
+    notes.write_text("".join(f"My own note number {i} about sorting lists.\n" for i in range(10)))
+    table = client.predict(*form(**{"code:files": [handle_file(str(notes))], "code:sources": []}),
+                           api_name="/preview_corpus")
+    code = [row for row in table["data"] if row[0] == "code"]
+    assert code and {row[1] for row in code} == {"upload-my_notes.txt"} and "My own note" in code[0][2]
+
+
+def test_evaluation_after_distillation_and_the_evaluate_tab(client: Client):
+    message = client.predict(*form(name="eval-ui", evaluate_after=True, evaluation_rows=30), api_name="/submit_recipe")
+    job_id = re.search(r"Submitted job `([^`]+)`", message).group(1)
+    status, _ = wait_for(client, job_id)
+    assert status["state"] == "done" and "evaluation queued as" in status["message"], status
+    evaluation_job = re.search(r"evaluation queued as (\S+)", status["message"]).group(1)
+    evaluated, seen = wait_for(client, evaluation_job, timeout=600)
+    assert evaluated["state"] == "done", evaluated
+    assert any(s.get("stage") == "evaluate" for s in seen)  # progress per task reached the Jobs tab
+    model_id = status["model_id"]
+    verdict_md, scores, chart, kept = client.predict([model_id], api_name="/evaluation_results")
+    assert model_id in verdict_md and re.search(r"\*\*(optimal|viable|not viable)\*\*", verdict_md.replace(
+        f"**{model_id}: ", "**")), verdict_md
+    assert {row[0] for row in scores["data"]} == {"STSBenchmark", "SICK-R", "Banking77", "TREC", "MRPC", "MedQuAD",
+                                                 "XQuAD-en", "PythonStdlibDoc2Code"}
+    assert len(scores["headers"]) == 4  # task, type, teacher, this student
+    assert chart is not None and kept["data"][0][0] == model_id
+    # Bad input: an unknown model and an impossible threshold are refused with a message, nothing queued.
+    queued = client.predict([model_id, "no-such-model"], 5, 0.83, 50, 0.89, 100, "", api_name="/evaluate")
+    assert "at least 10" in queued and "no-such-model" in queued
+    queued = client.predict([model_id], 30, 0.95, 50, 0.89, 100, "", api_name="/evaluate")
+    assert "viable ≤ optimal" in queued
+    assert "choose a finished model" in client.predict("", api_name="/evaluate_from_jobs").lower()
+    assert "❌" in client.predict("../../etc", api_name="/evaluate_from_jobs")
+    queued = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MRPC, NoSuchTask", api_name="/evaluate")
+    assert "no task named 'NoSuchTask'" in queued
+    # The English MTEB benchmark by name: its data is on the Hub, out of reach here, so the job ends
+    # with that reason for every task instead of a crash.
+    queued = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MTEB(eng, v2)", api_name="/evaluate")
+    hub_job = re.search(r"queued as `([^`]+)`", queued).group(1)
+    failed, _ = wait_for(client, hub_job)
+    assert failed["state"] == "failed" and "not reachable" in failed["error"], failed
