@@ -116,8 +116,11 @@ def main() -> None:
                                                                                     args.pca_dims)
     progress.close()
     if earlier:
-        results["cost"] = {**earlier["cost"], "measured_by": f"the run of {earlier['date']} ({earlier['command']}); "
-                           "this run resumed its stored teacher targets"}
+        # The run that measured the cost: the earlier file's own source when it too carried it over.
+        source = earlier["cost"].get("measured_by") or f"the run of {earlier['date']} ({earlier['command']})"
+        results["cost"] = {**earlier["cost"], "measured_by": source.split(";")[0] +
+                           f"; carried over by --cost-from {args.cost_from.name} (this run resumed stored teacher "
+                           "targets of the same corpus)"}
         results["stages_this_run"], results["stages"] = results["stages"], earlier["stages"]
 
     from core.evaluation.scoring import evaluate_student, teacher_scores
