@@ -13,8 +13,8 @@ import functools
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,15 +27,20 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call `write(handle)` on a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    tmp = _hidden_name(path)
     try:
-        with handle:
+        with open(tmp, "xb") as handle:  # created with the umask's permissions, as a plain open would
             write(handle)
-        os.replace(handle.name, path)
+        os.replace(tmp, path)
     except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _hidden_name(path: Path) -> Path:
+    """A hidden, unused name beside `path` (hidden names are never listed as models or read as data)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -70,7 +75,8 @@ def folder_atomically(destination: Path) -> Iterator[Path]:
     if destination.exists():
         raise FileExistsError(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent))
+    tmp = _hidden_name(destination)
+    tmp.mkdir()  # the umask's permissions: the finished folder is shared (a Space, several consumers)
     try:
         yield tmp
         os.replace(tmp, destination)

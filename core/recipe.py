@@ -88,7 +88,7 @@ def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue) -> TeacherInfo:
         raise DistilleryError(f"The corpus size must be a whole number, not {recipe.corpus_size}.")
     if isinstance(recipe.corpus_size, float):
         recipe.corpus_size = int(recipe.corpus_size)
-    if recipe.corpus_size < chosen.min_texts:
+    if chosen.min_texts > 1 and recipe.corpus_size < chosen.min_texts:
         raise DistilleryError(f"The {chosen.name} method needs at least {chosen.min_texts} texts to train on "
                               f"(the corpus size is {recipe.corpus_size}); raise it or use the vocabulary method.")
     if not 10 <= recipe.collection_size <= MAX_COLLECTION:

@@ -102,7 +102,7 @@ class CompareSessions:
         return len(self._sessions)
 
     def get(self, folder: ModelFolder, texts: Sequence[str] | None = None, progress: Progress = silent) -> CompareSession:
-        key = (str(folder.path.resolve()), folder.weights.stat().st_mtime_ns,
+        key = (str(folder.path.resolve()), model2vec_weights(folder.path).stat().st_mtime_ns,
                texts_digest(texts) if texts is not None else "corpus sample")
         with self._lock:  # one session is built at a time: building one loads models and embeds
             if key in self._sessions:
