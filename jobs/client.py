@@ -103,8 +103,9 @@ def job_folder(job_id: str) -> Path:
 
 
 def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
-    """Jobs, newest first: their recipe name and their current status."""
+    """Jobs, newest submitted first, in an order that does not change while they run (a folder's
+    modification time moves with every file a job writes, so rows used to swap between refreshes)."""
     root = settings.jobs_dir()
-    folders = sorted((p for p in root.iterdir() if (p / RECIPE_FILE).is_file() or (p / EVALUATION_REQUEST).is_file()),
-                     key=lambda p: p.stat().st_mtime, reverse=True)[:limit]
-    return [read_status(folder.name) or {"job_id": folder.name, "state": "unknown"} for folder in folders]
+    folders = [p for p in root.iterdir() if (p / RECIPE_FILE).is_file() or (p / EVALUATION_REQUEST).is_file()]
+    jobs = [read_status(folder.name) or {"job_id": folder.name, "state": "unknown"} for folder in folders]
+    return sorted(jobs, key=lambda j: (j.get("submitted") or 0.0, j["job_id"]), reverse=True)[:limit]

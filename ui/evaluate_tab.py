@@ -18,6 +18,7 @@ from core.errors import DistilleryError
 from core.evaluation.verdict import Thresholds
 from jobs import client
 from ui.compare_tab import model_choices
+from ui.forms import rows_limit
 
 DEFAULTS = Thresholds()
 
@@ -28,7 +29,7 @@ def build() -> dict[str, Any]:
                              multiselect=True, allow_custom_value=True, scale=4)
         refresh_btn = gr.Button("↻ models", size="sm", scale=1)
     with gr.Row():
-        limit = gr.Number(label="Rows per task (empty: all; 200 for a quick look)", value=None, precision=0)
+        limit = gr.Number(label="Rows per task (0: all; 200 for a quick look)", value=0, precision=0, minimum=0)
         viable_r = gr.Number(label="Viable: retention ≥", value=DEFAULTS.viable_retention)
         viable_s = gr.Number(label="Viable: speed-up ≥", value=DEFAULTS.viable_speedup)
         optimal_r = gr.Number(label="Optimal: retention ≥", value=DEFAULTS.optimal_retention)
@@ -61,7 +62,7 @@ def start(model_ids: list[str] | None, limit: float | None, viable_r: float, via
     lines = []
     for model_id in model_ids:
         try:
-            status = client.submit_evaluation(model_id, None if limit in (None, "") else int(limit), thresholds,
+            status = client.submit_evaluation(model_id, rows_limit(limit), thresholds,
                                               names)
             lines.append(f"- `{model_id}`: queued as `{status['job_id']}` (Jobs tab). {status.get('warning', '')}")
         except DistilleryError as exc:

@@ -51,6 +51,12 @@ def whole(value: Any, label: str, allow_none: bool = False) -> int | None:
     return int(number)
 
 
+def rows_limit(value: Any) -> int | None:
+    """Rows per task from a number box: 0 or empty means every row (a Gradio number box cannot show
+    "empty", so its default is 0 and must not be refused as "fewer than 10")."""
+    return whole(value, "Rows per task", allow_none=True) or None
+
+
 def upload_path(file: Any) -> Path:
     """The server-side path of a Gradio file value (a path string, a tempfile wrapper or a FileData dict)."""
     if isinstance(file, dict):
@@ -124,7 +130,7 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
         collection_size=whole(form.get("collection_size"), "The search collection size"),
         seed=whole(form.get("seed"), "The seed"),
         evaluate_after=bool(form.get("evaluate_after")),
-        evaluation_rows=whole(form.get("evaluation_rows"), "Rows per task", allow_none=True) or None,
+        evaluation_rows=rows_limit(form.get("evaluation_rows")),
     )
     return recipe, form_uploads(form)
 

@@ -36,21 +36,24 @@ def build() -> dict[str, Any]:
     eval_md = gr.Markdown()
     timer = gr.Timer(POLL_SECONDS)
     outputs = [worker_md, bars, jobs_df, job_choice, models_df]
-    timer.tick(refresh, None, outputs, api_visibility="private", show_progress="hidden")
+    # The dropdown is an input too: a refresh keeps the job the user chose, so Cancel acts on it.
+    timer.tick(refresh, job_choice, outputs, api_visibility="private", show_progress="hidden")
     cancel_btn.click(cancel, job_choice, cancel_md, api_name="cancel_job")
     eval_btn.click(evaluate, eval_choice, eval_md, api_name="evaluate_from_jobs")
     models_df.select(_picked_model, None, eval_choice, api_visibility="private")
-    gr.Button("Refresh", size="sm").click(refresh, None, outputs, api_visibility="private")
+    gr.Button("Refresh", size="sm").click(refresh, job_choice, outputs, api_visibility="private")
     return {"timer": timer, "models_df": models_df, "refresh_outputs": outputs}
 
 
-def refresh():
+def refresh(chosen: str | None = None):
+    """Everything the tab shows. The job the user chose stays chosen while it is queued or running;
+    only when it has ended (or none was chosen) does the choice move to the newest active job."""
     jobs = client.list_jobs()
     table = pd.DataFrame([_job_row(j) for j in jobs], columns=JOB_COLUMNS)
     active = [j for j in jobs if j.get("state") in ("queued", "running")]
     choices = [j["job_id"] for j in active]
-    return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=choices[0] if choices else None),
-            models_table())
+    value = chosen if chosen in choices else (choices[0] if choices else None)
+    return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=value), models_table())
 
 
 def models_table() -> pd.DataFrame:

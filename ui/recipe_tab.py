@@ -81,7 +81,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         c["quantize_to"] = gr.Dropdown(list(QUANTIZE), value=params.quantize_to, label="Quantize to")
         c["seed"] = gr.Number(label="Seed", value=0, precision=0)
         c["evaluate_after"] = gr.Checkbox(label="Evaluate when saved (Evaluate tab)", value=False)
-        c["evaluation_rows"] = gr.Number(label="…on rows per task (empty: all)", value=None, precision=0)
+        c["evaluation_rows"] = gr.Number(label="…on rows per task (0: all)", value=0, precision=0, minimum=0)
     with gr.Row():
         preview_btn = gr.Button("Preview corpus samples")
         submit_btn = gr.Button("Distill", variant="primary")

@@ -65,7 +65,7 @@ def check_rows_per_task(limit: int | None) -> None:
     """The one rule for a row limit (a recipe's follow-up evaluation, the Evaluate tab, the API)."""
     if limit is not None and limit < MIN_ROWS_PER_TASK:
         raise DistilleryError(f"Rows per task for the evaluation must be at least {MIN_ROWS_PER_TASK} "
-                              f"(or empty for every row).")
+                              f"(or 0 or empty for every row).")
 
 
 def data_digest(task: LocalTask, eval_dir: Path) -> str:
