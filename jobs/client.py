@@ -103,9 +103,16 @@ def job_folder(job_id: str) -> Path:
 
 
 def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
-    """Jobs, newest submitted first, in an order that does not change while they run (a folder's
-    modification time moves with every file a job writes, so rows used to swap between refreshes)."""
-    root = settings.jobs_dir()
-    folders = [p for p in root.iterdir() if (p / RECIPE_FILE).is_file() or (p / EVALUATION_REQUEST).is_file()]
-    jobs = [read_status(folder.name) or {"job_id": folder.name, "state": "unknown"} for folder in folders]
-    return sorted(jobs, key=lambda j: (j.get("submitted") or 0.0, j["job_id"]), reverse=True)[:limit]
+    """Jobs, newest submitted first, in an order that does not change while they run.
+
+    Ordered by the job's request file (the recipe or the evaluation request), written once when the
+    job is submitted: the folder's own modification time moves with every file a job writes, so rows
+    used to swap between refreshes. Only the `limit` newest statuses are read (the Jobs tab polls this).
+    """
+    requests = []
+    for folder in settings.jobs_dir().iterdir():
+        request = next((folder / n for n in (RECIPE_FILE, EVALUATION_REQUEST) if (folder / n).is_file()), None)
+        if request is not None:
+            requests.append((request.stat().st_mtime_ns, folder.name))
+    newest = sorted(requests, reverse=True)[:limit]
+    return [read_status(job_id) or {"job_id": job_id, "state": "unknown"} for _, job_id in newest]

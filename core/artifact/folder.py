@@ -50,10 +50,6 @@ class ModelFolder:
     def id(self) -> str:
         return self.record.id
 
-    @property
-    def weights(self) -> Path:
-        return self.path / WEIGHTS_FILE
-
     @classmethod
     def create(cls, model: Any, record: ModelRecord, collection: Sequence[str], destination: Path) -> ModelFolder:
         """Save a `StaticModel` with its record, card and search collection, atomically."""

@@ -39,7 +39,7 @@ BATCH_SIZE = 256
 
 def parallel_allowed() -> bool:
     """The tokenizer's own switch (TOKENIZERS_PARALLELISM, read at every call) decides for the
-    tokenizer thread too, so "one thread" (`core.timing.thread_limit(1)`) means one core."""
+    tokenizer thread too, so "one thread" (`core.serving.timing.thread_limit(1)`) means one core."""
     value = os.environ.get("TOKENIZERS_PARALLELISM")
     return value is None or value.lower() not in ("", "off", "false", "f", "no", "n", "0")  # the Rust side's list
 

@@ -91,7 +91,7 @@ def mteb_task(task: LocalTask, eval_dir: Path, limit: int | None = None, seed: i
 
 def import_mteb():
     """mteb, with its result cache inside the data folder: importing mteb creates that folder, in the
-    home directory unless `MTEB_CACHE` says otherwise (scores are cached by core.evaluate, not by mteb)."""
+    home directory unless `MTEB_CACHE` says otherwise (scores are cached by core.evaluation.scoring, not by mteb)."""
     os.environ.setdefault("MTEB_CACHE", str(settings.cache_dir() / "mteb"))
     import mteb
 
