@@ -51,7 +51,7 @@ def main() -> None:
 
     from core.encoders.student import StudentEncoder
     from core.encoders.teacher import DEFAULT_TEACHER, TeacherEncoder, resolve_teacher
-    from core.files import write_text
+    from core.files import folder_bytes, write_text
     from core.serving.timing import Contender, all_cores, race
 
     many_queries, passages, collection = corpus_texts(max(args.queries, 5000), args.passages, args.search_size)
@@ -97,8 +97,8 @@ def main() -> None:
     result = {
         "teacher": teacher_info.name, "student": str(args.student), "rows": rows,
         "load_seconds": {k: round(v, 3) for k, v in loads.items()},
-        "size_mb": {"student": folder_mb(args.student),
-                    "teacher": folder_mb(Path(teacher_info.source)) if Path(teacher_info.source).is_dir() else None},
+        "size_mb": {"student": round(folder_bytes(args.student) / 2**20, 2),
+                    "teacher": round(folder_bytes(Path(teacher_info.source)) / 2**20, 2) if Path(teacher_info.source).is_dir() else None},
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "student_vs_teacher_short": ratio("student", "teacher", "short_per_s"),
         "student_vs_teacher_passages": ratio("student", "teacher", "passages_per_s"),
@@ -193,11 +193,6 @@ def default_student(teacher) -> Path:
         with folder_atomically(folder) as tmp:
             model.save_pretrained(str(tmp))
     return folder
-
-
-def folder_mb(folder: Path) -> float:
-    """Size on disk of every file under `folder`, in MiB."""
-    return round(sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20, 2)
 
 
 def featurize_ratio(teacher, texts: list[str]) -> dict:

@@ -85,6 +85,11 @@ def folder_atomically(destination: Path) -> Iterator[Path]:
         raise
 
 
+def folder_bytes(folder: Path) -> int:
+    """Bytes on disk of every file below `folder` (a model's size as a download would have it)."""
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
 def texts_digest(texts: Sequence[str]) -> str:
     """sha256 of a list of texts (order matters): the key of anything computed from them."""
     digest = hashlib.sha256()

@@ -21,7 +21,7 @@ from core import settings
 from core.artifact.card import render_card
 from core.artifact.record import ModelRecord
 from core.errors import DistilleryError
-from core.files import folder_atomically, write_json, write_text
+from core.files import folder_atomically, folder_bytes, write_json, write_text
 
 RECORD_FILE = "distillery.json"
 COLLECTION_FILE = "collection.json"
@@ -102,7 +102,7 @@ class ModelFolder:
         return sorted(found, key=lambda f: f.record.created, reverse=True)
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return folder_bytes(self.path)
 
     def size_mb(self) -> float:
         return round(self.size_bytes() / 2**20, 2)
