@@ -82,12 +82,6 @@ class StageClock:
         peak = _peak_since_reset_mb() if resettable else peak_rss_mb()
         self.stages[name] = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": round(peak, 1)}
 
-    def seconds(self) -> dict[str, float]:
-        return {name: v["seconds"] for name, v in self.stages.items()}
-
-    def total_seconds(self) -> float:
-        return round(sum(v["seconds"] for v in self.stages.values()), 3)
-
 
 def stage_times(stages: dict[str, dict[str, float]]) -> str:
     """One line of a record's stage times (`StageClock.stages`), for the job's message and the card."""
