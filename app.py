@@ -31,10 +31,10 @@ def main() -> None:
         atexit.register(stop_consumer, consumer)
         print(f"Started a huey consumer (pid {consumer.pid}); log: {settings.data_dir() / 'consumer.log'}")
 
-    from ui.app import build_app
+    from ui.app import build_app, launch
 
-    build_app().queue(default_concurrency_limit=4).launch(server_name=args.host, server_port=args.port,
-                                                           footer_links=["api"])
+    launch(build_app().queue(default_concurrency_limit=4), server_name=args.host, server_port=args.port,
+           footer_links=["api"])
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from pathlib import Path
 from core import settings
 from core.errors import DistilleryError
 from core.methods.registry import METHODS
-from core.pipeline import run_recipe
+from core.pipeline import run_recipe, stage_plan
 from core.progress import TqdmProgress
 from core.recipe import Recipe
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         recipe.corpus_size = args.corpus_size
     recipe.name = args.name or recipe.name
     run_id = f"cli-{uuid.uuid4().hex[:8]}"
-    progress = TqdmProgress()
+    progress = TqdmProgress(stage_plan(recipe))
     try:
         record = run_recipe(recipe, settings.jobs_dir() / run_id, settings.models_dir() / run_id, progress)
     except DistilleryError as exc:

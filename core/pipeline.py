@@ -18,7 +18,7 @@ from core.corpus.build import build_corpus
 from core.corpus.sources import SourceCatalogue, load_catalogue
 from core.encoders.teacher import TeacherEncoder
 from core.methods.registry import method
-from core.progress import Progress, StageClock, peak_rss_mb, silent
+from core.progress import Progress, StageClock, StagePlan, expected_seconds, peak_rss_mb, silent
 from core.recipe import Recipe, validate_recipe
 from core.serving.collection import embed_collection
 
@@ -59,6 +59,18 @@ def run_recipe(
         ModelFolder.create(distilled.model, record, collection, model_dir)
         progress("save", 1.0, str(model_dir))
     return record
+
+
+BENCH_COLLECTION = 500  # the collection size of the pipeline bench's "index" figure
+
+
+def stage_plan(recipe: Recipe) -> StagePlan:
+    """The stages `run_recipe` runs for `recipe`, each with its expected seconds (`core.progress`)."""
+    size = recipe.corpus_size
+    index = expected_seconds("index", size) * max(recipe.collection_size, 1) / BENCH_COLLECTION
+    return StagePlan.of([("corpus", expected_seconds("corpus", size)),
+                         *method(recipe.method).stages(recipe.params, size),
+                         ("index", index), ("save", expected_seconds("save", size))])
 
 
 def sample_collection(texts: list[str], size: int, seed: int) -> list[str]:

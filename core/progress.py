@@ -5,17 +5,20 @@ message. The worker turns calls into huey key/value writes (and checks for cance
 the command line turns them into tqdm bars. Core code never knows which.
 
 `StageClock` is the one stage timer: the pipeline and each distillation method time their stages
-with it, and each stage records its own wall time and its own peak memory.
+with it, and each stage records its own wall time and its own peak memory. `StagePlan` is the one
+owner of a job's overall progress: the stages it will run, each weighted by its expected time, so
+one bar moves steadily across the whole job instead of restarting at every stage.
 """
 
 from __future__ import annotations
 
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from tqdm import tqdm
 
@@ -88,23 +91,133 @@ def stage_times(stages: dict[str, dict[str, float]]) -> str:
     return " · ".join(f"{name} {v['seconds']:.1f} s" for name, v in stages.items())
 
 
-class TqdmProgress:
-    """A `Progress` for scripts: one tqdm bar per stage, in percent."""
+# Expected seconds per stage on the 2-core development machine: (fixed seconds, seconds per 1,000
+# texts), the linear fits of `bench/pipeline.py` (bench/results/pipeline.json, "fits"; a test keeps
+# them equal). Only their ratios matter for the bar; the ETA rescales them by the measured pace.
+STAGE_COSTS: dict[str, tuple[float, float]] = {
+    "corpus": (0.75, 0.038), "featurize": (92.08, 8.826), "vocabulary": (0.09, 0.007),
+    "distill": (13.28, 0.053), "weights": (0.36, 0.03), "pca": (0.11, 0.015), "train": (-0.94, 0.965),
+    "index": (9.09, -0.017), "save": (0.24, -0.003), "evaluate": (26.5, -0.033),
+}
 
-    def __init__(self) -> None:
+
+def expected_seconds(stage: str, texts: int) -> float:
+    """A stage's expected wall time for `texts` corpus texts (at least 0.1 s; fits can dip below 0)."""
+    fixed, per_thousand = STAGE_COSTS[stage]
+    return max(0.1, fixed + per_thousand * texts / 1000)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """The stages a job runs, in order, each with its expected seconds.
+
+    The overall fraction is the expected time of the finished stages plus the running stage's share
+    of its own, over the total: a stage that usually takes 90% of a job moves the bar across 90% of
+    it. A stage not in the plan (the worker's "starting", a check) keeps the bar where it is.
+    """
+
+    stages: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def of(cls, stages: Iterable[tuple[str, float]]) -> StagePlan:
+        return cls(tuple((name, max(float(seconds), 0.0)) for name, seconds in stages))
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.stages]
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(seconds for _, seconds in self.stages)
+
+    def overall(self, stage: str, fraction: float) -> float | None:
+        """The job's overall fraction while `stage` is at `fraction`; None for a stage outside the plan."""
+        if stage not in self.names:
+            return None
+        index = self.names.index(stage)
+        done = sum(seconds for _, seconds in self.stages[:index])
+        total = self.total_seconds or 1.0
+        current = self.stages[index][1] if self.total_seconds else 1.0 / len(self.stages)
+        return min(1.0, (done + current * min(max(fraction, 0.0), 1.0)) / total)
+
+    def board(self, stage: str, fraction: float, reached: str | None = None) -> list[list[Any]]:
+        """[name, "done" | "running" | "waiting", fraction] per stage, for the Jobs tab's list.
+
+        `reached` is the last planned stage seen, which stays "running" while a stage outside the
+        plan reports (so the list never jumps back to all "waiting").
+        """
+        current = stage if stage in self.names else reached
+        position = self.names.index(current) if current in self.names else -1
+        rows: list[list[Any]] = []
+        for i, name in enumerate(self.names):
+            if i < position:
+                rows.append([name, "done", 1.0])
+            elif i == position:
+                rows.append([name, "running", round(fraction, 4) if stage == current else 0.0])
+            else:
+                rows.append([name, "waiting", 0.0])
+        return rows
+
+
+class OverallClock:
+    """A job's overall fraction and ETA from its `StagePlan` and the pace measured so far.
+
+    The ETA is the plan's expected remaining time scaled by the measured pace (elapsed over the
+    expected time of the work done), so a machine twice as fast as the bench's gets half the ETA
+    once the job is under way; before 2% of the job is done it is the plan's own estimate.
+    """
+
+    def __init__(self, plan: StagePlan, started: float | None = None) -> None:
+        self.plan = plan
+        self.started = time.time() if started is None else started
+        self.fraction = 0.0
+        self.reached: str | None = None
+
+    def update(self, stage: str, fraction: float) -> float:
+        overall = self.plan.overall(stage, fraction)
+        if overall is not None:
+            names = self.plan.names
+            if self.reached is None or names.index(stage) >= names.index(self.reached):
+                self.reached = stage  # the furthest stage seen: a late report of an earlier one is ignored
+            self.fraction = max(self.fraction, overall)  # never moves back
+        return self.fraction
+
+    def eta(self, now: float | None = None) -> float:
+        elapsed = (time.time() if now is None else now) - self.started
+        remaining = (1.0 - self.fraction) * self.plan.total_seconds
+        if self.fraction < 0.02:
+            return remaining
+        return elapsed * (1.0 - self.fraction) / self.fraction
+
+
+class TqdmProgress:
+    """A `Progress` for scripts: one tqdm bar per stage, in percent, and the job's overall share in
+    each bar's label when a `StagePlan` is given."""
+
+    def __init__(self, plan: StagePlan | None = None) -> None:
         self._bar: tqdm | None = None
         self._stage = ""
+        self._overall = OverallClock(plan) if plan is not None else None
 
     def __call__(self, stage: str, fraction: float, message: str = "") -> None:
         if stage != self._stage:
             self.close()
             self._stage = stage
-            self._bar = tqdm(total=100, desc=stage, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
+            self._bar = tqdm(total=100, desc=self._label(stage), bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
         assert self._bar is not None
+        if self._overall is not None:
+            self._overall.update(stage, fraction)
+            self._bar.set_description_str(self._label(stage), refresh=False)
         self._bar.n = round(100 * min(max(fraction, 0.0), 1.0), 1)
         if message:
             self._bar.set_postfix_str(message[:60], refresh=False)
         self._bar.refresh()
+
+    def _label(self, stage: str) -> str:
+        if self._overall is None or stage not in self._overall.plan.names:
+            return stage
+        names = self._overall.plan.names
+        return f"[{names.index(stage) + 1}/{len(names)} · job {self._overall.fraction:.0%}] {stage}"
 
     def close(self) -> None:
         if self._bar is not None:

@@ -14,12 +14,13 @@ from huey.exceptions import CancelExecution
 from core import settings
 from core.artifact.folder import ModelFolder
 from core.artifact.record import ModelRecord
+from core.encoders.teacher import resolve_teacher
 from core.errors import Cancelled, DistilleryError
-from core.evaluation.run import evaluate_saved_model
+from core.evaluation.run import evaluate_saved_model, evaluation_plan
 from core.evaluation.scoring import task_refs
 from core.evaluation.verdict import Thresholds
-from core.pipeline import run_recipe
-from core.progress import stage_times
+from core.pipeline import run_recipe, stage_plan
+from core.progress import OverallClock, StagePlan, stage_times
 from core.recipe import Recipe
 from jobs.queue import huey
 from jobs.status import Heartbeat, read_status, write_status
@@ -36,27 +37,38 @@ def start_heartbeat() -> None:
 
 
 class JobProgress:
-    """The `core.progress.Progress` of a job: throttled writes to huey's store, and the cancel check."""
+    """The `core.progress.Progress` of a job: throttled writes to huey's store, and the cancel check.
 
-    def __init__(self, job_id: str, task: Any) -> None:
+    Each write carries the running stage and its fraction, the job's overall fraction and ETA (from
+    the job's `StagePlan` and the pace so far) and the list of stages with done/running/waiting.
+    """
+
+    def __init__(self, job_id: str, task: Any, plan: StagePlan) -> None:
         self.job_id, self.task = job_id, task
         self.started = time.time()
+        self.overall = OverallClock(plan, self.started)
         self._last_write = 0.0
         self._stage = ""
-        self._stage_starts: dict[str, float] = {}
 
     def __call__(self, stage: str, fraction: float, message: str = "") -> None:
         saved = stage == "save" and fraction >= 1.0  # the model is in place: too late to cancel
         if not saved and huey.is_revoked(self.task):
             raise Cancelled("cancelled by the user")
         now = time.time()
+        overall = self.overall.update(stage, fraction)
         if stage == self._stage and now - self._last_write < 0.5 and fraction < 1.0:
             return
         self._stage, self._last_write = stage, now
-        elapsed_stage = now - self._stage_starts.setdefault(stage, now)
-        eta = elapsed_stage * (1 - fraction) / fraction if fraction > 0.01 else None
         write_status(self.job_id, state="running", stage=stage, fraction=round(fraction, 4), message=message,
-                     elapsed=round(now - self.started, 1), eta=None if eta is None else round(eta, 1))
+                     overall=round(overall, 4), elapsed=round(now - self.started, 1),
+                     eta=round(self.overall.eta(now), 1),
+                     steps=self.overall.plan.board(stage, fraction, self.overall.reached))
+
+    def finished(self) -> dict[str, Any]:
+        """The status fields of a job that has ended well: every stage done, the bar full."""
+        plan = self.overall.plan
+        return {"overall": 1.0, "eta": 0.0, "elapsed": round(time.time() - self.started, 1),
+                "steps": [[name, "done", 1.0] for name in plan.names]}
 
 
 @huey.task(context=True)
@@ -66,10 +78,10 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
         recipe = Recipe.from_dict(recipe_data)
         return recipe, run_recipe(recipe, settings.jobs_dir() / job_id, settings.models_dir() / model_id, progress)
 
-    outcome = _guarded(job_id, task, work)
+    outcome = _guarded(job_id, task, work, lambda: stage_plan(Recipe.from_dict(recipe_data)))
     if outcome is None:
         return {"error": (read_status(job_id) or {}).get("error", "failed")}
-    recipe, record = outcome
+    (recipe, record), progress = outcome
     shortfalls = " ".join(s["message"] for s in record.shortfalls)
     timings = stage_times(record.stages)
     log.info("job %s saved %s; stage times: %s", job_id, model_id, timings)
@@ -81,35 +93,45 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
     write_status(job_id, state="done", fraction=1.0, stage="done",
                  message=f"saved {model_id} ({timings})" + (f"; evaluation queued as {follow_up}" if follow_up else ""),
                  warning=f"Corpus shortfall: {shortfalls}" if shortfalls else None,
-                 model_id=model_id, stages=record.stages, peak_rss_mb=record.peak_rss_mb)
+                 model_id=model_id, stages=record.stages, peak_rss_mb=record.peak_rss_mb, **progress.finished())
     return {"model_id": model_id}
 
 
 @huey.task(context=True)
 def evaluate_model_task(job_id: str, model_id: str, request: dict[str, Any], task=None) -> dict[str, Any]:
     """Score a saved model and its teacher (mteb), time both, decide; the report lands in the model folder."""
-    report = _guarded(job_id, task, lambda progress: evaluate_saved_model(
-        ModelFolder.open(model_id).path, task_refs(request.get("tasks")), request.get("limit"),
-        Thresholds(**request.get("thresholds", {})), progress))
-    if report is None:
+    tasks = task_refs(request.get("tasks"))
+
+    def plan() -> StagePlan:
+        record = ModelFolder.open(model_id).record
+        teacher = resolve_teacher(record.teacher.name, record.teacher.trust_remote_code)
+        return evaluation_plan(teacher, tasks, request.get("limit"))
+
+    outcome = _guarded(job_id, task, lambda progress: evaluate_saved_model(
+        ModelFolder.open(model_id).path, tasks, request.get("limit"),
+        Thresholds(**request.get("thresholds", {})), progress), plan)
+    if outcome is None:
         return {"error": (read_status(job_id) or {}).get("error", "failed")}
+    report, progress = outcome
     decision = report["verdict"]
     skipped = report["student_scores"]["skipped"]
     write_status(job_id, state="done", fraction=1.0, stage="done", model_id=model_id,
                  message=f"{model_id}: {decision['verdict']} — retention {decision['retention']:.1%}, "
                          f"speed-up {decision['speedup'] or 0:.0f}× ({report['seconds']:.0f} s)",
-                 warning=f"Skipped: {', '.join(skipped)}" if skipped else None)
+                 warning=f"Skipped: {', '.join(skipped)}" if skipped else None, **progress.finished())
     return {"model_id": model_id, "verdict": decision["verdict"]}
 
 
-def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any]) -> Any | None:
-    """Run `work` with the job's progress; a failure becomes the job's status (None is returned), a
-    cancel becomes huey's CancelExecution."""
+def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any],
+             plan: Callable[[], StagePlan]) -> tuple[Any, JobProgress] | None:
+    """Run `work` with the job's progress (over the stages `plan` lists); a failure becomes the job's
+    status (None is returned), a cancel becomes huey's CancelExecution."""
     Heartbeat.current_job = job_id
     job_dir = settings.jobs_dir() / job_id
     write_status(job_id, state="running", stage="starting", fraction=0.0, message="", started=time.time())
     try:
-        return work(JobProgress(job_id, task))
+        progress = JobProgress(job_id, task, plan())
+        return work(progress), progress
     except Cancelled:
         write_status(job_id, state="cancelled", message="Cancelled; nothing was saved.")
         raise CancelExecution(retry=False) from None

@@ -66,11 +66,11 @@ def server(consumer) -> Any:
     """The real Gradio app on a free port, with the session consumer behind it; yields its URL."""
     import helpers
 
-    from ui.app import build_app
+    from ui.app import build_app, launch
 
     demo = build_app().queue()
     port = helpers.free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
 

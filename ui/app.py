@@ -2,12 +2,57 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from core.corpus.sources import load_catalogue
 from ui import compare_tab, evaluate_tab, jobs_tab, recipe_tab
 
 TITLE = "Distillery — distil a sentence-embedding model into a fast static model"
+
+
+CSS = """
+/* Table headers on one line (a narrow table scrolls sideways instead of breaking words letter by letter) */
+table th, table th * { white-space: nowrap !important; word-break: keep-all !important; }
+/* The bars of active jobs (Jobs tab) */
+.job-bar { margin: 8px 0 14px; }
+.job-head { margin-bottom: 4px; overflow-wrap: anywhere; }
+.job-track { background: #e5e7eb; border-radius: 4px; height: 14px; }
+.job-fill { background: #f97316; height: 14px; border-radius: 4px; transition: width .4s; }
+.job-steps { margin-top: 4px; display: flex; flex-wrap: wrap; gap: 4px 10px; font-size: 0.9em; }
+.job-step-waiting { opacity: .55; }
+.job-step-running { font-weight: 600; color: #c2410c; }
+/* On a phone, one field per line: side by side, checkbox labels were cut to a letter's width */
+@media (max-width: 640px) {
+  .row > *, .form > * { min-width: 100% !important; flex-basis: 100% !important; }
+}
+/* Labels wrap between words instead of being cut */
+label, label span, .wrap .label-text, [data-testid="block-info"] { white-space: normal; overflow-wrap: break-word; }
+"""
+
+
+# A slider's number box accepts any number, and Gradio refuses one past the slider's range with a
+# toast while the box keeps showing it and the form keeps the old value. Clamping as the user types
+# (before Gradio's own handler, in the capture phase) makes the box show the value the form uses.
+CLAMP_SLIDER_BOXES = """
+() => {
+  const clamp = (event) => {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.dataset.testid !== "number-input" || box.value === "") return;
+    const value = Number(box.value);
+    if (box.max !== "" && value > Number(box.max)) box.value = box.max;
+    else if (box.min !== "" && value < Number(box.min)) box.value = box.min;
+  };
+  document.addEventListener("input", clamp, true);
+  document.addEventListener("change", clamp, true);
+}
+"""
+
+
+def launch(demo: gr.Blocks, **options: Any) -> Any:
+    """Start the server with the app's stylesheet and script (Gradio 6 takes them at launch)."""
+    return demo.launch(css=CSS, js=CLAMP_SLIDER_BOXES, **options)
 
 
 def build_app() -> gr.Blocks:

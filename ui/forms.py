@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from core.errors import DistilleryError
 from core.methods.corpus import CorpusParams
 from core.methods.registry import params_for
 from core.methods.training import TrainParams
+from core.pipeline import stage_plan
 from core.recipe import Recipe
 
 # Per domain: share slider, source checkboxes, uploaded files, upload text field(s).
@@ -39,21 +41,45 @@ def as_form(values: Sequence[Any]) -> dict[str, Any]:
     return dict(zip(FORM_FIELDS, values))
 
 
+def _typed(value: Any, label: str) -> float | None:
+    """A number from a form field as typed (number boxes send text, so nothing typed is lost): None when
+    empty, a message naming the field when it is not a number."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        number = float(text.replace("_", ""))
+    except ValueError:
+        raise DistilleryError(f"{label} must be a number, not '{text[:40]}'.") from None
+    if math.isnan(number) or math.isinf(number):
+        raise DistilleryError(f"{label} must be a finite number, not '{text[:40]}'.")
+    return number
+
+
 def whole(value: Any, label: str, allow_none: bool = False) -> int | None:
     """A whole number from a form field, or a message that names the field."""
-    if value is None or value == "":
+    number = _typed(value, label)
+    if number is None:
         if allow_none:
             return None
-        raise DistilleryError(f"{label} is empty.")
-    number = float(value)
-    if math.isnan(number) or math.isinf(number) or number != int(number):
+        raise DistilleryError(f"{label} is empty: type a whole number.")
+    if number != int(number):
         raise DistilleryError(f"{label} must be a whole number, not {value}.")
     return int(number)
 
 
+def decimal(value: Any, label: str, allow_none: bool = False) -> float | None:
+    """A number (decimals allowed) from a form field, or a message that names the field."""
+    number = _typed(value, label)
+    if number is None and not allow_none:
+        raise DistilleryError(f"{label} is empty: type a number.")
+    return number
+
+
 def rows_limit(value: Any) -> int | None:
-    """Rows per task from a number box: 0 or empty means every row (a Gradio number box cannot show
-    "empty", so its default is 0 and must not be refused as "fewer than 10")."""
+    """Rows per task from a form field: empty or 0 means every row."""
     return whole(value, "Rows per task", allow_none=True) or None
 
 
@@ -70,7 +96,12 @@ def upload_fields(form: dict[str, Any], domain: str) -> tuple[str, ...]:
 
 
 def shares_from_form(form: dict[str, Any]) -> dict[str, float]:
-    return {d: float(form[f"{d}:share"]) if form[f"{d}:share"] is not None else float("nan") for d in DOMAINS}
+    """The domain sliders' values; an empty one is NaN, which `normalise_shares` refuses by name."""
+    shares = {}
+    for domain in DOMAINS:
+        value = _typed(form[f"{domain}:share"], f"The {domain} share")
+        shares[domain] = float("nan") if value is None else value
+    return shares
 
 
 def form_uploads(form: dict[str, Any]) -> dict[str, list[Upload]]:
@@ -93,10 +124,9 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
     """
     method = str(form.get("method") or "vocabulary")
     defaults = params_for(method)
-    sif = form.get("sif_coefficient")
     params: dict[str, Any] = dict(
         pca_dims=whole(form.get("pca_dims"), "pca_dims", allow_none=True) or None,
-        sif_coefficient=None if sif in (None, "", 0) else float(sif),
+        sif_coefficient=decimal(form.get("sif_coefficient"), "The SIF coefficient", allow_none=True) or None,
         pooling=str(form.get("pooling")), quantize_to=str(form.get("quantize_to")),
         use_corpus_vocabulary=bool(form.get("use_corpus_vocabulary")),
         max_vocabulary_size=whole(form.get("max_vocabulary_size"), "The vocabulary size"),
@@ -104,15 +134,16 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
     )
     if isinstance(defaults, CorpusParams):
         training = defaults.training
-        learning_rate, start_share = form.get("learning_rate"), form.get("start_share")
         params["training"] = TrainParams(
             epochs=_or_default(whole(form.get("epochs"), "Epochs", allow_none=True), training.epochs),
             patience=_or_default(whole(form.get("patience"), "Patience", allow_none=True), training.patience),
             batch_size=_or_default(whole(form.get("batch_size"), "The training batch size", allow_none=True),
                                    training.batch_size),
-            learning_rate=training.learning_rate if learning_rate in (None, "") else float(learning_rate),
+            learning_rate=_or_default(decimal(form.get("learning_rate"), "The learning rate", allow_none=True),
+                                      training.learning_rate),
         )
-        params["start_share"] = defaults.start_share if start_share in (None, "") else float(start_share)
+        params["start_share"] = _or_default(decimal(form.get("start_share"), "The share of the fitted start",
+                                                    allow_none=True), defaults.start_share)
     recipe = Recipe(
         name=str(form.get("name") or "").strip(),
         teacher=str(form.get("teacher") or "").strip() or Recipe().teacher,
@@ -135,7 +166,7 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
     return recipe, form_uploads(form)
 
 
-def _or_default(value: int | None, default: int) -> int:
+def _or_default(value: Any, default: Any) -> Any:
     """An empty field takes the method's default; a 0 stays 0, so validation can explain it."""
     return default if value is None else value
 
@@ -151,6 +182,59 @@ def shares_summary(shares: dict[str, float], sources: dict[str, list[str]], uplo
     warning = "".join(f"\n\n⚠️ **{d}** has a share of {normalised[d]:.1%} but no source: choose one, upload "
                       f"a file, or set its share to 0." for d in missing)
     return f"Normalised shares: {cells}{warning}"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A starting point on the Recipe tab: the method and corpus size; everything else keeps its default."""
+
+    title: str
+    method: str
+    corpus_size: int
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset("Quick", "vocabulary", 20_000),
+    "best": Preset("Best quality", "corpus", 100_000),
+}
+CUSTOM = "custom"
+
+
+def preset_choices() -> list[tuple[str, str]]:
+    """(label, key) pairs, each label with the preset's estimated time (`estimate`)."""
+    choices = [(f"{p.title}: {p.method} method, {p.corpus_size:,} texts (≈ {duration(_plan_seconds(p))})", key)
+               for key, p in PRESETS.items()]
+    return [*choices, ("Custom: my own settings", CUSTOM)]
+
+
+def _plan_seconds(preset: Preset) -> float:
+    return stage_plan(Recipe(method=preset.method, corpus_size=preset.corpus_size)).total_seconds
+
+
+def duration(seconds: float) -> str:
+    """A rough duration for people: "40 s", "12 min", "1 h 20 min"."""
+    if seconds < 90:
+        return f"{max(5, round(seconds / 5) * 5):.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def estimate(form: dict[str, Any]) -> str:
+    """Markdown: how long the form's recipe should take, and where the time goes (the pipeline bench's
+    stage fits on a 2-core CPU), or why it cannot be estimated yet."""
+    try:
+        recipe, _ = recipe_from_form(form)
+    except (DistilleryError, ValueError, TypeError) as exc:
+        return f"⏱️ No estimate yet: {exc}"
+    return estimate_recipe(recipe)
+
+
+def estimate_recipe(recipe: Recipe) -> str:
+    plan = stage_plan(recipe)
+    top = sorted(plan.stages, key=lambda s: -s[1])[:2]
+    where = ", ".join(f"{name} {seconds / plan.total_seconds:.0%}" for name, seconds in top)
+    return (f"⏱️ Estimated time: **about {duration(plan.total_seconds)}** on a 2-core CPU (the pipeline bench's "
+            f"figures; more cores go faster) — mostly {where}.")
 
 
 def answer(value: Any, missing: str, action: Callable[[Any], Any], report: Callable[[Any], str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import time
 from typing import Any
 
 import gradio as gr
@@ -10,50 +11,60 @@ import pandas as pd
 
 from core.artifact.folder import ModelFolder
 from jobs import client
-from jobs.status import worker_alive
+from jobs.status import read_status, worker_alive
 from ui.forms import answer
 
 POLL_SECONDS = 1.0
-JOB_COLUMNS = ["job", "state", "stage", "progress", "message", "elapsed", "eta"]
-MODEL_COLUMNS = ["model", "name", "method", "created", "size MB", "dim", "vocabulary", "corpus texts", "shortfalls",
-                 "total s"]
+JOB_COLUMNS = ["job", "state", "progress", "stage", "elapsed", "time left", "message"]
+MODEL_COLUMNS = ["model", "name", "method", "created", "size MB", "dim", "vocabulary", "corpus texts",
+                 "short domains", "total s"]
+MESSAGE_CHARS = 90  # the table's message column; the full message is in the bar above it
+STATE_ICONS = {"done": "✓", "running": "▶", "waiting": "○"}
 
 
 def build() -> dict[str, Any]:
     worker_md = gr.Markdown(_worker_line())
     bars = gr.HTML(label="Active jobs")
-    jobs_df = gr.Dataframe(headers=JOB_COLUMNS, label="Jobs", interactive=False, wrap=True)
-    with gr.Row():
-        job_choice = gr.Dropdown(label="Job", choices=[], allow_custom_value=True, scale=3)
-        cancel_btn = gr.Button("Cancel job", variant="stop", scale=1)
+    jobs_df = gr.Dataframe(headers=JOB_COLUMNS, label="Jobs (newest first)", interactive=False, wrap=True,
+                           elem_classes=["jobs-table"])
+    with gr.Row(equal_height=True):
+        job_choice = gr.Dropdown(label="Job to cancel (queued or running)", choices=[], allow_custom_value=True,
+                                 scale=3, min_width=220)
+        cancel_btn = gr.Button("Cancel this job", variant="stop", scale=1, min_width=140)
     cancel_md = gr.Markdown()
-    gr.Markdown("### Finished models")
+    cancelled = gr.State(None)  # the job the user last cancelled: its line follows it to the end
+    gr.Markdown("### Finished models\n*short domains*: domains that got fewer texts than their share asked for "
+                "(their sources ran out); the Compare tab shows which and by how much.")
     models_df = gr.Dataframe(headers=MODEL_COLUMNS, label="Models", interactive=False, wrap=True)
-    with gr.Row():
+    with gr.Row(equal_height=True):
         eval_choice = gr.Dropdown(label="Model to evaluate (the whole development suite; thresholds and task "
-                                        "choice in the Evaluate tab)", choices=[], allow_custom_value=True, scale=3)
-        eval_btn = gr.Button("Evaluate model", scale=1)
+                                        "choice in the Evaluate tab)", choices=[], allow_custom_value=True, scale=3,
+                                  min_width=220)
+        eval_btn = gr.Button("Evaluate model", scale=1, min_width=140)
     eval_md = gr.Markdown()
     timer = gr.Timer(POLL_SECONDS)
-    outputs = [worker_md, bars, jobs_df, job_choice, models_df]
+    outputs = [worker_md, bars, jobs_df, job_choice, models_df, cancel_md]
     # The dropdown is an input too: a refresh keeps the job the user chose, so Cancel acts on it.
-    timer.tick(refresh, job_choice, outputs, api_visibility="private", show_progress="hidden")
-    cancel_btn.click(cancel, job_choice, cancel_md, api_name="cancel_job")
+    timer.tick(refresh, [job_choice, cancelled], outputs, api_visibility="private", show_progress="hidden")
+    cancel_btn.click(cancel, job_choice, [cancel_md, cancelled], api_name="cancel_job")
     eval_btn.click(evaluate, eval_choice, eval_md, api_name="evaluate_from_jobs")
     models_df.select(_picked_model, None, eval_choice, api_visibility="private")
-    gr.Button("Refresh", size="sm").click(refresh, job_choice, outputs, api_visibility="private")
-    return {"timer": timer, "models_df": models_df, "refresh_outputs": outputs}
+    gr.Button("Refresh", size="sm").click(refresh, [job_choice, cancelled], outputs, api_visibility="private")
+    return {"timer": timer, "models_df": models_df, "refresh_outputs": outputs, "refresh_inputs": [job_choice, cancelled]}
 
 
-def refresh(chosen: str | None = None):
+def refresh(chosen: str | None = None, cancelled: str | None = None):
     """Everything the tab shows. The job the user chose stays chosen while it is queued or running;
-    only when it has ended (or none was chosen) does the choice move to the newest active job."""
+    only when it has ended (or none was chosen) does the choice move to the newest active job. The
+    line under Cancel follows the job last cancelled until it has stopped."""
     jobs = client.list_jobs()
     table = pd.DataFrame([_job_row(j) for j in jobs], columns=JOB_COLUMNS)
     active = [j for j in jobs if j.get("state") in ("queued", "running")]
     choices = [j["job_id"] for j in active]
     value = chosen if chosen in choices else (choices[0] if choices else None)
-    return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=value), models_table())
+    cancel_line = gr.Markdown() if not cancelled else _cancel_line(cancelled, read_status(cancelled))
+    return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=value), models_table(),
+            cancel_line)
 
 
 def models_table() -> pd.DataFrame:
@@ -76,15 +87,21 @@ def evaluate(model_id: str | None) -> str:
                                  f"{status.get('warning', '')}")
 
 
-def cancel(job_id: str | None) -> str:
-    return answer(job_id, "Choose a queued or running job first.", client.cancel,
-                  lambda status: f"Job `{job_id}`: {status.get('state')} — {status.get('message', '')}")
+def cancel(job_id: str | None) -> tuple[str, str | None]:
+    """Cancel the job the dropdown shows; the answer names it, and the refresh keeps its line current."""
+    line = answer(job_id, "Choose a queued or running job first.", client.cancel, lambda s: _cancel_line(job_id, s))
+    return line, (job_id or None)
+
+
+def _cancel_line(job_id: str | None, status: dict[str, Any] | None) -> str:
+    state = (status or {}).get("state", "unknown")
+    if state in ("queued", "running"):
+        return f"⏳ Cancelling `{job_id}`: it stops at its next progress step."
+    return f"Job `{job_id}`: **{state}** — {(status or {}).get('message', '')}"
 
 
 def api_job_status(job_id: str) -> dict[str, Any]:
     """The raw status of one job (for scripts and tests through the API)."""
-    from jobs.status import read_status
-
     return read_status(job_id) or {"job_id": job_id, "state": "unknown"}
 
 
@@ -98,29 +115,79 @@ def _worker_line() -> str:
 def _job_row(status: dict[str, Any]) -> list[Any]:
     state = status.get("state", "unknown")
     message = " ".join(filter(None, (status.get("error") or status.get("message"), status.get("warning"))))
+    if len(message) > MESSAGE_CHARS:
+        message = message[: MESSAGE_CHARS - 1] + "…"
+    running = state == "running"
+    return [status.get("job_id"), state, f"{100 * _overall(status):.0f}%", _stage_label(status),
+            _seconds(_elapsed(status)), _seconds(_time_left(status)) if running else "", message]
+
+
+def _overall(status: dict[str, Any]) -> float:
+    """The job's overall fraction (older statuses only had the stage's)."""
+    if status.get("state") == "done":
+        return 1.0
+    return float(status.get("overall", status.get("fraction", 0.0)) or 0.0)
+
+
+def _stage_label(status: dict[str, Any]) -> str:
+    steps, stage = status.get("steps") or [], status.get("stage", "")
+    names = [name for name, _, _ in steps]
+    if stage in names and status.get("state") == "running":
+        return f"{stage} ({names.index(stage) + 1}/{len(names)})"
+    return stage
+
+
+def _elapsed(status: dict[str, Any]) -> float | None:
+    """Elapsed time now, not at the last write: a long step still shows the clock moving."""
+    elapsed = status.get("elapsed")
+    if elapsed is None or status.get("state") != "running":
+        return elapsed
+    return elapsed + max(0.0, time.time() - status.get("updated", time.time()))
+
+
+def _time_left(status: dict[str, Any]) -> float | None:
+    """The job's ETA counted down since it was written (a step that reports rarely still counts down)."""
     eta = status.get("eta")
-    return [status.get("job_id"), state, status.get("stage", ""), f"{100 * status.get('fraction', 0):.0f}%",
-            message, _seconds(status.get("elapsed")), _seconds(eta) if state == "running" else ""]
+    if eta is None:
+        return None
+    return max(0.0, eta - max(0.0, time.time() - status.get("updated", time.time())))
 
 
 def _seconds(value: float | None) -> str:
     if value is None:
         return ""
-    minutes, seconds = divmod(int(value), 60)
+    hours, rest = divmod(int(value), 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
 def _bars(active: list[dict[str, Any]]) -> str:
+    """Per active job: one overall bar, the running stage with its own share, the time left, and the
+    list of stages (done ✓, running ▶, waiting ○)."""
     if not active:
         return "<p>No job is queued or running.</p>"
-    parts = []
-    for status in active:
-        pct = 100 * float(status.get("fraction", 0))
-        label = html.escape(f"{status['job_id']} · {status.get('stage', '')} · {pct:.0f}% · {status.get('message', '')}")
-        eta = f" · about {_seconds(status['eta'])} left in this stage" if status.get("eta") else ""
-        parts.append(
-            f"<div style='margin:6px 0'><div>{label}{html.escape(eta)}</div>"
-            f"<div style='background:#e5e7eb;border-radius:4px;height:12px'>"
-            f"<div style='width:{pct:.1f}%;background:#f97316;height:12px;border-radius:4px'></div></div></div>"
-        )
-    return "".join(parts)
+    return "".join(_bar(status) for status in active)
+
+
+def _bar(status: dict[str, Any]) -> str:
+    pct = 100 * _overall(status)
+    job = html.escape(str(status.get("name") or status["job_id"]))
+    if status.get("state") == "queued":
+        head = f"<b>{job}</b> · queued · {html.escape(str(status.get('message', '')))}"
+    else:
+        left = _time_left(status)
+        eta = f" · about {_seconds(left)} left" if left is not None and left >= 1 else ""
+        if left is not None and left < 1 and pct < 99:
+            eta = " · finishing this step"
+        stage = f"{_stage_label(status)} {100 * float(status.get('fraction', 0)):.0f}%"
+        head = (f"<b>{job}</b> · <b>{pct:.0f}%</b> of the job{eta} · elapsed {_seconds(_elapsed(status))}"
+                f"<br>step: {html.escape(stage)} — {html.escape(str(status.get('message', '')))}")
+    steps = " ".join(
+        f"<span class='job-step job-step-{state}' title='{state}'>{STATE_ICONS.get(state, '')} {html.escape(name)}</span>"
+        for name, state, _ in status.get("steps") or [])
+    return (f"<div class='job-bar' data-job='{html.escape(status['job_id'])}'><div class='job-head'>{head}</div>"
+            f"<div class='job-track' role='progressbar' aria-valuenow='{pct:.0f}' aria-valuemin='0' "
+            f"aria-valuemax='100'><div class='job-fill' style='width:{pct:.1f}%'></div></div>"
+            f"<div class='job-steps'>{steps}</div></div>")

@@ -17,92 +17,158 @@ from core.methods.vocabulary import POOLING, QUANTIZE, VocabularyParams
 from core.recipe import Recipe
 from jobs import client
 from ui.forms import (
+    CUSTOM,
     FORM_FIELDS,
+    PRESETS,
     as_form,
+    estimate,
+    estimate_recipe,
     form_sources,
     form_uploads,
+    preset_choices,
     recipe_from_form,
     shares_from_form,
     shares_summary,
 )
 
+METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
+               "weights trained so each corpus text's embedding matches the teacher's (slower, closer to it).")
+
 
 def build(catalogue: SourceCatalogue) -> dict[str, Any]:
-    """Lay out the tab; returns its components by form field name (plus the buttons and outputs)."""
+    """Lay out the tab; returns its components by form field name (plus the buttons and outputs).
+
+    The essentials come first (a preset, the method, the domain shares, the corpus size); sources,
+    cleaning and every distillation knob wait in closed accordions, and the corpus method's training
+    fields are shown only when that method is chosen.
+    """
     defaults, params, corpus = Recipe(), VocabularyParams(), CorpusParams()
     c: dict[str, Any] = {}
-    gr.Markdown("### 1 · Corpus plan\nSet each domain's share of the corpus (they are normalised), and "
-                "which sources serve it. " + _hub_note(catalogue))
+    gr.Markdown("### 1 · What to make")
     with gr.Row():
-        c["name"] = gr.Textbox(label="Model name", placeholder="my-static-model", scale=2)
-        c["teacher"] = gr.Textbox(label="Teacher (sentence-transformers id or local folder)",
-                                  value=defaults.teacher, scale=3)
-        c["trust_remote_code"] = gr.Checkbox(label="Trust remote code", value=False, scale=1)
+        preset = gr.Radio(preset_choices(), value="quick", label="Preset",
+                          info="a starting point; any change below makes it your own", scale=3, min_width=260)
+        c["method"] = gr.Radio(list(METHODS), value=defaults.method, label="Method", info=METHOD_INFO, scale=2,
+                               min_width=220)
+    with gr.Row():
+        c["name"] = gr.Textbox(label="Model name", placeholder="my-static-model", scale=2, min_width=200,
+                               info="names the model folder and its card (letters, digits and dashes)")
+        c["corpus_size"] = _number("Corpus size (texts)", defaults.corpus_size,
+                                   "more texts: a better vocabulary and, for the corpus method, better vectors; "
+                                   "slower", scale=1)
+    estimate_md = gr.Markdown(estimate_recipe(Recipe(method=PRESETS["quick"].method,
+                                                     corpus_size=PRESETS["quick"].corpus_size)))
+    gr.Markdown("### 2 · Corpus\nEach domain's share of the corpus (normalised to 100%). " + _hub_note(catalogue))
     with gr.Row():
         for domain in DOMAINS:
-            c[f"{domain}:share"] = gr.Slider(0, 100, value=DEFAULT_SHARES[domain], step=1, label=domain)
+            c[f"{domain}:share"] = gr.Slider(0, 100, value=DEFAULT_SHARES[domain], step=1, label=domain,
+                                             min_width=150)
     shares_md = gr.Markdown(shares_summary(DEFAULT_SHARES, {d: catalogue.default_keys(d) for d in DOMAINS}, {}))
-    with gr.Accordion("Sources per domain", open=False):
+    with gr.Accordion("Sources per domain, and your own files", open=False):
         for domain in DOMAINS:
             with gr.Row():
                 choices = [s.key for s in catalogue.by_domain.get(domain, [])]
                 c[f"{domain}:sources"] = gr.CheckboxGroup(choices, value=catalogue.default_keys(domain),
-                                                          label=f"{domain}: sources", scale=3)
+                                                          label=f"{domain}: sources", scale=3, min_width=240)
                 c[f"{domain}:files"] = gr.File(label=f"{domain}: upload .txt/.jsonl/.csv/.parquet",
-                                               file_count="multiple", scale=2, height=90)
-                c[f"{domain}:fields"] = gr.Textbox(label="text field(s) of uploads", value="text", scale=1)
+                                               file_count="multiple", scale=2, min_width=200, height=170)
+                c[f"{domain}:fields"] = gr.Textbox(label="text field(s) of uploads", value="text", scale=1,
+                                                   min_width=160, info="comma-separated, for .jsonl/.csv/.parquet")
+    with gr.Accordion("Advanced: teacher, cleaning, vocabulary, output, training", open=False):
+        with gr.Row():
+            c["teacher"] = gr.Textbox(label="Teacher", value=defaults.teacher, scale=3, min_width=240,
+                                      info="a sentence-transformers id on the Hub, or a local folder")
+            c["trust_remote_code"] = gr.Checkbox(label="Trust remote code", value=False, scale=1, min_width=200,
+                                                 info="only for teachers whose own code you trust")
+        with gr.Row():
+            c["normalise"] = gr.Checkbox(label="Normalise unicode and whitespace", value=True, min_width=220,
+                                         info="NFKC, one space between words")
+            c["dedupe"] = gr.Checkbox(label="Drop exact duplicates", value=True, min_width=200,
+                                      info="repeated passages would count twice")
+            c["min_words"] = _number("Min words per passage", defaults.cleaning.min_words,
+                                     "shorter passages are dropped")
+            c["max_words"] = _number("Max words per passage", defaults.cleaning.max_words,
+                                     "longer passages are cut")
+        with gr.Row():
+            c["use_corpus_vocabulary"] = gr.Checkbox(label="Add corpus words to the vocabulary", value=True,
+                                                     min_width=240,
+                                                     info="frequent corpus words become tokens of their own")
+            c["max_vocabulary_size"] = _number("Max corpus words", params.max_vocabulary_size,
+                                               "more words: a larger model, fewer words split into pieces")
+            c["min_frequency"] = _number("Min word frequency", params.min_frequency,
+                                         "a corpus word must appear this often to be added")
+        with gr.Row():
+            c["pca_dims"] = _number("pca_dims", params.pca_dims,
+                                    "output dimensions (empty: the teacher's); fewer: smaller and faster, "
+                                    "a little less accurate")
+            c["sif_coefficient"] = _number("SIF coefficient", params.sif_coefficient,
+                                           "down-weights frequent tokens (smaller: stronger); empty: off")
+            c["pooling"] = gr.Dropdown(list(POOLING), value=params.pooling, label="Pooling", min_width=160,
+                                       info="how the teacher's token outputs become one vector")
+            c["quantize_to"] = gr.Dropdown(list(QUANTIZE), value=params.quantize_to, label="Quantize to",
+                                           min_width=160, info="smaller on disk; float16 loses nothing measurable")
+        with gr.Group(visible=defaults.method == "corpus") as training_group:
+            gr.Markdown("**Corpus method: training**")
+            with gr.Row():
+                c["epochs"] = _number("Epochs", corpus.training.epochs, "passes over the corpus (at most)")
+                c["patience"] = _number("Early-stop patience", corpus.training.patience,
+                                        "epochs without improvement before stopping")
+                c["batch_size"] = _number("Training batch size", corpus.training.batch_size, "texts per step")
+                c["learning_rate"] = _number("Learning rate", corpus.training.learning_rate,
+                                             "too high: unstable; too low: slow to improve")
+                c["start_share"] = _number("Share of the fitted start (0–1)", corpus.start_share,
+                                           "averaged with the trained table; 0 = trained table only")
+        with gr.Row():
+            c["collection_size"] = _number("Search collection (texts)", defaults.collection_size,
+                                           "corpus texts the Compare tab searches (embedded at the end)")
+            c["seed"] = _number("Seed", defaults.seed, "the same seed and recipe give the same model")
+            c["evaluate_after"] = gr.Checkbox(label="Evaluate when saved", value=False, min_width=200,
+                                              info="queues an evaluation (Evaluate tab)")
+            c["evaluation_rows"] = _number("…on rows per task", "", "empty: every row; 200 for a quick look")
     with gr.Row():
-        c["corpus_size"] = gr.Number(label="Corpus size (texts)", value=defaults.corpus_size, precision=0)
-        c["collection_size"] = gr.Number(label="Search collection (texts)", value=defaults.collection_size,
-                                         precision=0)
-        c["normalise"] = gr.Checkbox(label="Normalise unicode/whitespace", value=True)
-        c["dedupe"] = gr.Checkbox(label="Drop exact duplicates", value=True)
-        c["min_words"] = gr.Number(label="Min words per passage", value=defaults.cleaning.min_words, precision=0)
-        c["max_words"] = gr.Number(label="Max words per passage", value=defaults.cleaning.max_words, precision=0)
-    gr.Markdown("### 2 · Distillation\n**vocabulary**: model2vec's distill, each token embedded alone (fast). "
-                "**corpus**: static vectors and token weights trained so that each corpus text's embedding "
-                "reproduces the teacher's (the teacher embeds the whole corpus first: slower, closer to "
-                "the teacher).")
-    with gr.Row():
-        c["method"] = gr.Radio(list(METHODS), value=defaults.method, label="Method")
-        c["epochs"] = gr.Number(label="Epochs (corpus)", value=corpus.training.epochs, precision=0)
-        c["patience"] = gr.Number(label="Early-stop patience (epochs)", value=corpus.training.patience, precision=0)
-        c["batch_size"] = gr.Number(label="Training batch size", value=corpus.training.batch_size, precision=0)
-        c["learning_rate"] = gr.Number(label="Learning rate", value=corpus.training.learning_rate)
-        c["start_share"] = gr.Number(label="Share of the fitted start (0–1)", value=corpus.start_share,
-                                     info="averaged with the trained table; 0 = trained table only")
-    with gr.Row():
-        c["use_corpus_vocabulary"] = gr.Checkbox(label="Add corpus words to the vocabulary", value=True)
-        c["max_vocabulary_size"] = gr.Number(label="Max corpus words", value=params.max_vocabulary_size, precision=0)
-        c["min_frequency"] = gr.Number(label="Min word frequency", value=params.min_frequency, precision=0)
-        c["pca_dims"] = gr.Number(label="pca_dims (empty: none)", value=params.pca_dims, precision=0)
-        c["sif_coefficient"] = gr.Number(label="SIF coefficient", value=params.sif_coefficient)
-        c["pooling"] = gr.Dropdown(list(POOLING), value=params.pooling, label="Pooling")
-        c["quantize_to"] = gr.Dropdown(list(QUANTIZE), value=params.quantize_to, label="Quantize to")
-        c["seed"] = gr.Number(label="Seed", value=0, precision=0)
-        c["evaluate_after"] = gr.Checkbox(label="Evaluate when saved (Evaluate tab)", value=False)
-        c["evaluation_rows"] = gr.Number(label="…on rows per task (0: all)", value=0, precision=0, minimum=0)
-    with gr.Row():
-        preview_btn = gr.Button("Preview corpus samples")
-        submit_btn = gr.Button("Distill", variant="primary")
+        preview_domain = gr.Dropdown(["all domains", *DOMAINS], value="all domains", label="Preview",
+                                     info="three samples per domain from its sources", min_width=180)
+        preview_btn = gr.Button("Preview corpus samples", min_width=180)
+        submit_btn = gr.Button("Distill", variant="primary", min_width=180)
     submit_md = gr.Markdown()
     preview_df = gr.Dataframe(headers=["domain", "source", "text"], label="Preview", wrap=True, interactive=False)
 
     inputs = [c[f] for f in FORM_FIELDS]
-    c["method"].change(_method_defaults, c["method"], c["sif_coefficient"], api_visibility="private",
-                       show_progress="hidden")
+    quiet = {"api_visibility": "private", "show_progress": "hidden"}
+    c["method"].change(_method_changed, c["method"], [c["sif_coefficient"], training_group], **quiet)
+    preset.input(_apply_preset, preset, [c["method"], c["corpus_size"]], **quiet)
+    for field in ("method", "corpus_size", "epochs", "collection_size", "use_corpus_vocabulary"):
+        if field in ("method", "corpus_size"):
+            c[field].input(lambda: CUSTOM, None, preset, **quiet)
+        c[field].change(lambda *v: estimate(as_form(v)), inputs, estimate_md, **quiet)
     for domain in DOMAINS:
         for part in ("share", "sources", "files"):
-            c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, api_visibility="private",
-                                         show_progress="hidden")
-    preview_btn.click(lambda *v: _preview(catalogue, v), inputs, preview_df, api_name="preview_corpus")
+            c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, **quiet)
+    preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
+                      api_name="preview_corpus")
     submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe")
-    return {"components": c, "inputs": inputs, "submit_md": submit_md}
+    return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
 
 
-def _method_defaults(method: str) -> float | None:
-    """The SIF coefficient changes meaning with the method (rank-estimated vs real corpus counts)."""
-    return params_for(method).sif_coefficient
+def _number(label: str, value: Any, info: str, scale: int = 1) -> gr.Textbox:
+    """A number field that sends what was typed: a browser's number box turns "fast" into nothing, and
+    nothing would quietly mean the default; text reaches `ui.forms`, which names the field and refuses it."""
+    return gr.Textbox(label=label, value="" if value is None else str(value), info=info, scale=scale, min_width=160,
+                      max_lines=1, elem_classes=["number-field"])
+
+
+def _apply_preset(key: str) -> tuple[Any, Any]:
+    preset = PRESETS.get(key)
+    if preset is None:
+        return gr.Radio(), gr.Textbox()
+    return preset.method, str(preset.corpus_size)
+
+
+def _method_changed(method: str) -> tuple[str, Any]:
+    """The SIF coefficient changes meaning with the method (rank-estimated vs real corpus counts), and
+    only the corpus method trains."""
+    sif = params_for(method).sif_coefficient
+    return ("" if sif is None else str(sif)), gr.Group(visible=method == "corpus")
 
 
 def _hub_note(catalogue: SourceCatalogue) -> str:
@@ -114,14 +180,23 @@ def _hub_note(catalogue: SourceCatalogue) -> str:
 
 def _summary(values: tuple[Any, ...]) -> str:
     form = as_form(values)
-    return shares_summary(shares_from_form(form), {d: form[f"{d}:sources"] for d in DOMAINS},
+    try:
+        shares = shares_from_form(form)
+    except DistilleryError as exc:
+        return f"⚠️ {exc}"
+    return shares_summary(shares, {d: form[f"{d}:sources"] for d in DOMAINS},
                           {d: len(form[f"{d}:files"] or []) for d in DOMAINS})
 
 
-def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> pd.DataFrame:
+def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...], domain: str | None = None) -> pd.DataFrame:
+    """Three cleaned samples per domain, or of one domain when one is chosen."""
     form = as_form(values)
+    sources, uploads = form_sources(form), form_uploads(form)
+    if domain in DOMAINS:
+        sources = {d: (v if d == domain else []) for d, v in sources.items()}
+        uploads = {d: v for d, v in uploads.items() if d == domain}
     try:
-        rows = preview_domains(catalogue, form_sources(form), form_uploads(form), n=3)
+        rows = preview_domains(catalogue, sources, uploads, n=3)
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
     return pd.DataFrame(rows, columns=["domain", "source", "text"])

@@ -11,10 +11,18 @@ from core.artifact.folder import ModelFolder
 from core.encoders.student import StudentEncoder
 from core.encoders.teacher import TeacherEncoder, TeacherInfo, resolve_teacher
 from core.errors import DistilleryError
-from core.evaluation.scoring import TaskRef, evaluate_model, task_name, teacher_scores
+from core.evaluation.scoring import (
+    STUDENT_STAGE,
+    TEACHER_STAGE,
+    TaskRef,
+    evaluate_model,
+    task_name,
+    teacher_scores,
+    teacher_tasks_cached,
+)
 from core.evaluation.tasks import DEV_SUITE, MTEB_VERSION
 from core.evaluation.verdict import Thresholds, retention, verdict
-from core.progress import Progress, silent
+from core.progress import Progress, StagePlan, expected_seconds, silent
 from core.serving.timing import teacher_vs_student
 
 
@@ -32,7 +40,8 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
     teacher = resolve_teacher(folder.record.teacher.name, folder.record.teacher.trust_remote_code)
     started = time.perf_counter()
     teacher_result = teacher_scores(teacher, tasks, progress, limit)
-    student_result = evaluate_model(student.sentence_transformer(), folder.id, tasks, progress, limit)
+    student_result = evaluate_model(student.sentence_transformer(), folder.id, tasks, progress, limit,
+                                    stage=STUDENT_STAGE)
     if not student_result["tasks"]:
         reasons = "; ".join(f"{t}: {why}" for t, why in list(student_result["skipped"].items())[:5])
         raise DistilleryError(f"No task could be scored ({reasons}).")
@@ -49,6 +58,20 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
     }
     folder.write_evaluation(report)
     return report
+
+
+TEACHER_SLOWDOWN = 12  # the teacher scores the suite about this many times slower than a student (2 cores)
+
+
+def evaluation_plan(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, limit: int | None = None,
+                    ) -> StagePlan:
+    """The stages of `evaluate_saved_model` with their expected seconds, for the job's overall bar:
+    the teacher's scores cost nothing once cached, and a row limit shrinks both scorings."""
+    student = expected_seconds("evaluate", 0) * len(tasks) / len(DEV_SUITE)
+    if limit is not None:
+        student *= min(1.0, 0.1 + limit / 2000)
+    teacher_seconds = 0.1 if teacher_tasks_cached(teacher, tasks, limit) else TEACHER_SLOWDOWN * student
+    return StagePlan.of([(TEACHER_STAGE, teacher_seconds), (STUDENT_STAGE, student), ("speed", 5.0)])
 
 
 def measure_speedup(folder: ModelFolder, teacher: TeacherInfo, student: StudentEncoder,

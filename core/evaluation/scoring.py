@@ -26,6 +26,7 @@ from core.files import write_json
 from core.progress import Progress, silent
 
 TaskRef = LocalTask | str  # a local task, or the name of an mteb task on the Hub
+TEACHER_STAGE, STUDENT_STAGE = "teacher scores", "student scores"  # an evaluation's progress stages
 ENGLISH_BENCHMARK = "MTEB(eng, v2)"
 
 
@@ -49,16 +50,23 @@ def check_task_names(names: Sequence[str] | None) -> None:
 
 
 def evaluate_model(model: Any, label: str, tasks: Sequence[TaskRef] = DEV_SUITE, progress: Progress = silent,
-                   limit: int | None = None, eval_dir: Path | None = None, batch_size: int = 64) -> dict[str, Any]:
-    """Scores (0–100) of one loaded model (a `SentenceTransformer`) on `tasks`, with skipped tasks."""
+                   limit: int | None = None, eval_dir: Path | None = None, batch_size: int = 64,
+                   stage: str = "evaluate") -> dict[str, Any]:
+    """Scores (0–100) of one loaded model (a `SentenceTransformer`) on `tasks`, with skipped tasks.
+
+    Progress moves by each task's expected share of the work (`task_weights`): one task at a time is
+    all mteb lets us see, and Banking77 alone is a third of the suite's texts.
+    """
     eval_dir = Path(eval_dir or settings.eval_dir())
     scores: dict[str, float] = {}
     types: dict[str, str] = {}
     skipped: dict[str, str] = {}
     started = time.perf_counter()
+    weights = task_weights(tasks, limit)
+    total = sum(weights) or 1.0
     for i, ref in enumerate(tasks):
         name = task_name(ref)
-        progress("evaluate", i / len(tasks), f"{label}: {name}")
+        progress(stage, sum(weights[:i]) / total, f"{label}: {name} (task {i + 1} of {len(tasks)})")
         try:
             task = _build_task(ref, eval_dir, limit)
             scores[name] = _score(model, task, batch_size)
@@ -67,7 +75,7 @@ def evaluate_model(model: Any, label: str, tasks: Sequence[TaskRef] = DEV_SUITE,
             skipped[name] = str(exc)
         except Exception as exc:  # noqa: BLE001 - one task's failure must not end the run
             skipped[name] = f"{type(exc).__name__}: {exc}"
-    progress("evaluate", 1.0, f"{label}: {len(scores)} tasks scored, {len(skipped)} skipped")
+    progress(stage, 1.0, f"{label}: {len(scores)} tasks scored, {len(skipped)} skipped")
     return {**summarise(scores, types), "skipped": skipped, "seconds": round(time.perf_counter() - started, 2),
             "limit": limit, "mteb_version": MTEB_VERSION}
 
@@ -76,18 +84,16 @@ def evaluate_student(folder: Path, tasks: Sequence[TaskRef] = DEV_SUITE, progres
                      limit: int | None = None, eval_dir: Path | None = None) -> dict[str, Any]:
     """A student folder's scores (its `SentenceTransformer` view, which mteb evaluates directly)."""
     return evaluate_model(StudentEncoder.open(folder).sentence_transformer(), Path(folder).name, tasks, progress,
-                          limit, eval_dir)
+                          limit, eval_dir, stage=STUDENT_STAGE)
 
 
 def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, progress: Progress = silent,
                    limit: int | None = None, eval_dir: Path | None = None) -> dict[str, Any]:
     """The teacher's scores, from the cache where present; only missing tasks load and run the teacher."""
     eval_dir = Path(eval_dir or settings.eval_dir())
-    folder = settings.cache_dir() / "teacher-scores"
-    folder.mkdir(parents=True, exist_ok=True)
     cached: dict[str, dict[str, Any]] = {}
     missing: list[TaskRef] = []
-    paths = {task_name(ref): folder / f"{_cache_key(teacher, ref, eval_dir, limit)}.json" for ref in tasks}
+    paths = _teacher_cache_paths(teacher, tasks, eval_dir, limit)
     for ref in tasks:
         path = paths[task_name(ref)]
         if path.is_file():
@@ -95,7 +101,8 @@ def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, p
         else:
             missing.append(ref)
     if missing:
-        fresh = evaluate_model(load_teacher(teacher), f"teacher {teacher.name}", missing, progress, limit, eval_dir)
+        fresh = evaluate_model(load_teacher(teacher), f"teacher {teacher.name}", missing, progress, limit, eval_dir,
+                               stage=TEACHER_STAGE)
         for ref in missing:
             name = task_name(ref)
             if name in fresh["tasks"]:  # skipped tasks are not cached: the data may be fixed later
@@ -105,11 +112,35 @@ def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, p
         skipped = fresh["skipped"]
     else:
         skipped = {}
-        progress("evaluate", 1.0, f"teacher {teacher.name}: all {len(cached)} tasks from the cache")
+        progress(TEACHER_STAGE, 1.0, f"teacher {teacher.name}: all {len(cached)} tasks from the cache")
     ordered = [task_name(r) for r in tasks if task_name(r) in cached]
     summary = summarise({n: cached[n]["score"] for n in ordered}, {n: cached[n]["type"] for n in ordered})
     return {**summary, "skipped": skipped, "cached": len(tasks) - len(missing), "limit": limit,
             "mteb_version": MTEB_VERSION}
+
+
+def teacher_tasks_cached(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, limit: int | None = None,
+                         eval_dir: Path | None = None) -> bool:
+    """Whether every task's teacher score is already cached (an evaluation's plan then skips the teacher)."""
+    paths = _teacher_cache_paths(teacher, tasks, Path(eval_dir or settings.eval_dir()), limit)
+    return all(path.is_file() for path in paths.values())
+
+
+def _teacher_cache_paths(teacher: TeacherInfo, tasks: Sequence[TaskRef], eval_dir: Path,
+                         limit: int | None) -> dict[str, Path]:
+    folder = settings.cache_dir() / "teacher-scores"
+    folder.mkdir(parents=True, exist_ok=True)
+    return {task_name(ref): folder / f"{_cache_key(teacher, ref, eval_dir, limit)}.json" for ref in tasks}
+
+
+def task_weights(tasks: Sequence[TaskRef], limit: int | None) -> list[float]:
+    """Each task's expected share of an evaluation's time: a local task's measured seconds on every
+    row (Banking77's 77-class classifier alone is most of the suite), equal shares when rows are
+    limited, and the mean for a Hub task, whose size is unknown before it is fetched."""
+    known = [ref.seconds if isinstance(ref, LocalTask) and limit is None else 0.0 for ref in tasks]
+    measured = [w for w in known if w > 0]
+    mean = sum(measured) / len(measured) if measured else 1.0
+    return [w if w > 0 else mean for w in known]
 
 
 def hub_task_names(benchmark: str = ENGLISH_BENCHMARK) -> list[str]:

@@ -36,7 +36,7 @@ from core.methods.training import (
     train_table,
 )
 from core.methods.vocabulary import VocabularyParams, distill_vocabulary
-from core.progress import Progress, StageClock, silent
+from core.progress import Progress, StageClock, expected_seconds, silent
 
 # Training holds back 5% of the texts to stop early; below this there is too little to learn from or
 # to validate on.
@@ -93,6 +93,16 @@ class CorpusDistillation:
     # The two tables the shipped one averages (float32, before quantization), kept for inspection.
     start_table: np.ndarray | None = None
     trained_table: np.ndarray | None = None
+
+
+def stages(params: CorpusParams, texts: int) -> list[tuple[str, float]]:
+    """The stages `distill` runs, with their expected seconds for `texts` corpus texts (`StagePlan`);
+    training time grows with the epochs asked for (the bench ran the defaults)."""
+    epochs = params.training.epochs / TrainParams().epochs
+    return [("featurize", expected_seconds("featurize", texts)),
+            ("vocabulary", expected_seconds("vocabulary", texts) if params.use_corpus_vocabulary else 0.0),
+            ("distill", expected_seconds("distill", texts)), ("weights", expected_seconds("weights", texts)),
+            ("pca", expected_seconds("pca", texts)), ("train", expected_seconds("train", texts) * epochs)]
 
 
 def distill(

@@ -1,6 +1,6 @@
 """The distillation methods by name: `run_recipe`, the recipe and the UI look a method up here.
 
-Adding a method is a module with a parameter class and a `distill` function (`core.methods.base`)
+Adding a method is a module with a parameter class, a `distill` function and its `stages` (`core.methods.base`)
 and one line below.
 """
 
@@ -22,12 +22,13 @@ class Method:
     name: str
     params: type[Params]
     distill: Callable[..., Distilled]
+    stages: Callable[[Any, int], list[tuple[str, float]]]  # (params, corpus texts) → expected seconds per stage
     min_texts: int = 1  # the corpus size below which the method cannot work
 
 
 METHODS: dict[str, Method] = {
-    "vocabulary": Method("vocabulary", vocabulary.VocabularyParams, vocabulary.distill),
-    "corpus": Method("corpus", corpus.CorpusParams, corpus.distill, corpus.MIN_TEXTS),
+    "vocabulary": Method("vocabulary", vocabulary.VocabularyParams, vocabulary.distill, vocabulary.stages),
+    "corpus": Method("corpus", corpus.CorpusParams, corpus.distill, corpus.stages, corpus.MIN_TEXTS),
 }
 
 

@@ -18,7 +18,7 @@ from core.encoders.teacher import TeacherInfo, load_teacher
 from core.errors import Cancelled, DistilleryError
 from core.methods.base import Distilled
 from core.methods.corpus_words import corpus_vocabulary
-from core.progress import Progress, StageClock, silent
+from core.progress import Progress, StageClock, expected_seconds, silent
 
 POOLING = ("mean", "first", "last", "pooler")
 QUANTIZE = ("float32", "float16", "int8")
@@ -70,6 +70,12 @@ class VocabularyParams:
         if unknown:
             raise DistilleryError(f"The {cls.method} method has no parameter(s) {', '.join(unknown)}.")
         return cls(**data)
+
+
+def stages(params: VocabularyParams, texts: int) -> list[tuple[str, float]]:
+    """The stages `distill` runs, with their expected seconds for `texts` corpus texts (`StagePlan`)."""
+    return [("vocabulary", expected_seconds("vocabulary", texts) if params.use_corpus_vocabulary else 0.0),
+            ("distill", expected_seconds("distill", texts))]
 
 
 def distill(teacher: TeacherInfo, params: VocabularyParams, texts: Sequence[str], work_dir: Path, seed: int = 0,

@@ -16,6 +16,7 @@ from core.corpus.sources import load_catalogue
 from core.corpus.uploads import Upload
 from core.errors import DistilleryError
 from core.methods.vocabulary import VocabularyParams
+from core.progress import StagePlan
 from jobs.client import cancel, list_jobs, submit
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE
 from jobs.queue import huey
@@ -156,7 +157,7 @@ def test_job_progress_cancels_until_the_model_is_saved():
     from core.errors import Cancelled
 
     task = run_recipe_task.s("progress-probe", {}, "progress-probe")
-    progress = JobProgress("progress-probe", task)
+    progress = JobProgress("progress-probe", task, StagePlan.of([("distill", 1.0), ("index", 1.0), ("save", 1.0)]))
     progress("distill", 0.5, "half way")
     assert read_status("progress-probe")["stage"] == "distill"
     huey.revoke_by_id(task.id)
@@ -190,6 +191,14 @@ def test_job_runs_to_done_with_progress(consumer, catalogue):
     assert {s["stage"] for s in running} & {"corpus", "vocabulary", "distill", "index", "save"}
     assert final["model_id"] == job_id
     assert {"corpus", "distill"} <= set(final["stages"])
+    # one overall bar across the job: it never moves back, it fills, and the list of stages is complete
+    overall = [s["overall"] for s in seen if s["state"] == "running" and "overall" in s]
+    assert overall == sorted(overall) and 0 < overall[len(overall) // 2] < 1, overall
+    assert final["overall"] == 1.0 and final["eta"] == 0.0
+    assert [name for name, _, _ in final["steps"]] == ["corpus", "vocabulary", "distill", "index", "save"]
+    assert {state for _, state, _ in final["steps"]} == {"done"}
+    boards = [s["steps"] for s in seen if s["state"] == "running" and s.get("steps")]
+    assert any([state for _, state, _ in b].count("running") == 1 and b[-1][1] == "waiting" for b in boards), boards
 
     folder = settings.models_dir() / job_id
     assert folder.is_dir()

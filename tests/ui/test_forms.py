@@ -15,7 +15,19 @@ from core.errors import DistilleryError
 from core.methods.corpus import CorpusParams
 from core.methods.training import TrainParams
 from core.methods.vocabulary import VocabularyParams
-from ui.forms import FORM_FIELDS, as_form, form_sources, form_uploads, recipe_from_form, shares_summary, whole
+from ui.forms import (
+    FORM_FIELDS,
+    PRESETS,
+    as_form,
+    duration,
+    estimate,
+    form_sources,
+    form_uploads,
+    preset_choices,
+    recipe_from_form,
+    shares_summary,
+    whole,
+)
 
 
 def values(**overrides) -> dict:
@@ -72,11 +84,39 @@ def test_uploads_come_back_per_domain_with_their_fields(tmp_path):
 @pytest.mark.parametrize("field, value, expected", [
     ("corpus_size", 2.5, "The corpus size must be a whole number"),
     ("corpus_size", None, "The corpus size is empty"),
-    ("min_words", float("nan"), "minimum passage length must be a whole number"),
+    ("min_words", float("nan"), "minimum passage length must be a finite number"),
+    # number fields send the text typed: a word is refused by the field's name, never dropped
+    ("learning_rate", "fast", "The learning rate must be a number, not 'fast'"),
+    ("epochs", "ten", "Epochs must be a number, not 'ten'"),
+    ("pca_dims", "256 dims", "pca_dims must be a number"),
+    ("sif_coefficient", "strong", "The SIF coefficient must be a number"),
+    ("evaluation_rows", "all", "Rows per task must be a number"),
+    ("corpus_size", "  ", "The corpus size is empty"),
 ])
 def test_bad_numbers_name_their_field(field, value, expected):
     with pytest.raises(DistilleryError, match=expected):
-        recipe_from_form(values(**{field: value}))
+        recipe_from_form(values(method="corpus", **{field: value}))
+
+
+def test_numbers_arrive_as_text_and_empty_optional_fields_take_their_meaning():
+    recipe, _ = recipe_from_form(values(method="corpus", corpus_size="1_000", learning_rate=" 5e-4 ", epochs="",
+                                        pca_dims="", sif_coefficient="", evaluation_rows="0"))
+    assert recipe.corpus_size == 1000 and recipe.params.training.learning_rate == 5e-4
+    assert recipe.params.training.epochs == TrainParams().epochs  # empty: the method's default
+    assert recipe.params.pca_dims is None and recipe.params.sif_coefficient is None  # empty: off
+    assert recipe.evaluation_rows is None  # 0: every row
+
+
+def test_presets_and_the_estimate_follow_the_pipeline_bench():
+    quick, best = (recipe_from_form(values(method=p.method, corpus_size=str(p.corpus_size)))[0]
+                   for p in PRESETS.values())
+    assert (quick.method, best.method) == ("vocabulary", "corpus") and best.corpus_size > quick.corpus_size
+    labels = [label for label, _ in preset_choices()]
+    assert "≈" in labels[0] and "min" in labels[1] and labels[-1].startswith("Custom")
+    assert "Estimated time: **about" in estimate(values(method="corpus", corpus_size="100000"))
+    assert "mostly featurize" in estimate(values(method="corpus", corpus_size="100000"))
+    assert estimate(values(corpus_size="lots")).startswith("⏱️ No estimate yet: The corpus size must be a number")
+    assert duration(40) == "40 s" and duration(1200) == "20 min" and duration(7200) == "2 h 00 min"
 
 
 def test_the_form_size_is_checked_and_whole_numbers_read():

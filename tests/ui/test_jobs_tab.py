@@ -52,14 +52,35 @@ def test_job_rows_keep_their_order_while_jobs_write(two_active_jobs):
 
 
 def test_the_row_limit_defaults_mean_every_row():
-    """Gradio number boxes cannot be empty, so the tabs default to 0, which must mean "every row"."""
+    """The tabs' rows-per-task fields open on "every row" (empty or 0), which must not be refused."""
     from ui.app import build_app
 
     app = build_app()
     defaults = {c.label: c.value for c in app.blocks.values() if "rows per task" in str(getattr(c, "label", "")).lower()}
-    assert len(defaults) == 2 and set(defaults.values()) == {0}, defaults
+    assert len(defaults) == 2 and set(defaults.values()) <= {0, ""}, defaults
     for value in defaults.values():
         check_rows_per_task(rows_limit(value))  # no refusal
     assert rows_limit(None) is None and rows_limit("") is None and rows_limit(200) == 200
     with pytest.raises(DistilleryError, match="at least 10"):
         check_rows_per_task(rows_limit(5))
+
+
+def test_the_job_bar_shows_the_whole_job_its_step_and_the_stage_list():
+    status = {"job_id": "j-1", "name": "my model", "state": "running", "stage": "featurize", "fraction": 0.5,
+              "overall": 0.42, "eta": 120.0, "elapsed": 90.0, "updated": time.time(), "message": "5,000/10,000 texts",
+              "steps": [["corpus", "done", 1.0], ["featurize", "running", 0.5], ["train", "waiting", 0.0]]}
+    bar = jobs_tab._bar(status)
+    assert "<b>42%</b> of the job" in bar and ("about 2m00s left" in bar or "about 1m59s left" in bar), bar
+    assert "step: featurize (2/3) 50%" in bar and "✓ corpus" in bar and "▶ featurize" in bar and "○ train" in bar
+    row = dict(zip(jobs_tab.JOB_COLUMNS, jobs_tab._job_row({**status, "message": "x" * 300})))
+    assert row["progress"] == "42%" and row["stage"] == "featurize (2/3)" and len(row["message"]) == jobs_tab.MESSAGE_CHARS
+    stale = {**status, "updated": time.time() - 60}  # a step that has not reported for a minute
+    assert jobs_tab._time_left(stale) == pytest.approx(60, abs=2) and jobs_tab._elapsed(stale) == pytest.approx(150, abs=2)
+
+
+def test_the_cancel_line_follows_the_cancelled_job_to_its_end(two_active_jobs):
+    first, _ = two_active_jobs
+    line, cancelled = jobs_tab.cancel(first)
+    assert cancelled == first and f"`{first}`" in line
+    write_status(first, state="cancelled", message="Cancelled before it started.")
+    assert "**cancelled**" in jobs_tab.refresh(None, cancelled)[5] and "Cancelling" not in jobs_tab.refresh(None, cancelled)[5]
