@@ -24,7 +24,7 @@ from core.evaluation.scoring import check_task_names
 from core.evaluation.tasks import check_rows_per_task
 from core.evaluation.verdict import Thresholds
 from core.recipe import Recipe, validate_recipe
-from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, new_job_dir
+from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, evaluation_job_id, new_job_dir
 from jobs.queue import huey
 from jobs.status import TERMINAL, read_status, worker_alive, write_status
 from jobs.tasks import evaluate_model_task, run_recipe_task
@@ -77,7 +77,7 @@ def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[
 
 def queue_evaluation(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
     """A job folder with the request, and the evaluation queued (also used by a recipe's follow-up)."""
-    job_id, folder = new_job_dir(f"evaluate-{model_id}")
+    job_id, folder = new_job_dir(model_id, evaluation_job_id(model_id))
     (folder / EVALUATION_REQUEST).write_text(json.dumps({"model_id": model_id, **request}, indent=2))
     return enqueue(job_id, evaluate_model_task.s(job_id, model_id, request), f"evaluate {model_id}", "evaluation")
 

@@ -53,3 +53,21 @@ def tiny_record(model_id: str, created: str = "2025-01-01T00:00:00+00:00", dim: 
                   dimension=dim)
     fields.update(overrides)
     return ModelRecord(**fields)
+
+
+def evaluation_report(model_id: str = "small-model", limit: int | None = 40, date: str = "2025-06-02",
+                      student: dict[str, float] | None = None) -> dict:
+    """An evaluation report as `core.evaluation.run.evaluate_saved_model` writes it, built from the
+    real verdict functions without running mteb (teacher 80/84 on STSBenchmark/MRPC)."""
+    from core.evaluation.verdict import retention, summarise, verdict
+
+    types = {"STSBenchmark": "STS", "MRPC": "PairClassification"}
+    teacher_scores = {**summarise({"STSBenchmark": 80.0, "MRPC": 84.0}, types), "skipped": {}}
+    student_scores = {**summarise(student or {"STSBenchmark": 72.0, "MRPC": 78.0}, types),
+                      "skipped": {"Gone": "missing"}}
+    kept = retention(student_scores, teacher_scores)
+    speed = {"speedup": 70.0, "threads": 2, "texts": 3, "teacher_texts_per_s": 100.0, "student_texts_per_s": 7000.0}
+    return {"model_id": model_id, "teacher": "sentence-transformers/all-MiniLM-L6-v2", "date": date,
+            "tasks": list(types), "limit": limit, "mteb_version": "2.26.24", "teacher_scores": teacher_scores,
+            "student_scores": student_scores, "retention": kept, "speed": speed, "verdict": verdict(kept, 70.0),
+            "seconds": 1.0}

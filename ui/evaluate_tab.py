@@ -1,7 +1,10 @@
 """Evaluate tab: queue evaluations (mteb, teacher vs student, speed-up, verdict) and compare their reports.
 
 Several students are shown side by side with their teacher, which is how people tune a recipe: one
-table, one grouped bar chart per task, retention per task type, and each student's verdict.
+table, one grouped bar chart per task, retention per task type, and each student's verdict. After
+"Evaluate", the tab follows the jobs it queued (a timer polls their status) and shows the results as
+each one ends, so nobody has to guess when to press "Show results". Every evaluation of a model is
+kept (`ModelFolder.evaluations`), and the history box picks which of them to show (newest by default).
 """
 
 from __future__ import annotations
@@ -13,14 +16,18 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.artifact.folder import ModelFolder
+from core.artifact.folder import ModelFolder, evaluation_label
 from core.errors import DistilleryError
 from core.evaluation.verdict import Thresholds
 from jobs import client
+from jobs.status import TERMINAL, read_status
 from ui.compare_tab import model_choices
 from ui.forms import rows_limit
 
 DEFAULTS = Thresholds()
+POLL_SECONDS = 1.0
+PICK = "::"  # a history choice's value is `<model id>::<evaluation key>`
+RESULT_OUTPUTS = 4  # verdict, scores, chart, retention
 
 
 def build() -> dict[str, Any]:
@@ -40,50 +47,139 @@ def build() -> dict[str, Any]:
         run_btn = gr.Button("Evaluate selected models (background job)", variant="primary")
         show_btn = gr.Button("Show results")
     queued_md = gr.Markdown()
+    history = gr.Dropdown(label="Evaluations shown (the newest of each model unless you pick others; "
+                                "two of one model compare runs)", choices=[], value=[], multiselect=True)
     verdict_md = gr.Markdown()
     scores_df = gr.Dataframe(label="Scores per task (teacher and students)", interactive=False, wrap=True)
     chart = gr.Plot(label="Teacher vs students per task")
     retention_df = gr.Dataframe(label="Retention per task type (student / teacher)", interactive=False)
+    following = gr.State([])  # the jobs this page queued: [{"job_id", "model_id", "state"}]
+    timer = gr.Timer(POLL_SECONDS, active=False)
+    results = [verdict_md, scores_df, chart, retention_df]
 
     refresh_btn.click(lambda: gr.Dropdown(choices=model_choices()), None, models, api_visibility="private")
-    run_btn.click(start, [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks], queued_md,
-                  api_name="evaluate")
-    show_btn.click(show, models, [verdict_md, scores_df, chart, retention_df], api_name="evaluation_results")
+    run_btn.click(start, [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks],
+                  [queued_md, following, timer], api_name="evaluate")
+    timer.tick(follow, following, [queued_md, following, timer, history, *results], api_name="follow_evaluations",
+               show_progress="hidden")
+    models.input(history_choices, models, history, api_name="evaluation_history").then(
+        show, [models, history], results, api_visibility="private")
+    history.input(show, [models, history], results, api_visibility="private")
+    show_btn.click(show, [models, history], results, api_name="evaluation_results")
     return {"models": models}
 
 
 def start(model_ids: list[str] | None, limit: float | None, viable_r: float, viable_s: float, optimal_r: float,
-          optimal_s: float, tasks: str | None = None) -> str:
+          optimal_s: float, tasks: str | None = None) -> tuple[str, list[dict[str, str]], gr.Timer]:
+    """Queue one evaluation per model; the jobs queued are followed (the timer starts) until they end."""
     if not model_ids:
-        return "Choose at least one model first."
+        return "Choose at least one model first.", [], gr.Timer(active=False)
     thresholds = {"viable_retention": viable_r, "viable_speedup": viable_s, "optimal_retention": optimal_r,
                   "optimal_speedup": optimal_s}
     names = [n.strip() for n in re.split(r",(?![^()]*\))", tasks or "") if n.strip()] or None
-    lines = []
+    lines, queued = [], []
     for model_id in model_ids:
         try:
-            status = client.submit_evaluation(model_id, rows_limit(limit), thresholds,
-                                              names)
-            lines.append(f"- `{model_id}`: queued as `{status['job_id']}` (Jobs tab). {status.get('warning', '')}")
+            status = client.submit_evaluation(model_id, rows_limit(limit), thresholds, names)
+            queued.append({"job_id": status["job_id"], "model_id": model_id, "state": status.get("state", "queued")})
+            lines.append(f"- `{model_id}`: queued as `{status['job_id']}`; results appear here when it ends. "
+                         f"{status.get('warning') or ''}")
         except DistilleryError as exc:
             lines.append(f"- `{model_id}`: ❌ {exc}")
-    return "\n".join(lines)
+    return "\n".join(lines), queued, gr.Timer(active=bool(queued))
 
 
-def show(model_ids: list[str] | None):
-    if not model_ids:
-        return "Choose at least one evaluated model.", None, None, None
+def job_line(job: dict[str, str], status: dict[str, Any] | None) -> str:
+    """One followed job in a line: its progress while it runs, how it ended (and why) once it has."""
+    model, job_id = job["model_id"], job["job_id"]
+    if status is None:
+        return f"- ❔ `{model}` (`{job_id}`): no status yet"
+    state = status.get("state", "unknown")
+    if state == "done":
+        return f"- ✅ `{model}`: {status.get('message', 'done')}" + (f" ⚠️ {status['warning']}" if status.get(
+            "warning") else "")
+    if state in ("failed", "interrupted"):
+        return f"- ❌ `{model}` (`{job_id}`) {state}: {status.get('error') or status.get('message', '')}"
+    if state == "cancelled":
+        return f"- ⏹️ `{model}` (`{job_id}`) cancelled: {status.get('message') or 'cancelled in the Jobs tab'}"
+    if state == "queued":
+        return f"- ⏳ `{model}` (`{job_id}`): queued, {status.get('message') or 'waiting for a worker'}"
+    fraction = float(status.get("fraction") or 0.0)
+    return f"- 🔄 `{model}` (`{job_id}`): {status.get('stage', state)} {fraction:.0%} {status.get('message', '')}"
+
+
+def follow(jobs: list[dict[str, str]] | None) -> tuple[Any, ...]:
+    """One tick of the timer: a live line per followed job; when one ends well, its results are shown
+    (every finished model of this batch, newest report each); when all have ended, the timer stops."""
+    jobs = list(jobs or [])
+    if not jobs:
+        return (gr.skip(), [], gr.Timer(active=False), gr.skip(), *[gr.skip()] * RESULT_OUTPUTS)
+    lines, updated, newly_done = [], [], False
+    for job in jobs:
+        status = read_status(job["job_id"])
+        state = (status or {}).get("state", "unknown")
+        newly_done |= state == "done" and job.get("state") != "done"
+        updated.append({**job, "state": state})
+        lines.append(job_line(job, status))
+    running = any(job["state"] not in TERMINAL for job in updated)
+    timer = gr.Timer(active=running)
+    if not newly_done:
+        return ("\n".join(lines), updated, timer, gr.skip(), *[gr.skip()] * RESULT_OUTPUTS)
+    finished = list(dict.fromkeys(job["model_id"] for job in updated if job["state"] == "done"))
+    return ("\n".join(lines), updated, timer, history_choices(finished), *show(finished, None))
+
+
+def history_choices(model_ids: list[str] | None) -> gr.Dropdown:
+    """Every saved evaluation of the chosen models, newest first; the newest of each is chosen."""
+    choices, newest = [], []
+    for model_id in model_ids or []:
+        try:
+            entries = ModelFolder.open(model_id).evaluations()
+        except DistilleryError:
+            continue
+        choices += [(f"{model_id} — {entry.label}", f"{model_id}{PICK}{entry.key}") for entry in entries]
+        newest += [f"{model_id}{PICK}{entries[0].key}"] if entries else []
+    return gr.Dropdown(choices=choices, value=newest, multiselect=True)
+
+
+def chosen_reports(model_ids: list[str], picks: list[str] | None) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The reports to show, by column label: the picked evaluations of each chosen model, or its newest.
+
+    A model shown with two of its evaluations gets one column per run, labelled with the run's time.
+    """
+    picked: dict[str, list[str]] = {}
+    for pick in picks or []:
+        model_id, _, key = pick.rpartition(PICK)
+        picked.setdefault(model_id, []).append(key)
     reports, missing = {}, []
     for model_id in model_ids:
         try:
-            report = ModelFolder.open(model_id).evaluation()
+            folder = ModelFolder.open(model_id)
+            keys: list[str | None] = list(dict.fromkeys(picked.get(model_id, []))) or [None]
+            found = [(key, folder.evaluation(key)) for key in keys]
         except DistilleryError as exc:
             missing.append(f"`{model_id}`: {exc}")
             continue
-        if report is not None:
-            reports[model_id] = report
-        else:
+        found = [(key, report) for key, report in found if report is not None]
+        if not found:
             missing.append(f"`{model_id}` has not been evaluated yet")
+        for number, (key, report) in enumerate(found, 1):
+            label = model_id if len(found) == 1 else f"{model_id} ({run_time(report, key)})"
+            reports[label if label not in reports else f"{label} #{number}"] = report
+    return reports, missing
+
+
+def run_time(report: dict[str, Any], key: str | None) -> str:
+    """When a run was saved, to the second where its key says (columns of one model must differ)."""
+    if key and re.fullmatch(r"\d{8}-\d{6}-\d{9}", key):
+        return f"{key[:4]}-{key[4:6]}-{key[6:8]} {key[9:11]}:{key[11:13]}:{key[13:15]} UTC"
+    return evaluation_label(report, key or "").split(" · ")[0]
+
+
+def show(model_ids: list[str] | None, picks: list[str] | None = None):
+    if not model_ids:
+        return "Choose at least one evaluated model.", None, None, None
+    reports, missing = chosen_reports(model_ids, picks)
     notes = "".join(f"\n- {m}" for m in missing)
     if not reports:
         return f"No evaluation to show.{notes}", None, None, None
@@ -92,13 +188,13 @@ def show(model_ids: list[str] | None):
 
 def verdict_text(reports: dict[str, dict[str, Any]]) -> str:
     lines = []
-    for model_id, report in reports.items():
+    for label, report in reports.items():
         v = report["verdict"]
         icon = {"optimal": "🟢", "viable": "🟡"}.get(v["verdict"], "🔴")
         speed = f"{v['speedup']:.0f}×" if v["speedup"] else "not measured"
         why = f" ({'; '.join(v['reasons'])})" if v["reasons"] else ""
         rows = "all rows" if report["limit"] is None else f"{report['limit']} rows per task"
-        lines.append(f"- {icon} **{model_id}: {v['verdict']}**{why}. Retention {v['retention']:.1%}, speed-up {speed}; "
+        lines.append(f"- {icon} **{label}: {v['verdict']}**{why}. Retention {v['retention']:.1%}, speed-up {speed}; "
                      f"weakest: {v['weakest_type']} ({v['weakest_retention']:.1%}). Teacher {report['teacher']}, "
                      f"{rows}, {report['date']}.")
     return "\n".join(lines)
@@ -108,31 +204,53 @@ def scores_table(reports: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per task: its type, each distinct teacher's score, and each student's score."""
     columns: dict[str, dict[str, float]] = {}
     types: dict[str, str] = {}
-    for model_id, report in reports.items():
-        for side, label in (("teacher_scores", f"teacher: {report['teacher']}"), ("student_scores", model_id)):
-            columns.setdefault(label, {}).update(report[side]["tasks"])
+    for label, report in reports.items():
+        for side, column in (("teacher_scores", f"teacher: {report['teacher']}"), ("student_scores", label)):
+            columns.setdefault(column, {}).update(report[side]["tasks"])
             types.update(report[side]["task_types"])
     tasks = list(types)
     frame = pd.DataFrame({"task": tasks, "type": [types[t] for t in tasks]})
-    for label, scores in columns.items():
-        frame[label] = [scores.get(t) for t in tasks]
+    for column, scores in columns.items():
+        frame[column] = [scores.get(t) for t in tasks]
     return frame
 
 
 def scores_chart(reports: dict[str, dict[str, Any]]) -> go.Figure:
+    """Grouped bars, one group per task: teachers in greys, students in colours.
+
+    Readable by construction: the legend sits above the plot (it used to cover the task names), task
+    names tilt and the margins grow to fit them, and the score axis runs from 0 (or the lowest score,
+    if one is negative) to a little above the highest, so small differences are not squashed against
+    a fixed 100.
+    """
     frame = scores_table(reports)
     figure = go.Figure()
-    for label in frame.columns[2:]:
-        figure.add_bar(name=label, x=frame["task"], y=frame[label])
-    figure.update_layout(barmode="group", yaxis_title="score (mteb main score × 100)", height=420,
-                         legend={"orientation": "h", "y": -0.25})
+    greys = ["#6b6b6b", "#a3a3a3", "#cfcfcf"]
+    for teachers, label in enumerate(c for c in frame.columns[2:] if c.startswith("teacher: ")):
+        figure.add_bar(name=label, x=frame["task"], y=frame[label], marker_color=greys[teachers % len(greys)],
+                       hovertemplate="%{x}: %{y:.1f}<extra>" + label + "</extra>")
+    for label in (c for c in frame.columns[2:] if not c.startswith("teacher: ")):
+        figure.add_bar(name=label, x=frame["task"], y=frame[label],
+                       hovertemplate="%{x}: %{y:.1f}<extra>" + label + "</extra>")
+    values = pd.to_numeric(frame.iloc[:, 2:].stack(), errors="coerce").dropna()
+    low = min(0.0, float(values.min())) if len(values) else 0.0
+    high = float(values.max()) if len(values) else 100.0
+    series = len(frame.columns) - 2
+    figure.update_layout(
+        barmode="group", bargap=0.25, bargroupgap=0.05, height=460 + 22 * max(0, series - 3),
+        margin={"t": 40 + 22 * ((series + 1) // 2), "b": 40, "l": 60, "r": 20},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0},
+        yaxis={"title": "score (mteb main score × 100)", "range": [low, min(100.0, high * 1.08) if high > 0 else 1.0],
+               "automargin": True},
+        xaxis={"tickangle": -30, "automargin": True, "title": None},
+    )
     return figure
 
 
 def retention_table(reports: dict[str, dict[str, Any]]) -> pd.DataFrame:
     rows = []
-    for model_id, report in reports.items():
+    for label, report in reports.items():
         kept = report["retention"]
-        rows.append({"model": model_id, **{t: f"{r:.1%}" for t, r in kept["type_means"].items()},
+        rows.append({"model": label, **{t: f"{r:.1%}" for t, r in kept["type_means"].items()},
                      "overall": f"{kept['overall']:.1%}"})
     return pd.DataFrame(rows)

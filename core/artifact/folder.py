@@ -5,15 +5,23 @@ Contract: `ModelFolder.create` writes model2vec's files, the record, the card an
 collection into a hidden temporary folder and renames it into place, so a half-written model is
 never visible and a finished one is never overwritten. `open` finds a finished model by id (an id
 may not climb out of the models folder), `at` opens any folder (a moved or downloaded one keeps its
-collection, which lives inside it), `finished` lists every finished model, newest first. The
-evaluation report is written through `write_evaluation`, which replaces the report, the record
-and the card, each atomically.
+collection, which lives inside it), `finished` lists every finished model, newest first.
+
+Evaluations: `write_evaluation` keeps every report in `evaluations/` (one file per run, named by
+when it was written, so names sort by age and one run never replaces another), and the newest also
+as `evaluation.json`, in the record and in the card, so readers that know only one report (the
+card, older code) keep working. Each file is written atomically. `evaluations` lists the history
+newest first with a short label; a folder evaluated before the history existed lists its single
+`evaluation.json`.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +34,9 @@ from core.files import folder_atomically, folder_bytes, write_json, write_text
 RECORD_FILE = "distillery.json"
 COLLECTION_FILE = "collection.json"
 EVALUATION_FILE = "evaluation.json"
+EVALUATIONS_DIR = "evaluations"
+LEGACY_KEY = "evaluation"  # the key of a lone evaluation.json written before the history existed
+_KEY = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{9}")  # a history file's stem: when it was written
 CARD_FILE = "README.md"
 WEIGHTS_FILE = "model.safetensors"
 MODEL2VEC_FILES = ("config.json", WEIGHTS_FILE, "tokenizer.json")
@@ -39,6 +50,34 @@ def model2vec_weights(folder: Path) -> Path:
         raise DistilleryError(f"{folder} is not a complete model2vec folder "
                               f"(missing: {', '.join(missing) if folder.is_dir() else 'the folder itself'}).")
     return folder / WEIGHTS_FILE
+
+
+@dataclass(frozen=True)
+class EvaluationEntry:
+    """One saved evaluation of a model: `key` names it for `ModelFolder.evaluation(key)`, `label`
+    tells it apart from the others in a list (when, rows per task, tasks, verdict)."""
+
+    key: str
+    label: str
+    path: Path
+
+
+def evaluation_label(report: dict[str, Any], key: str) -> str:
+    """`2025-06-02 14:03 · 40 rows/task · 8 tasks · viable`: enough to pick one run among several."""
+    when = report.get("date", "?")
+    if _KEY.fullmatch(key):  # the history file's name carries the time of day too
+        when = f"{key[:4]}-{key[4:6]}-{key[6:8]} {key[9:11]}:{key[11:13]} UTC"
+    limit = report.get("limit")
+    rows = "all rows" if limit is None else f"{limit} rows/task"
+    tasks = list(report.get("tasks") or [])
+    named = ", ".join(tasks) if 0 < len(tasks) <= 2 else f"{len(tasks)} tasks"
+    verdict = (report.get("verdict") or {}).get("verdict", "?")
+    return f"{when} · {rows} · {named} · {verdict}"
+
+
+def _stamp(ns: int) -> str:
+    """A history key from a time in nanoseconds: UTC, so keys sort by age across clock changes."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(ns // 10**9)) + f"-{ns % 10**9:09d}"
 
 
 class ModelFolder:
@@ -117,13 +156,51 @@ class ModelFolder:
                                   f"paste texts instead.")
         return list(json.loads(path.read_text()))
 
-    def evaluation(self) -> dict[str, Any] | None:
-        path = self.path / EVALUATION_FILE
-        return json.loads(path.read_text()) if path.is_file() else None
+    def evaluations(self) -> list[EvaluationEntry]:
+        """Every saved evaluation, newest first; an old folder's lone `evaluation.json` is one entry.
 
-    def write_evaluation(self, report: dict[str, Any]) -> None:
-        """Save an evaluation report beside the model and into its record and card."""
-        write_json(self.path / EVALUATION_FILE, report)
+        A history file that cannot be read is passed over (its label needs the report), as
+        `finished` passes over an unreadable model.
+        """
+        history = self.path / EVALUATIONS_DIR
+        files = sorted((p for p in history.glob("*.json") if _KEY.fullmatch(p.stem)), reverse=True) \
+            if history.is_dir() else []
+        if not files and (self.path / EVALUATION_FILE).is_file():
+            files = [self.path / EVALUATION_FILE]
+        entries = []
+        for path in files:
+            key = LEGACY_KEY if path.name == EVALUATION_FILE else path.stem
+            try:
+                entries.append(EvaluationEntry(key, evaluation_label(json.loads(path.read_text()), key), path))
+            except (OSError, ValueError, AttributeError):
+                continue
+        return entries
+
+    def evaluation(self, key: str | None = None) -> dict[str, Any] | None:
+        """The newest report (None before any evaluation), or the one `key` names (from `evaluations`)."""
+        if key is None or key == LEGACY_KEY:
+            path = self.path / EVALUATION_FILE
+            return json.loads(path.read_text()) if path.is_file() else None
+        if not _KEY.fullmatch(key):  # a key is a name from `evaluations`, never a path
+            raise DistilleryError(f"'{key}' does not name an evaluation of '{self.id}'.")
+        path = self.path / EVALUATIONS_DIR / f"{key}.json"
+        if not path.is_file():
+            raise DistilleryError(f"'{self.id}' has no evaluation '{key}'.")
+        return dict(json.loads(path.read_text()))
+
+    def write_evaluation(self, report: dict[str, Any]) -> str:
+        """Keep the report in the history, make it the current one (report file, record, card), and
+        return its key. An old folder's lone report joins the history first, so it stays listed."""
+        legacy = self.path / EVALUATION_FILE
+        history = self.path / EVALUATIONS_DIR
+        if legacy.is_file() and not any(history.glob("*.json")):
+            written = legacy.stat().st_mtime_ns
+            old_key = _stamp(written)
+            write_text(history / f"{old_key}.json", legacy.read_text())
+        key = _stamp(time.time_ns())
+        write_json(history / f"{key}.json", report)
+        write_json(legacy, report)
         self.record.evaluation = report
         write_json(self.path / RECORD_FILE, self.record.to_dict())
         write_text(self.path / CARD_FILE, render_card(self.record))
+        return key

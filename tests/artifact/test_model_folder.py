@@ -1,5 +1,5 @@
 """core.artifact: `ModelFolder` (created atomically, opened by id or path, listed, its collection and
-evaluation), the typed `ModelRecord` and the model card, on tiny real model2vec models."""
+evaluations, old and new), the typed `ModelRecord` and the model card, on tiny real model2vec models."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import pytest
 import yaml
 
 from core.artifact.card import render_card
-from core.artifact.folder import COLLECTION_FILE, EVALUATION_FILE, RECORD_FILE, ModelFolder
+from core.artifact.folder import (
+    COLLECTION_FILE,
+    EVALUATION_FILE,
+    EVALUATIONS_DIR,
+    LEGACY_KEY,
+    RECORD_FILE,
+    ModelFolder,
+)
 from core.artifact.record import ModelRecord
 from core.errors import DistilleryError
 
@@ -157,18 +164,7 @@ def test_collection_lives_inside_and_falls_back_to_an_old_job_folder(models, tmp
 
 
 def _report() -> dict:
-    """An evaluation report as `core.evaluation.run.evaluate_saved_model` writes it, without mteb."""
-    from core.evaluation.verdict import retention, summarise, verdict
-
-    types = {"STSBenchmark": "STS", "MRPC": "PairClassification"}
-    teacher = {**summarise({"STSBenchmark": 80.0, "MRPC": 84.0}, types), "skipped": {}}
-    student = {**summarise({"STSBenchmark": 72.0, "MRPC": 78.0}, types), "skipped": {"Gone": "missing"}}
-    kept = retention(student, teacher)
-    speed = {"speedup": 70.0, "threads": 2, "texts": 3, "teacher_texts_per_s": 100.0, "student_texts_per_s": 7000.0}
-    return {"model_id": "small-model", "teacher": "sentence-transformers/all-MiniLM-L6-v2", "date": "2025-06-02",
-            "tasks": list(types), "limit": 40, "mteb_version": "2.26.24", "teacher_scores": teacher,
-            "student_scores": student, "retention": kept, "speed": speed, "verdict": verdict(kept, 70.0),
-            "seconds": 1.0}
+    return helpers.evaluation_report()
 
 
 def test_write_evaluation_updates_report_record_and_card(models):
@@ -185,6 +181,49 @@ def test_write_evaluation_updates_report_record_and_card(models):
     assert "## Evaluation" in card and f"{report['retention']['overall']:.1%}" in card
     assert "**viable**" in card and "70× the teacher's throughput" in card and "Gone: missing" in card
     assert not [p for p in folder.path.iterdir() if p.name.startswith(".")]  # atomic writes left nothing
+
+
+def test_every_evaluation_is_kept_and_listed_newest_first(models):
+    folder = ModelFolder.open("small-model", models)
+    assert folder.evaluations() == []
+    first = helpers.evaluation_report(limit=40)
+    second = {**helpers.evaluation_report(limit=None, student={"STSBenchmark": 50.0, "MRPC": 60.0}),
+              "tasks": ["MRPC"]}
+    first_key = folder.write_evaluation(first)
+    second_key = folder.write_evaluation(second)
+    listed = folder.evaluations()
+    assert [e.key for e in listed] == [second_key, first_key] and second_key > first_key
+    assert listed[0].label.endswith("· all rows · MRPC · not viable"), listed[0].label
+    assert listed[1].label.endswith("· 40 rows/task · STSBenchmark, MRPC · viable"), listed[1].label
+    assert listed[1].label.startswith(f"{first_key[:4]}-{first_key[4:6]}-{first_key[6:8]} ")
+    assert folder.evaluation(first_key) == first and folder.evaluation(second_key) == second
+    # The newest is still the current report for the card, the record and older readers.
+    assert folder.evaluation() == second == json.loads((folder.path / EVALUATION_FILE).read_text())
+    assert ModelFolder.open("small-model", models).record.evaluation == second
+    assert "**not viable**" in (folder.path / "README.md").read_text()
+    assert sorted(p.name for p in (folder.path / EVALUATIONS_DIR).iterdir()) == [f"{first_key}.json",
+                                                                                f"{second_key}.json"]
+    for bad in ("../distillery", "evaluation.json", "20250101-000000-000000000", ""):
+        with pytest.raises(DistilleryError, match="evaluation"):
+            folder.evaluation(bad)
+    # A history file that cannot be read is passed over; the rest are still listed.
+    (folder.path / EVALUATIONS_DIR / "20000101-000000-000000000.json").write_text("{half a report")
+    assert [e.key for e in folder.evaluations()] == [second_key, first_key]
+
+
+def test_a_folder_evaluated_before_the_history_lists_its_one_report_and_keeps_it(models):
+    folder = ModelFolder.open("newer-model", models)
+    old = helpers.evaluation_report("newer-model", date="2024-01-02")
+    (folder.path / EVALUATION_FILE).write_text(json.dumps(old))  # as the earlier version wrote it
+    [entry] = folder.evaluations()
+    assert entry.key == LEGACY_KEY and entry.label.startswith("2024-01-02 · 40 rows/task")
+    assert folder.evaluation(entry.key) == old == folder.evaluation()
+    new = helpers.evaluation_report("newer-model", limit=None)
+    new_key = folder.write_evaluation(new)
+    listed = folder.evaluations()
+    assert [e.key for e in listed][0] == new_key and len(listed) == 2  # the old report joined the history
+    assert folder.evaluation(listed[1].key) == old and folder.evaluation() == new
+    assert not [p for p in folder.path.rglob(".*")]  # every write was atomic: no temporary file left
 
 
 def test_card_inherits_the_teacher_licence_and_records_the_recipe():

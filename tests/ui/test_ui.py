@@ -181,35 +181,75 @@ def test_preview_shows_every_domain_and_the_uploads(client: Client, tmp_path):
     assert code and {row[1] for row in code} == {"upload-my_notes.txt"} and "My own note" in code[0][2]
 
 
+def follow(client: Client, timeout: float = 300) -> tuple[list[str], tuple]:
+    """Tick the Evaluate tab's timer (as the page does every second) until it stops itself; returns the
+    progress lines seen and the last tick's outputs (lines, timer, history, verdict, scores, chart, kept)."""
+    seen, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        outputs = client.predict(api_name="/follow_evaluations")
+        seen.append(outputs[0])
+        if not outputs[1]["active"]:
+            return seen, outputs
+        time.sleep(1)
+    raise AssertionError(f"the Evaluate tab still follows its jobs: {seen[-1]}")
+
+
 def test_evaluation_after_distillation_and_the_evaluate_tab(client: Client):
-    message = client.predict(*form(name="eval-ui", evaluate_after=True, evaluation_rows=30), api_name="/submit_recipe")
+    # A name longer than a job id's slug: the model id is 61 characters, and the evaluation's job id keeps it whole.
+    message = client.predict(*form(name="eval-ui with a recipe name longer than forty", evaluate_after=True,
+                                   evaluation_rows=30), api_name="/submit_recipe")
     job_id = re.search(r"Submitted job `([^`]+)`", message).group(1)
     status, _ = wait_for(client, job_id)
     assert status["state"] == "done" and "evaluation queued as" in status["message"], status
     evaluation_job = re.search(r"evaluation queued as (\S+)", status["message"]).group(1)
+    model_id = status["model_id"]
+    assert re.fullmatch(rf"evaluate-{model_id}-\d{{8}}-\d{{6}}-[0-9a-f]{{4}}", evaluation_job), evaluation_job
     evaluated, seen = wait_for(client, evaluation_job, timeout=600)
     assert evaluated["state"] == "done", evaluated
     assert any(s.get("stage") == "evaluate" for s in seen)  # progress per task reached the Jobs tab
-    model_id = status["model_id"]
-    verdict_md, scores, chart, kept = client.predict([model_id], api_name="/evaluation_results")
+    verdict_md, scores, chart, kept = client.predict([model_id], [], api_name="/evaluation_results")
     assert model_id in verdict_md and re.search(r"\*\*(optimal|viable|not viable)\*\*", verdict_md.replace(
         f"**{model_id}: ", "**")), verdict_md
-    assert {row[0] for row in scores["data"]} == {"STSBenchmark", "SICK-R", "Banking77", "TREC", "MRPC", "MedQuAD",
-                                                 "XQuAD-en", "PythonStdlibDoc2Code"}
+    suite = {"STSBenchmark", "SICK-R", "Banking77", "TREC", "MRPC", "MedQuAD", "XQuAD-en", "PythonStdlibDoc2Code"}
+    assert {row[0] for row in scores["data"]} == suite
     assert len(scores["headers"]) == 4  # task, type, teacher, this student
     assert chart is not None and kept["data"][0][0] == model_id
+    history = client.predict([model_id], api_name="/evaluation_history")
+    assert len(history["choices"]) == 1 and history["value"] == [history["choices"][0][1]]
+    assert "30 rows/task · 8 tasks" in history["choices"][0][0]
+
+    # The tab's own evaluation with its defaults (0 rows: all of them), followed until it ends, then shown
+    # without pressing anything; the earlier evaluation stays in the history and can be shown beside it.
+    queued, timer = client.predict([model_id], 0, 0.83, 50, 0.89, 100, "MRPC", api_name="/evaluate")
+    tab_job = re.search(r"queued as `([^`]+)`", queued).group(1)
+    assert timer["active"] and tab_job.startswith(f"evaluate-{model_id}-"), queued
+    lines, (last, _, history, verdict_md, scores, chart, kept) = follow(client)
+    assert any(tab_job in line and re.search(r"(🔄|⏳)", line) for line in lines), lines  # live while it ran
+    assert f"✅ `{model_id}`" in last, last
+    assert [row[0] for row in scores["data"]] == ["MRPC"] and f"**{model_id}:" in verdict_md and chart is not None
+    newest, older = (value for _, value in history["choices"])
+    assert history["value"] == [newest] and "all rows · MRPC" in history["choices"][0][0]
+    _, scores, _, _ = client.predict([model_id], [older], api_name="/evaluation_results")
+    assert {row[0] for row in scores["data"]} == suite  # the earlier report, picked
+    _, scores, _, kept = client.predict([model_id], [newest, older], api_name="/evaluation_results")
+    assert len(scores["headers"]) == 5 and len(kept["data"]) == 2  # both runs side by side
+
     # Bad input: an unknown model and an impossible threshold are refused with a message, nothing queued.
-    queued = client.predict([model_id, "no-such-model"], 5, 0.83, 50, 0.89, 100, "", api_name="/evaluate")
-    assert "at least 10" in queued and "no-such-model" in queued
-    queued = client.predict([model_id], 30, 0.95, 50, 0.89, 100, "", api_name="/evaluate")
+    queued, timer = client.predict([model_id, "no-such-model"], 5, 0.83, 50, 0.89, 100, "", api_name="/evaluate")
+    assert "at least 10" in queued and "no-such-model" in queued and not timer["active"]
+    queued, _ = client.predict([model_id], 30, 0.95, 50, 0.89, 100, "", api_name="/evaluate")
     assert "viable ≤ optimal" in queued
     assert "choose a finished model" in client.predict("", api_name="/evaluate_from_jobs").lower()
     assert "❌" in client.predict("../../etc", api_name="/evaluate_from_jobs")
-    queued = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MRPC, NoSuchTask", api_name="/evaluate")
+    queued, _ = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MRPC, NoSuchTask", api_name="/evaluate")
     assert "no task named 'NoSuchTask'" in queued
     # The English MTEB benchmark by name: its data is on the Hub, out of reach here, so the job ends
-    # with that reason for every task instead of a crash.
-    queued = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MTEB(eng, v2)", api_name="/evaluate")
+    # with that reason for every task instead of a crash, and the tab says so when it ends.
+    queued, timer = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "MTEB(eng, v2)", api_name="/evaluate")
     hub_job = re.search(r"queued as `([^`]+)`", queued).group(1)
-    failed, _ = wait_for(client, hub_job)
+    assert timer["active"]
+    _, (last, _, history, verdict_md, *_) = follow(client)
+    assert f"❌ `{model_id}` (`{hub_job}`) failed:" in last and "not reachable" in last, last
+    assert history == {"__type__": "update"} and verdict_md == {"__type__": "update"}  # no results replaced
+    failed = client.predict(hub_job, api_name="/job_status")
     assert failed["state"] == "failed" and "not reachable" in failed["error"], failed
