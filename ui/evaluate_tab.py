@@ -22,9 +22,11 @@ from core.evaluation.verdict import Thresholds
 from jobs import client
 from jobs.status import TERMINAL, read_status
 from ui.compare_tab import model_choices
-from ui.forms import rows_limit
+from ui.forms import decimal, rows_limit
+from ui.widgets import number_field
 
 DEFAULTS = Thresholds()
+QUICK_ROWS = 200  # the tab's default: a verdict in about a minute on 2 cores
 POLL_SECONDS = 1.0
 PICK = "::"  # a history choice's value is `<model id>::<evaluation key>`
 RESULT_OUTPUTS = 4  # verdict, scores, chart, retention
@@ -36,11 +38,13 @@ def build() -> dict[str, Any]:
                              multiselect=True, allow_custom_value=True, scale=4)
         refresh_btn = gr.Button("↻ models", size="sm", scale=1)
     with gr.Row():
-        limit = gr.Number(label="Rows per task (0: all; 200 for a quick look)", value=0, precision=0, minimum=0)
-        viable_r = gr.Number(label="Viable: retention ≥", value=DEFAULTS.viable_retention)
-        viable_s = gr.Number(label="Viable: speed-up ≥", value=DEFAULTS.viable_speedup)
-        optimal_r = gr.Number(label="Optimal: retention ≥", value=DEFAULTS.optimal_retention)
-        optimal_s = gr.Number(label="Optimal: speed-up ≥", value=DEFAULTS.optimal_speedup)
+        limit = number_field("Rows per task", QUICK_ROWS, "200: a quick look (about a minute); empty or 0: every "
+                             "row, the verdict to trust (the teacher's first full run takes minutes)")
+        viable_r = number_field("Viable: retention ≥", DEFAULTS.viable_retention,
+                                "the student's share of the teacher's quality (0–1)")
+        viable_s = number_field("Viable: speed-up ≥", DEFAULTS.viable_speedup, "times faster than the teacher (CPU)")
+        optimal_r = number_field("Optimal: retention ≥", DEFAULTS.optimal_retention, "at least the viable retention")
+        optimal_s = number_field("Optimal: speed-up ≥", DEFAULTS.optimal_speedup, "at least the viable speed-up")
     tasks = gr.Textbox(label="Tasks: empty for the local development suite, or mteb task names and benchmarks "
                              "(e.g. STSBenchmark, SciFact, MTEB(eng, v2)), comma-separated; Hub tasks need the Hub")
     with gr.Row():
@@ -69,18 +73,24 @@ def build() -> dict[str, Any]:
     return {"models": models}
 
 
-def start(model_ids: list[str] | None, limit: float | None, viable_r: float, viable_s: float, optimal_r: float,
-          optimal_s: float, tasks: str | None = None) -> tuple[str, list[dict[str, str]], gr.Timer]:
+def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any, optimal_r: Any,
+          optimal_s: Any, tasks: str | None = None) -> tuple[str, list[dict[str, str]], gr.Timer]:
     """Queue one evaluation per model; the jobs queued are followed (the timer starts) until they end."""
     if not model_ids:
         return "Choose at least one model first.", [], gr.Timer(active=False)
-    thresholds = {"viable_retention": viable_r, "viable_speedup": viable_s, "optimal_retention": optimal_r,
-                  "optimal_speedup": optimal_s}
+    try:
+        thresholds = {"viable_retention": decimal(viable_r, "Viable retention"),
+                      "viable_speedup": decimal(viable_s, "Viable speed-up"),
+                      "optimal_retention": decimal(optimal_r, "Optimal retention"),
+                      "optimal_speedup": decimal(optimal_s, "Optimal speed-up")}
+        rows = rows_limit(limit)
+    except DistilleryError as exc:
+        return f"❌ {exc}", [], gr.Timer(active=False)
     names = [n.strip() for n in re.split(r",(?![^()]*\))", tasks or "") if n.strip()] or None
     lines, queued = [], []
     for model_id in model_ids:
         try:
-            status = client.submit_evaluation(model_id, rows_limit(limit), thresholds, names)
+            status = client.submit_evaluation(model_id, rows, thresholds, names)
             queued.append({"job_id": status["job_id"], "model_id": model_id, "state": status.get("state", "queued")})
             lines.append(f"- `{model_id}`: queued as `{status['job_id']}`; results appear here when it ends. "
                          f"{status.get('warning') or ''}")
@@ -104,8 +114,11 @@ def job_line(job: dict[str, str], status: dict[str, Any] | None) -> str:
         return f"- ⏹️ `{model}` (`{job_id}`) cancelled: {status.get('message') or 'cancelled in the Jobs tab'}"
     if state == "queued":
         return f"- ⏳ `{model}` (`{job_id}`): queued, {status.get('message') or 'waiting for a worker'}"
-    fraction = float(status.get("fraction") or 0.0)
-    return f"- 🔄 `{model}` (`{job_id}`): {status.get('stage', state)} {fraction:.0%} {status.get('message', '')}"
+    overall = float(status.get("overall", status.get("fraction")) or 0.0)
+    eta = status.get("eta")
+    left = f", about {eta:.0f} s left" if eta else ""
+    return (f"- 🔄 `{model}` (`{job_id}`): {overall:.0%}{left} · {status.get('stage', state)}: "
+            f"{status.get('message', '')}")
 
 
 def follow(jobs: list[dict[str, str]] | None) -> tuple[Any, ...]:

@@ -30,6 +30,7 @@ from ui.forms import (
     shares_from_form,
     shares_summary,
 )
+from ui.widgets import number_field
 
 METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
                "weights trained so each corpus text's embedding matches the teacher's (slower, closer to it).")
@@ -53,7 +54,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     with gr.Row():
         c["name"] = gr.Textbox(label="Model name", placeholder="my-static-model", scale=2, min_width=200,
                                info="names the model folder and its card (letters, digits and dashes)")
-        c["corpus_size"] = _number("Corpus size (texts)", defaults.corpus_size,
+        c["corpus_size"] = number_field("Corpus size (texts)", defaults.corpus_size,
                                    "more texts: a better vocabulary and, for the corpus method, better vectors; "
                                    "slower", scale=1)
     estimate_md = gr.Markdown(estimate_recipe(Recipe(method=PRESETS["quick"].method,
@@ -85,23 +86,23 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                                          info="NFKC, one space between words")
             c["dedupe"] = gr.Checkbox(label="Drop exact duplicates", value=True, min_width=200,
                                       info="repeated passages would count twice")
-            c["min_words"] = _number("Min words per passage", defaults.cleaning.min_words,
+            c["min_words"] = number_field("Min words per passage", defaults.cleaning.min_words,
                                      "shorter passages are dropped")
-            c["max_words"] = _number("Max words per passage", defaults.cleaning.max_words,
+            c["max_words"] = number_field("Max words per passage", defaults.cleaning.max_words,
                                      "longer passages are cut")
         with gr.Row():
             c["use_corpus_vocabulary"] = gr.Checkbox(label="Add corpus words to the vocabulary", value=True,
                                                      min_width=240,
                                                      info="frequent corpus words become tokens of their own")
-            c["max_vocabulary_size"] = _number("Max corpus words", params.max_vocabulary_size,
+            c["max_vocabulary_size"] = number_field("Max corpus words", params.max_vocabulary_size,
                                                "more words: a larger model, fewer words split into pieces")
-            c["min_frequency"] = _number("Min word frequency", params.min_frequency,
+            c["min_frequency"] = number_field("Min word frequency", params.min_frequency,
                                          "a corpus word must appear this often to be added")
         with gr.Row():
-            c["pca_dims"] = _number("pca_dims", params.pca_dims,
+            c["pca_dims"] = number_field("pca_dims", params.pca_dims,
                                     "output dimensions (empty: the teacher's); fewer: smaller and faster, "
                                     "a little less accurate")
-            c["sif_coefficient"] = _number("SIF coefficient", params.sif_coefficient,
+            c["sif_coefficient"] = number_field("SIF coefficient", params.sif_coefficient,
                                            "down-weights frequent tokens (smaller: stronger); empty: off")
             c["pooling"] = gr.Dropdown(list(POOLING), value=params.pooling, label="Pooling", min_width=160,
                                        info="how the teacher's token outputs become one vector")
@@ -110,21 +111,21 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         with gr.Group(visible=defaults.method == "corpus") as training_group:
             gr.Markdown("**Corpus method: training**")
             with gr.Row():
-                c["epochs"] = _number("Epochs", corpus.training.epochs, "passes over the corpus (at most)")
-                c["patience"] = _number("Early-stop patience", corpus.training.patience,
+                c["epochs"] = number_field("Epochs", corpus.training.epochs, "passes over the corpus (at most)")
+                c["patience"] = number_field("Early-stop patience", corpus.training.patience,
                                         "epochs without improvement before stopping")
-                c["batch_size"] = _number("Training batch size", corpus.training.batch_size, "texts per step")
-                c["learning_rate"] = _number("Learning rate", corpus.training.learning_rate,
+                c["batch_size"] = number_field("Training batch size", corpus.training.batch_size, "texts per step")
+                c["learning_rate"] = number_field("Learning rate", corpus.training.learning_rate,
                                              "too high: unstable; too low: slow to improve")
-                c["start_share"] = _number("Share of the fitted start (0–1)", corpus.start_share,
+                c["start_share"] = number_field("Share of the fitted start (0–1)", corpus.start_share,
                                            "averaged with the trained table; 0 = trained table only")
         with gr.Row():
-            c["collection_size"] = _number("Search collection (texts)", defaults.collection_size,
+            c["collection_size"] = number_field("Search collection (texts)", defaults.collection_size,
                                            "corpus texts the Compare tab searches (embedded at the end)")
-            c["seed"] = _number("Seed", defaults.seed, "the same seed and recipe give the same model")
+            c["seed"] = number_field("Seed", defaults.seed, "the same seed and recipe give the same model")
             c["evaluate_after"] = gr.Checkbox(label="Evaluate when saved", value=False, min_width=200,
                                               info="queues an evaluation (Evaluate tab)")
-            c["evaluation_rows"] = _number("…on rows per task", "", "empty: every row; 200 for a quick look")
+            c["evaluation_rows"] = number_field("…on rows per task", "", "empty: every row; 200 for a quick look")
     with gr.Row():
         preview_domain = gr.Dropdown(["all domains", *DOMAINS], value="all domains", label="Preview",
                                      info="three samples per domain from its sources", min_width=180)
@@ -148,13 +149,6 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                       api_name="preview_corpus")
     submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe")
     return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
-
-
-def _number(label: str, value: Any, info: str, scale: int = 1) -> gr.Textbox:
-    """A number field that sends what was typed: a browser's number box turns "fast" into nothing, and
-    nothing would quietly mean the default; text reaches `ui.forms`, which names the field and refuses it."""
-    return gr.Textbox(label=label, value="" if value is None else str(value), info=info, scale=scale, min_width=160,
-                      max_lines=1, elem_classes=["number-field"])
 
 
 def _apply_preset(key: str) -> tuple[Any, Any]:

@@ -88,12 +88,13 @@ def test_chart_is_readable_legend_above_labels_fit_axis_fits_the_scores(evaluate
 def test_following_explains_each_job_and_shows_results_when_one_ends(evaluated):
     model_id, _, newer = evaluated
     running, failed = new_job_id("follow-running"), new_job_id("follow-failed")
-    write_status(running, state="running", stage="evaluate", fraction=0.45, message="MRPC (student)")
+    write_status(running, state="running", stage="student scores", fraction=0.9, overall=0.45, eta=30.0,
+                 message="MRPC (student)")
     write_status(failed, state="failed", error="No task could be scored (MRPC: not reachable).")
     jobs = [{"job_id": running, "model_id": model_id, "state": "queued"},
             {"job_id": failed, "model_id": "other-model", "state": "queued"}]
     lines, jobs, timer, history, *results = follow(jobs)
-    assert "🔄" in lines and "evaluate 45% MRPC (student)" in lines
+    assert "🔄" in lines and "45%, about 30 s left · student scores: MRPC (student)" in lines  # the job's share
     assert "❌ `other-model`" in lines and "failed: No task could be scored" in lines
     assert timer.active is True and history == gr.skip() and results == [gr.skip()] * 4  # nothing new to show
     write_status(running, state="done", model_id=model_id, message=f"{model_id}: not viable")
