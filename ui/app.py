@@ -55,6 +55,12 @@ def launch(demo: gr.Blocks, **options: Any) -> Any:
     return demo.launch(css=CSS, js=CLAMP_SLIDER_BOXES, **options)
 
 
+def _newest_chosen() -> gr.Dropdown:
+    """The Evaluate tab opens on the newest finished model, so its defaults evaluate something."""
+    choices = compare_tab.model_choices()
+    return gr.Dropdown(choices=choices, value=[choices[0][1]] if choices else [])
+
+
 def build_app() -> gr.Blocks:
     catalogue = load_catalogue()
     with gr.Blocks(title="Distillery") as demo:
@@ -73,6 +79,5 @@ def build_app() -> gr.Blocks:
         demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
         demo.load(lambda: gr.Dropdown(choices=compare_tab.model_choices()), None, compare["model"],
                   api_visibility="private")
-        demo.load(lambda: gr.Dropdown(choices=compare_tab.model_choices()), None, evaluate["models"],
-                  api_visibility="private")
+        demo.load(_newest_chosen, None, evaluate["models"], api_visibility="private")
     return demo
