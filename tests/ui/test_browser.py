@@ -205,7 +205,7 @@ def test_evaluate_with_the_tabs_defaults_shows_the_results_when_the_job_ends(pag
     panel.get_by_role("button", name=re.compile("Evaluate selected models")).click()
     verdict = _wait_text(panel.get_by_text(re.compile(r"Retention \d")).first, r"Retention \d", timeout=600)
     assert "200 rows per task" in verdict, verdict  # the tab's default: a quick look
-    assert panel.locator(".js-plotly-plot").count() >= 1
+    panel.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the chart, drawn by plotly in the page
 
 
 @pytest.mark.parametrize("width", [1400, 400])
