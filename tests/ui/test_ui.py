@@ -72,7 +72,7 @@ def test_submit_poll_and_search(client: Client):
     assert "Corpus shortfall" in status["warning"] and "domain-specific" in status["warning"]
     model_id = status["model_id"]
 
-    _, table = client.predict(api_name="/refresh_models")
+    _, table = client.predict(None, api_name="/refresh_models")
     row = dict(zip(table["headers"], next(r for r in table["data"] if r[1] == model_id)))
     assert row["size_mb"] > 0 and 0 < row["load_ms"] < 10_000 and row["dims"] == 64
 
