@@ -77,7 +77,6 @@ def build_app() -> gr.Blocks:
                 evaluate = evaluate_tab.build()
         gr.api(jobs_tab.api_job_status, api_name="job_status")
         demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
-        demo.load(lambda: gr.Dropdown(choices=compare_tab.model_choices()), None, compare["model"],
-                  api_visibility="private")
+        compare_tab.on_page_load(demo, compare)
         demo.load(_newest_chosen, None, evaluate["models"], api_visibility="private")
     return demo

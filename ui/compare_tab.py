@@ -1,7 +1,14 @@
-"""Compare tab: teacher and student top-5 side by side on the user's query, and a speed chart."""
+"""Compare tab: teacher and student top-5 side by side on the user's query, and a speed chart.
+
+Choosing a model (the newest finished one is chosen when the page loads) opens its session in the
+background with a status line that moves, so the first search does not pay for loading the teacher.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -11,21 +18,48 @@ from core.artifact.folder import ModelFolder
 from core.corpus.sources import SourceSpec, iter_documents
 from core.corpus.uploads import check_upload
 from core.errors import DistilleryError
-from core.serving.compare import CompareSession, CompareSessions, model_overview
+from core.serving.compare import (
+    OFF_COLLECTION_BELOW,
+    CompareSession,
+    CompareSessions,
+    Comparison,
+    model_overview,
+)
 from core.serving.speed_chart import speed_figure
 from core.serving.timing import all_cores
 from ui.forms import answer, upload_path
 
-HIT_COLUMNS = ["rank", "score", "text"]
+HIT_COLUMNS = ["rank", "score", "text", "shared"]
 MODEL_COLUMNS = ["model", "id", "method", "dims", "tokens", "size_mb", "load_ms"]
 MAX_TIMING_QUERIES = 200
+TABLE_CHARS = 220  # about four wrapped lines in half the page's width: five rows fit without a scroll bar
 SESSIONS = CompareSessions()  # bounded: least recently used sessions are dropped
+POLL_SECONDS = 0.5
+SIDES = ("teacher", "student")
+
+SCALE_NOTE = (
+    "ℹ️ **Scores are on different scales.** Each score is a cosine similarity in that model's own "
+    "embedding space: the student's are usually higher across the board than the teacher's for the "
+    "same texts, so a student score of 0.5 is not better than a teacher score of 0.4. Compare the "
+    "**ranks** and the **shared** hits (✓), not the score values. Click a row to read its full text."
+)
+THREADS_NOTE = (
+    "**Why can the teacher be slower at 2 threads than at 1?** torch splits each layer's work between "
+    "its threads and waits for the last one to finish before the next layer. When the machine has no "
+    "idle core (the web server, a job in the worker, another program, and the tokenizer's own thread "
+    "pool all want one), the second thread is often paused, and every layer waits for it. Measured "
+    "here on 2 cores under a load average of 5: one short query took 15–26 ms at 1 thread but 22–103 ms "
+    "(p95 200–320 ms) at 2; with the tokenizer's pool turned off, 14–73 ms. On the same machine when it "
+    "was quieter, 2 threads doubled the throughput (35 vs 17 texts/s). So read the 2-thread figures "
+    "with the load average printed above the chart; the student, a table lookup, barely notices."
+)
 
 
 def build() -> dict[str, Any]:
     with gr.Row():
         model = gr.Dropdown(label="Model", choices=model_choices(), allow_custom_value=True, scale=4)
         refresh_btn = gr.Button("↻ models", size="sm", scale=1)
+    status_md = gr.Markdown()
     info_md = gr.Markdown()
     models_df = gr.Dataframe(value=model_rows, label="Finished models: size on disk and load time "
                              "(StaticModel.from_pretrained, measured here)", interactive=False)
@@ -37,8 +71,12 @@ def build() -> dict[str, Any]:
         search_btn = gr.Button("Search", variant="primary", scale=1)
     summary_md = gr.Markdown()
     with gr.Row():
-        teacher_df = gr.Dataframe(headers=HIT_COLUMNS, label="Teacher top-5", wrap=True, interactive=False)
-        student_df = gr.Dataframe(headers=HIT_COLUMNS, label="Student top-5", wrap=True, interactive=False)
+        tables = [gr.Dataframe(headers=HIT_COLUMNS, label=f"{side.capitalize()} top-5", wrap=True,
+                               interactive=False, max_height=1200, column_widths=["9%", "12%", "59%", "20%"])
+                  for side in SIDES]
+    gr.Markdown(SCALE_NOTE)
+    full_md = gr.Markdown()
+    hits_state = gr.State({side: [] for side in SIDES})
     with gr.Row():
         timing_queries = gr.Textbox(label="Queries to time, one per line (default: your query and 30 texts of "
                                     "the collection, cut to 12 words)", lines=3, scale=3)
@@ -47,19 +85,48 @@ def build() -> dict[str, Any]:
     speed_btn = gr.Button("Measure speed on this collection")
     speed_plot = gr.Plot(label="Latency and throughput, teacher vs student")
     speed_md = gr.Markdown()
+    gr.Markdown(THREADS_NOTE)
 
-    refresh_btn.click(lambda: (gr.Dropdown(choices=model_choices()), model_rows()), None, [model, models_df],
-                      api_name="refresh_models")
+    refresh_btn.click(refresh_models, model, [model, models_df], api_name="refresh_models")
     model.change(model_info, model, info_md, api_name="model_info")
+    model.change(prepare_session, model, status_md, api_name="prepare_session")
     search_args = [model, query, own_texts, own_file]
-    search_btn.click(run_search, search_args, [summary_md, teacher_df, student_df], api_name="search")
-    query.submit(run_search, search_args, [summary_md, teacher_df, student_df], api_visibility="private")
+    search_outputs = [summary_md, *tables, hits_state, full_md]
+    search_btn.click(run_search, search_args, search_outputs, api_name="search")
+    query.submit(run_search, search_args, search_outputs, api_visibility="private")
+    for side, table in zip(SIDES, tables):
+        table.select(full_text_shower(side), hits_state, full_md, api_visibility="private")
     speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed")
-    return {"model": model}
+    return {"model": model, "info": info_md, "status": status_md}
+
+
+def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
+    """Choose the newest model when the page loads, describe it and start opening its session.
+
+    Chained explicitly: a value set by `demo.load` does not fire the dropdown's `change`.
+    """
+    loaded = demo.load(newest_model, None, parts["model"], api_name="compare_models", api_visibility="undocumented")
+    loaded.then(model_info, parts["model"], parts["info"], api_visibility="private")
+    loaded.then(prepare_session, parts["model"], parts["status"], api_visibility="private")
 
 
 def model_choices() -> list[tuple[str, str]]:
     return [(f"{f.record.title} ({f.id})", f.id) for f in ModelFolder.finished()]
+
+
+def newest_model() -> gr.Dropdown:
+    """The page's starting choice: the newest finished model (`ModelFolder.finished` is newest first),
+    so a person coming from a finished job finds it chosen, and its session already opening."""
+    choices = model_choices()
+    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+
+def refresh_models(current: str | None) -> tuple[gr.Dropdown, pd.DataFrame]:
+    """The current choice is kept while it still exists; otherwise the newest model is chosen."""
+    choices = model_choices()
+    ids = [model_id for _, model_id in choices]
+    value = current if current in ids else (ids[0] if ids else None)
+    return gr.Dropdown(choices=choices, value=value), model_rows()
 
 
 def model_rows() -> pd.DataFrame:
@@ -82,12 +149,48 @@ def _describe(folder: ModelFolder) -> str:
             f"corpus {record.corpus['size']:,} texts{shortfalls}")
 
 
+def prepare_session(model_id: str | None) -> Iterator[str]:
+    """Open the chosen model's session (both models, the corpus sample indexed) in the background,
+    yielding a status line until it is ready; the search then starts at once."""
+    if not model_id:
+        yield ""
+        return
+    try:
+        folder = ModelFolder.open(model_id)
+        if SESSIONS.is_open(folder):
+            yield _ready(SESSIONS.get(folder), None)
+            return
+        opening = SESSIONS.open_in_background(folder)
+    except DistilleryError as exc:
+        yield f"❌ {exc}"
+        return
+    start = time.perf_counter()
+    while True:
+        yield (f"⏳ Loading the teacher and the student, so that searches answer at once: {opening.message} "
+               f"({time.perf_counter() - start:.0f} s)")
+        if opening.wait(POLL_SECONDS):
+            break
+    if opening.error is not None or opening.session is None:
+        yield f"❌ This model cannot be compared: {opening.error}"
+        return
+    yield _ready(opening.session, time.perf_counter() - start)
+
+
+def _ready(session: CompareSession, seconds: float | None) -> str:
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    return (f"✅ Ready{took}: teacher `{session.teacher.name}` and student loaded, "
+            f"{len(session.texts):,} texts of the corpus sample indexed. Searches answer at once.")
+
+
 def _session(model_id: str | None, own_texts: str | None, own_file: Any, progress: gr.Progress) -> CompareSession:
+    folder, texts = _choice(model_id, own_texts, own_file)
+    return SESSIONS.get(folder, texts, lambda stage, fraction, message="": progress(fraction, desc=message))
+
+
+def _choice(model_id: str | None, own_texts: str | None, own_file: Any) -> tuple[ModelFolder, list[str] | None]:
     if not model_id:
         raise DistilleryError("Choose a model first (finished models appear after their job is done).")
-    folder = ModelFolder.open(model_id)
-    texts = _user_texts(own_texts, own_file)
-    return SESSIONS.get(folder, texts, lambda stage, fraction, message="": progress(fraction, desc=message))
+    return ModelFolder.open(model_id), _user_texts(own_texts, own_file)
 
 
 def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
@@ -102,17 +205,73 @@ def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
 
 
 def run_search(model_id, query, own_texts, own_file, progress=gr.Progress()):
+    """Yields a loading line first when the session is not open yet, then the two tables."""
+    empty = pd.DataFrame(columns=HIT_COLUMNS)
     try:
+        folder, texts = _choice(model_id, own_texts, own_file)
+        if not SESSIONS.is_open(folder, texts):
+            what = "your texts" if texts is not None else "the corpus sample"
+            yield (f"⏳ Loading the teacher and the student and embedding {what} (first search on this "
+                   f"collection only)…", empty, empty, {side: [] for side in SIDES}, "")
         session = _session(model_id, own_texts, own_file, progress)
         result = session.search(query, k=5)
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
-    frames = [pd.DataFrame([[h.rank, round(h.score, 4), h.text] for h in hits], columns=HIT_COLUMNS)
-              for hits in (result.teacher, result.student)]
-    summary = (f"**{result.overlap} of {len(result.teacher)}** results shared · query encode: teacher "
-               f"{result.teacher_ms:.1f} ms, student {result.student_ms:.2f} ms · collection of "
-               f"{len(session.texts):,} texts")
-    return summary, frames[0], frames[1]
+    yield (summary(result, session, texts is not None), *hit_tables(result),
+           {"teacher": [h.text for h in result.teacher], "student": [h.text for h in result.student]}, "")
+
+
+def summary(result: Comparison, session: CompareSession, own_texts: bool) -> str:
+    """The line above the tables, and a warning when the query is off the collection."""
+    line = (f"**{result.overlap} of {len(result.teacher)}** results shared · query encode: teacher "
+            f"{result.teacher_ms:.1f} ms, student {result.student_ms:.2f} ms · collection of "
+            f"{len(session.texts):,} texts")
+    if not result.off_collection:
+        return line
+    best = result.teacher[0].score if result.teacher else 0.0
+    remedy = ("add texts that answer it" if own_texts else
+              "paste your own texts under “Collection to search”, or build the model with a larger search "
+              "collection (Recipe tab, collection size, up to 5,000)")
+    return (f"{line}\n\n⚠️ **This query looks off the collection**: even the teacher's best match scores only "
+            f"{best:.2f} (below {OFF_COLLECTION_BELOW}), so nothing here answers it and neither model's hits "
+            f"say much about the student's quality. To try it fairly, {remedy}.")
+
+
+def hit_tables(result: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One table per model: rank, score, the text cut to a readable length, and where the other model
+    ranked the same text ("✓ student #2"), so agreement shows at a glance."""
+    frames = []
+    for side, other in (("teacher", "student"), ("student", "teacher")):
+        hits = getattr(result, side)
+        rows = [[h.rank, round(h.score, 4), cut(h.text), f"✓ {other} #{r}" if r else ""]
+                for h, r in zip(hits, result.rank_in_other(side))]
+        frames.append(pd.DataFrame(rows, columns=HIT_COLUMNS))
+    return frames[0], frames[1]
+
+
+def cut(text: str, limit: int = TABLE_CHARS) -> str:
+    """`text` whole when short, else its first words up to `limit` characters and an ellipsis."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    head = text[:limit].rsplit(" ", 1)[0] if " " in text[:limit] else text[:limit]
+    return head.rstrip(" ,;:.") + " …"
+
+
+def full_text_shower(side: str) -> Callable[..., str]:
+    """The click handler of one table: the full text of the clicked row, below the tables."""
+
+    def show(hits: dict[str, list[str]], event: gr.SelectData) -> str:
+        return full_text(hits, side, event.index[0] if isinstance(event.index, (list, tuple)) else event.index)
+
+    return show
+
+
+def full_text(hits: dict[str, list[str]], side: str, row: int) -> str:
+    texts = (hits or {}).get(side) or []
+    if not 0 <= row < len(texts):
+        return ""
+    return f"**{side.capitalize()} #{row + 1}, full text:**\n\n> " + texts[row].replace("\n", "\n> ")
 
 
 def run_speed(model_id, query, own_texts, own_file, timing_queries=None, threads=None, progress=gr.Progress()):
@@ -123,13 +282,15 @@ def run_speed(model_id, query, own_texts, own_file, timing_queries=None, threads
     except (DistilleryError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     progress(0.0, desc="timing teacher and student")
+    load = os.getloadavg()[0]  # what the threads competed with (see THREADS_NOTE)
     steps = 2 * len(counts)
     done = iter(range(1, steps + 1))
     reports = session.speed(queries, counts, on_report=lambda r: progress(next(done) / steps,
                             desc=f"{r.label} timed at {r.threads} thread(s)"))
     lines = [f"Threads: {', '.join(map(str, counts))} (torch, BLAS and the tokenizer) · {len(queries)} single "
              f"queries · {reports[0].batch_texts} texts for throughput · student load "
-             f"{session.student_load_seconds * 1000:.0f} ms"]
+             f"{session.student_load_seconds * 1000:.0f} ms · load average {load:.1f} on {all_cores()} cores"
+             f"{' (busier than its cores: threads wait for each other, see the note below)' if load > all_cores() else ''}"]
     for n in counts:
         teacher, student = (next(r for r in reports if r.label == label and r.threads == n)
                             for label in ("teacher", "student"))

@@ -1,5 +1,6 @@
 """core.serving.compare on a real distilled model: a moved folder still compares over its own collection,
-and the Compare tab's session cache stays bounded (least recently used dropped)."""
+the Compare tab's session cache stays bounded (least recently used dropped), and a session opened in
+the background is the one a search meanwhile gets."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from core import settings
 from core.artifact.folder import ModelFolder
+from core.errors import DistilleryError
 from core.serving.collection import embed_collection
 from core.serving.compare import CompareSession, CompareSessions
 
@@ -83,3 +85,37 @@ def test_the_session_cache_stays_bounded_and_drops_the_least_recently_used(small
     assert len(cache) == 2
     assert cache.get(folder, collections[0]) is not a  # `a` was the least recently used when `b` came back
     assert len(cache) == 2
+
+
+def test_a_session_opens_in_the_background_and_a_search_meanwhile_joins_it(small_model):
+    folder = ModelFolder.at(small_model.path)
+    cache = CompareSessions()
+    assert not cache.is_open(folder)
+    opening = cache.open_in_background(folder)
+    session = cache.get(folder)  # a search while it opens waits for that build instead of starting another
+    assert opening.wait(120) and opening.error is None
+    assert opening.session is session and cache.is_open(folder) and len(cache) == 1
+    assert opening.message == "ready"
+    again = cache.open_in_background(folder)  # choosing the model again: the open session, at once
+    assert again.wait(30) and again.session is session and len(cache) == 1
+
+
+def test_the_opening_reports_each_step(small_model):
+    seen: list[str] = []
+    CompareSession.open(ModelFolder.at(small_model.path), progress=lambda stage, fraction, message="": seen.append(message))
+    assert seen[0] == "loading the student" and seen[-1] == "ready"
+    assert any(m.startswith("loading the teacher") for m in seen)
+    assert "embedding the 40 texts of the collection with the teacher" in seen
+
+
+def test_a_session_that_cannot_open_hands_its_error_to_the_poller(small_model, tmp_path):
+    broken = tmp_path / "no-collection"
+    shutil.copytree(small_model.path, broken)
+    (broken / "collection.json").unlink()
+    folder = ModelFolder.at(broken)
+    folder.record.job_dir = None  # nowhere else to find the corpus sample
+    cache = CompareSessions()
+    opening = cache.open_in_background(folder)
+    assert opening.wait(60) and opening.session is None
+    assert isinstance(opening.error, DistilleryError) and "paste texts instead" in str(opening.error)
+    assert not cache.is_open(folder)

@@ -72,7 +72,7 @@ def test_submit_poll_and_search(client: Client):
     assert "Corpus shortfall" in status["warning"] and "domain-specific" in status["warning"]
     model_id = status["model_id"]
 
-    _, table = client.predict(api_name="/refresh_models")
+    _, table = client.predict(None, api_name="/refresh_models")
     row = dict(zip(table["headers"], next(r for r in table["data"] if r[1] == model_id)))
     assert row["size_mb"] > 0 and 0 < row["load_ms"] < 10_000 and row["dims"] == 64
 
@@ -80,7 +80,7 @@ def test_submit_poll_and_search(client: Client):
     assert "all-MiniLM-L6-v2" in info and "64 dims" in info
     assert "⚠️" in info and "domain-specific" in info  # the shortfall is shown with the model
 
-    summary, teacher, student = client.predict(model_id, "how do I open a file in python", "", None,
+    summary, teacher, student, *_ = client.predict(model_id, "how do I open a file in python", "", None,
                                                api_name="/search")
     assert re.search(r"\*\*\d of 5\*\* results shared", summary), summary
     assert len(teacher["data"]) == 5 and len(student["data"]) == 5
@@ -89,7 +89,7 @@ def test_submit_poll_and_search(client: Client):
 
     texts = "the cat sat on the mat\nstock markets fell sharply today\nhow to install python packages\n" \
             "a recipe for tomato soup\nthe court dismissed the appeal\nmy flight was delayed"
-    summary, teacher, student = client.predict(model_id, "installing a python library", texts, None,
+    summary, teacher, student, *_ = client.predict(model_id, "installing a python library", texts, None,
                                                api_name="/search")
     assert "collection of 6 texts" in summary
     assert teacher["data"][0][2] == "how to install python packages"
@@ -98,6 +98,7 @@ def test_submit_poll_and_search(client: Client):
     plot, speed = client.predict(model_id, "python", texts, None, "book a table for two\ncheap flights to rome\n",
                                  [str(n) for n in counts], api_name="/measure_speed")
     assert f"Threads: {', '.join(map(str, counts))}" in speed and "2 single queries" in speed, speed
+    assert re.search(rf"load average \d+\.\d on {os.cpu_count()} cores", speed), speed
     assert speed.count("higher throughput") == len(counts)
     traces = json.loads(plot["plot"])["data"]
     boxes = [t for t in traces if t["type"] == "box"]
@@ -124,7 +125,7 @@ def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_di
     assert 1 <= len(record["training"]["history"]) <= 4 and record["training"]["history"][0]["epoch"] == 0
     card = (model_dir / "README.md").read_text()
     assert "**corpus** method" in card and "validation loss" in card
-    summary, teacher, student = client.predict(status["model_id"], "how do I open a file in python", "", None,
+    summary, teacher, student, *_ = client.predict(status["model_id"], "how do I open a file in python", "", None,
                                                api_name="/search")
     assert len(student["data"]) == 5, summary
 
@@ -253,3 +254,116 @@ def test_evaluation_after_distillation_and_the_evaluate_tab(client: Client):
     assert history == {"__type__": "update"} and verdict_md == {"__type__": "update"}  # no results replaced
     failed = client.predict(hub_job, api_name="/job_status")
     assert failed["state"] == "failed" and "not reachable" in failed["error"], failed
+
+
+COMPARE_TEXTS = [
+    "How to install python packages with pip.",
+    "Open a file in python with the built-in open function and read its lines.",
+    "A recipe for tomato soup with basil and garlic.",
+    "The court dismissed the appeal on procedural grounds.",
+    "Stock markets fell sharply today after the rate decision.",
+    "My flight to Rome was delayed by three hours.",
+    "Sort a list of numbers in python with sorted().",
+    "The patient was treated with insulin for type 1 diabetes.",
+    " ".join(f"This long passage about python file handling goes on, sentence {i}, to test how the table "
+             f"cuts it." for i in range(12)),  # about 1,000 characters
+]
+
+
+@pytest.fixture
+def compare_models(data_dir):
+    """Two real (random-weight) model2vec models, the second the newest, with a small collection."""
+    import shutil
+    from datetime import UTC, datetime, timedelta
+
+    from helpers import tiny_record, tiny_static_model
+
+    from core.artifact.folder import ModelFolder
+
+    now = datetime.now(UTC)
+    made = []
+    for i, model_id in enumerate(("cmp-older", "cmp-newest")):
+        created = (now + timedelta(days=365 * 50 + i)).isoformat(timespec="seconds")  # newer than any job's
+        path = data_dir / "models" / model_id
+        ModelFolder.create(tiny_static_model(dim=16, seed=i), tiny_record(model_id, created=created, dim=16),
+                           COMPARE_TEXTS, path)
+        made.append(path)
+    yield [p.name for p in made]
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_compare_preselects_the_newest_and_opens_it_before_the_first_search(client: Client, compare_models):
+    from core.artifact.folder import ModelFolder
+    from ui import compare_tab
+
+    older, newest = compare_models
+    loaded = client.predict(api_name="/compare_models")  # what the page chooses when it loads
+    assert loaded["value"] == newest and [c[1] for c in loaded["choices"]][:2] == [newest, older], loaded
+    dropdown, table = client.predict(older, api_name="/refresh_models")
+    assert {older, newest} <= {row[1] for row in table["data"]}
+    assert dropdown["value"] == older  # refreshing keeps the choice
+    assert client.predict("gone-model", api_name="/refresh_models")[0]["value"] == newest
+
+    folder = ModelFolder.open(newest)
+    assert not compare_tab.SESSIONS.is_open(folder)
+    job = client.submit(newest, api_name="/prepare_session")
+    job.result(timeout=300)
+    statuses = job.outputs()
+    assert statuses[0].startswith("⏳ Loading the teacher and the student"), statuses
+    assert statuses[-1].startswith("✅ Ready") and "9 texts" in statuses[-1], statuses
+    assert compare_tab.SESSIONS.is_open(folder)  # the first search will find both models loaded
+    session = compare_tab.SESSIONS.get(folder)
+    assert client.predict(newest, api_name="/prepare_session").startswith("✅ Ready")  # chosen again: at once
+
+    summary, teacher, student, *_ = client.predict(newest, COMPARE_TEXTS[-1], "", None, api_name="/search")
+    assert compare_tab.SESSIONS.get(folder) is session  # the search used the opened session
+    assert teacher["headers"] == student["headers"] == compare_tab.HIT_COLUMNS
+    assert len(teacher["data"]) == len(student["data"]) == 5
+    long_row = teacher["data"][0]
+    assert long_row[2].startswith("This long passage") and long_row[2].endswith(" …")
+    assert len(long_row[2]) <= compare_tab.TABLE_CHARS + 2 < len(COMPARE_TEXTS[-1])
+    assert "off the collection" not in summary  # the query is in the collection: the teacher scores 1.0
+    # "✓ student #k" marks a text the student ranked k-th; unmarked rows are not in the student's list
+    student_rank = {row[2]: row[0] for row in student["data"]}
+    for row in teacher["data"]:
+        assert row[3] == (f"✓ student #{student_rank[row[2]]}" if row[2] in student_rank else ""), row
+    shared = sum(bool(row[3]) for row in teacher["data"])
+    assert shared == sum(bool(row[3]) for row in student["data"])
+    assert f"**{shared} of 5** results shared" in summary
+
+
+def test_compare_says_when_the_query_is_off_the_collection(client: Client, compare_models):
+    _, newest = compare_models
+    summary, *_ = client.predict(newest, "who won the football world cup in 2018", "", None, api_name="/search")
+    assert "looks off the collection" in summary and "paste your own texts" in summary, summary
+    best = float(re.search(r"best match scores only ([\d.]+)", summary).group(1))
+    assert best < 0.35
+    own = "\n".join(COMPARE_TEXTS[:4])
+    summary, *_ = client.predict(newest, "who won the football world cup in 2018", own, None, api_name="/search")
+    assert "collection of 4 texts" in summary and "add texts that answer it" in summary, summary
+
+
+def test_compare_page_explains_scores_threads_and_shows_full_texts(server):
+    import urllib.request
+
+    import gradio as gr
+
+    from ui import compare_tab
+
+    config = json.loads(urllib.request.urlopen(f"{server}config", timeout=30).read())
+    markdown = [c["props"].get("value") or "" for c in config["components"] if c.get("type") == "markdown"]
+    assert compare_tab.SCALE_NOTE in markdown and compare_tab.THREADS_NOTE in markdown
+    tables = {c["id"] for c in config["components"] if c.get("props", {}).get("label") in ("Teacher top-5",
+                                                                                       "Student top-5")}
+    selects = [d for d in config["dependencies"] if any(t[0] in tables and t[1] == "select" for t in d["targets"])]
+    assert len(selects) == 2  # a click on either table shows the full text
+    # When the page loads, the newest model is chosen and its session starts opening (a value set by a
+    # load event does not fire the dropdown's change, so the load chains both on explicitly).
+    load = next(d for d in config["dependencies"] if d.get("api_name") == "compare_models")
+    chained = {re.sub(r"_\d+$", "", d["api_name"]) for d in config["dependencies"] if d.get("trigger_after") == load["id"]}
+    assert {"model_info", "prepare_session"} <= chained, chained
+    hits = {"teacher": ["short", COMPARE_TEXTS[-1]], "student": ["other"]}
+    shown = compare_tab.full_text_shower("teacher")(hits, gr.SelectData(None, {"index": [1, 2], "value": "x"}))
+    assert shown.startswith("**Teacher #2, full text:**") and COMPARE_TEXTS[-1] in shown
+    assert compare_tab.full_text(hits, "student", 3) == ""  # a click on an empty table shows nothing
