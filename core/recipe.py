@@ -38,7 +38,7 @@ class Recipe:
     uploads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     cleaning: CleaningOptions = field(default_factory=CleaningOptions)
     distill: Params | None = None
-    collection_size: int = 500
+    collection_size: int = 2_000  # Compare: 9 of 20 everyday queries were off a 500-text sample, 5 of a 2,000 one
     seed: int = 0
     evaluate_after: bool = False  # queue an evaluation job (core.evaluation) when the model is saved
     evaluation_rows: int | None = None  # rows per task for that evaluation (None: every row)
