@@ -23,9 +23,12 @@ table th, table th * { white-space: nowrap !important; word-break: keep-all !imp
 .job-steps { margin-top: 4px; display: flex; flex-wrap: wrap; gap: 4px 10px; font-size: 0.9em; }
 .job-step-waiting { opacity: .55; }
 .job-step-running { font-weight: 600; color: #c2410c; }
+/* A closed accordion's arrow is rotated past the button's edge: keep it inside */
+button.label-wrap { padding-right: 20px; }
 /* On a phone, one field per line: side by side, checkbox labels were cut to a letter's width */
 @media (max-width: 640px) {
   .row > *, .form > * { min-width: 100% !important; flex-basis: 100% !important; }
+  table th, table td { padding-left: 3px !important; padding-right: 3px !important; }
 }
 /* Labels wrap between words instead of being cut */
 label, label span, .wrap .label-text, [data-testid="block-info"] { white-space: normal; overflow-wrap: break-word; }
@@ -55,12 +58,6 @@ def launch(demo: gr.Blocks, **options: Any) -> Any:
     return demo.launch(css=CSS, js=CLAMP_SLIDER_BOXES, **options)
 
 
-def _newest_chosen() -> gr.Dropdown:
-    """The Evaluate tab opens on the newest finished model, so its defaults evaluate something."""
-    choices = compare_tab.model_choices()
-    return gr.Dropdown(choices=choices, value=[choices[0][1]] if choices else [])
-
-
 def build_app() -> gr.Blocks:
     catalogue = load_catalogue()
     with gr.Blocks(title="Distillery") as demo:
@@ -78,5 +75,5 @@ def build_app() -> gr.Blocks:
         gr.api(jobs_tab.api_job_status, api_name="job_status")
         demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
         compare_tab.on_page_load(demo, compare)
-        demo.load(_newest_chosen, None, evaluate["models"], api_visibility="private")
+        evaluate_tab.on_page_load(demo, evaluate)
     return demo

@@ -29,7 +29,7 @@ from core.serving.speed_chart import speed_figure
 from core.serving.timing import all_cores
 from ui.forms import answer, upload_path
 
-HIT_COLUMNS = ["rank", "score", "text", "shared"]
+HIT_COLUMNS = ["#", "score", "text", "shared"]  # short headers: at 400 px each table is 300 px wide
 MODEL_COLUMNS = ["model", "id", "method", "dims", "tokens", "size_mb", "load_ms"]
 MAX_TIMING_QUERIES = 200
 TABLE_CHARS = 220  # about four wrapped lines in half the page's width: five rows fit without a scroll bar
@@ -72,7 +72,7 @@ def build() -> dict[str, Any]:
     summary_md = gr.Markdown()
     with gr.Row():
         tables = [gr.Dataframe(headers=HIT_COLUMNS, label=f"{side.capitalize()} top-5", wrap=True,
-                               interactive=False, max_height=1200, column_widths=["9%", "12%", "59%", "20%"])
+                               interactive=False, max_height=1200, column_widths=["9%", "20%", "49%", "22%"])
                   for side in SIDES]
     gr.Markdown(SCALE_NOTE)
     full_md = gr.Markdown()
@@ -243,7 +243,7 @@ def hit_tables(result: Comparison) -> tuple[pd.DataFrame, pd.DataFrame]:
     frames = []
     for side, other in (("teacher", "student"), ("student", "teacher")):
         hits = getattr(result, side)
-        rows = [[h.rank, round(h.score, 4), cut(h.text), f"✓ {other} #{r}" if r else ""]
+        rows = [[h.rank, round(h.score, 3), cut(h.text), f"✓ {other} #{r}" if r else ""]
                 for h, r in zip(hits, result.rank_in_other(side))]
         frames.append(pd.DataFrame(rows, columns=HIT_COLUMNS))
     return frames[0], frames[1]

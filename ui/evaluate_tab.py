@@ -54,9 +54,11 @@ def build() -> dict[str, Any]:
     history = gr.Dropdown(label="Evaluations shown (the newest of each model unless you pick others; "
                                 "two of one model compare runs)", choices=[], value=[], multiselect=True)
     verdict_md = gr.Markdown()
-    scores_df = gr.Dataframe(label="Scores per task (teacher and students)", interactive=False, wrap=True)
+    scores_df = gr.Dataframe(headers=["task", "type", "teacher", "student"], label="Scores per task (teacher and "
+                             "students)", interactive=False, wrap=True)
     chart = gr.Plot(label="Teacher vs students per task")
-    retention_df = gr.Dataframe(label="Retention per task type (student / teacher)", interactive=False)
+    retention_df = gr.Dataframe(headers=["model", "overall"], label="Retention per task type (student / teacher)",
+                                interactive=False)
     following = gr.State([])  # the jobs this page queued: [{"job_id", "model_id", "state"}]
     timer = gr.Timer(POLL_SECONDS, active=False)
     results = [verdict_md, scores_df, chart, retention_df]
@@ -70,7 +72,21 @@ def build() -> dict[str, Any]:
         show, [models, history], results, api_visibility="private")
     history.input(show, [models, history], results, api_visibility="private")
     show_btn.click(show, [models, history], results, api_name="evaluation_results")
-    return {"models": models}
+    return {"models": models, "history": history, "results": results}
+
+
+def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
+    """Open on the newest model with its evaluations listed and its newest report shown (when it has
+    one), chained explicitly: a value set by `demo.load` does not fire the dropdown's events."""
+    loaded = demo.load(newest_chosen, None, parts["models"], api_visibility="private")
+    listed = loaded.then(history_choices, parts["models"], parts["history"], api_visibility="private")
+    listed.then(show, [parts["models"], parts["history"]], parts["results"], api_visibility="private")
+
+
+def newest_chosen() -> gr.Dropdown:
+    """The tab's starting choice: the newest finished model, so its defaults evaluate something."""
+    choices = model_choices()
+    return gr.Dropdown(choices=choices, value=[choices[0][1]] if choices else [])
 
 
 def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any, optimal_r: Any,

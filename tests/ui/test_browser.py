@@ -31,7 +31,8 @@ JOBS: dict[str, str] = {}  # what earlier tests made, for the later ones: first,
 # neighbour), and the page's width against the window's (a sideways scroll).
 CLIPPED_JS = """() => {
   const cut = [];
-  for (const el of document.querySelectorAll('label, button, th, [data-testid="block-info"]')) {
+  const selectors = 'label, button, th, th span, [role=columnheader], [role=columnheader] span, [data-testid="block-info"]';
+  for (const el of document.querySelectorAll(selectors)) {
     const box = el.getBoundingClientRect();
     if (!box.width || !box.height || el.closest('[hidden], .hidden')) continue;
     if (el.scrollWidth > el.clientWidth + 1) cut.push(`${el.tagName} "${el.textContent.trim().slice(0, 50)}" `
