@@ -122,6 +122,10 @@ class StagePlan:
     def of(cls, stages: Iterable[tuple[str, float]]) -> StagePlan:
         return cls(tuple((name, max(float(seconds), 0.0)) for name, seconds in stages))
 
+    def scaled(self, factor: float) -> StagePlan:
+        """The same stages at another pace (`core.pace`: this machine's measured ratio to the plan)."""
+        return StagePlan(tuple((name, seconds * factor) for name, seconds in self.stages))
+
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.stages]

@@ -11,7 +11,7 @@ from typing import Any
 
 from huey.exceptions import CancelExecution
 
-from core import settings
+from core import pace, settings
 from core.artifact.folder import ModelFolder
 from core.artifact.record import ModelRecord
 from core.encoders.teacher import resolve_teacher
@@ -78,7 +78,7 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
         recipe = Recipe.from_dict(recipe_data)
         return recipe, run_recipe(recipe, settings.jobs_dir() / job_id, settings.models_dir() / model_id, progress)
 
-    outcome = _guarded(job_id, task, work, lambda: stage_plan(Recipe.from_dict(recipe_data)))
+    outcome = _guarded(job_id, task, work, lambda: stage_plan(Recipe.from_dict(recipe_data)), "distillation")
     if outcome is None:
         return {"error": (read_status(job_id) or {}).get("error", "failed")}
     (recipe, record), progress = outcome
@@ -109,7 +109,7 @@ def evaluate_model_task(job_id: str, model_id: str, request: dict[str, Any], tas
 
     outcome = _guarded(job_id, task, lambda progress: evaluate_saved_model(
         ModelFolder.open(model_id).path, tasks, request.get("limit"),
-        Thresholds(**request.get("thresholds", {})), progress), plan)
+        Thresholds(**request.get("thresholds", {})), progress), plan, "evaluation")
     if outcome is None:
         return {"error": (read_status(job_id) or {}).get("error", "failed")}
     report, progress = outcome
@@ -122,16 +122,20 @@ def evaluate_model_task(job_id: str, model_id: str, request: dict[str, Any], tas
     return {"model_id": model_id, "verdict": decision["verdict"]}
 
 
-def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any],
-             plan: Callable[[], StagePlan]) -> tuple[Any, JobProgress] | None:
-    """Run `work` with the job's progress (over the stages `plan` lists); a failure becomes the job's
-    status (None is returned), a cancel becomes huey's CancelExecution."""
+def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any], plan: Callable[[], StagePlan],
+             kind: str) -> tuple[Any, JobProgress] | None:
+    """Run `work` with the job's progress (over the stages `plan` lists, at this machine's pace for
+    `kind`); a failure becomes the job's status (None is returned), a cancel becomes huey's
+    CancelExecution. A job that ends well records its pace (`core.pace`) for the next estimates."""
     Heartbeat.current_job = job_id
     job_dir = settings.jobs_dir() / job_id
     write_status(job_id, state="running", stage="starting", fraction=0.0, message="", started=time.time())
     try:
-        progress = JobProgress(job_id, task, plan())
-        return work(progress), progress
+        planned = plan()
+        progress = JobProgress(job_id, task, planned.scaled(pace.factor(kind)))
+        result = work(progress)
+        pace.record(kind, planned.total_seconds, time.time() - progress.started)
+        return result, progress
     except Cancelled:
         write_status(job_id, state="cancelled", message="Cancelled; nothing was saved.")
         raise CancelExecution(retry=False) from None

@@ -81,3 +81,18 @@ def test_the_command_line_bar_names_the_stage_and_the_jobs_share(capsys):
     progress("featurize", 0.5, "half")
     progress.close()
     assert "[2/3 · job 50%] featurize" in capsys.readouterr().err
+
+
+def test_the_pace_of_finished_jobs_scales_the_next_plans(tmp_path, monkeypatch):
+    from core import pace
+
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path))
+    assert pace.factor("distillation") == 1.0 and pace.measured("distillation") == 0  # the bench's machine
+    for actual in (20.0, 30.0, 25.0):  # three jobs planned at 10 s took 2-3x as long here
+        pace.record("distillation", 10.0, actual)
+    pace.record("distillation", 0.0, 5.0)  # nothing to learn from an empty plan
+    assert pace.factor("distillation") == pytest.approx(2.5) and pace.measured("distillation") == 3
+    assert pace.factor("evaluation") == 1.0  # kinds keep their own pace
+    assert PLAN.scaled(2.5).total_seconds == pytest.approx(25.0) and PLAN.scaled(2.5).names == PLAN.names
+    (tmp_path / pace.PACE_FILE).write_text("not json")
+    assert pace.factor("distillation") == 1.0  # an unreadable file is no pace, not a crash

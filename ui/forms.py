@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import pace
 from core.corpus.cleaning import CleaningOptions
 from core.corpus.plan import DOMAINS, normalise_shares
 from core.corpus.uploads import Upload
@@ -208,7 +209,8 @@ def preset_choices() -> list[tuple[str, str]]:
 
 
 def _plan_seconds(preset: Preset) -> float:
-    return stage_plan(Recipe(method=preset.method, corpus_size=preset.corpus_size)).total_seconds
+    plan = stage_plan(Recipe(method=preset.method, corpus_size=preset.corpus_size))
+    return plan.scaled(pace.factor("distillation")).total_seconds
 
 
 def duration(seconds: float) -> str:
@@ -230,11 +232,13 @@ def estimate(form: dict[str, Any]) -> str:
 
 
 def estimate_recipe(recipe: Recipe) -> str:
-    plan = stage_plan(recipe)
+    plan = stage_plan(recipe).scaled(pace.factor("distillation"))
     top = sorted(plan.stages, key=lambda s: -s[1])[:2]
     where = ", ".join(f"{name} {seconds / plan.total_seconds:.0%}" for name, seconds in top)
-    return (f"⏱️ Estimated time: **about {duration(plan.total_seconds)}** on a 2-core CPU (the pipeline bench's "
-            f"figures; more cores go faster) — mostly {where}.")
+    jobs = pace.measured("distillation")
+    basis = (f"on this machine (its pace over {jobs} finished job{'s' if jobs > 1 else ''})" if jobs else
+             "on a 2-core CPU (the pipeline bench; this machine's own pace is used once a job has finished)")
+    return f"⏱️ Estimated time: **about {duration(plan.total_seconds)}** {basis} — mostly {where}."
 
 
 def answer(value: Any, missing: str, action: Callable[[Any], Any], report: Callable[[Any], str]) -> str:

@@ -204,7 +204,12 @@ def test_evaluate_with_the_tabs_defaults_shows_the_results_when_the_job_ends(pag
         models.click()
         page.get_by_role("option").first.click()
     panel.get_by_role("button", name=re.compile("Evaluate selected models")).click()
-    verdict = _wait_text(panel.get_by_text(re.compile(r"Retention \d")).first, r"Retention \d", timeout=600)
+    followed = panel.locator("li").filter(has_text=re.compile(r"evaluate-")).first
+    line = _wait_text(followed, r"🔄|⏳|✅|❌", timeout=60)  # the tab follows the job it queued
+    assert "❌" not in line, line
+    _wait_text(followed, r"✅|❌", timeout=900)
+    assert "✅" in followed.inner_text(), followed.inner_text()
+    verdict = _wait_text(panel.get_by_text(re.compile(r"Retention \d")).first, r"Retention \d", timeout=60)
     assert "200 rows per task" in verdict, verdict  # the tab's default: a quick look
     panel.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # the chart, drawn by plotly in the page
 
