@@ -58,7 +58,21 @@ def launch(demo: gr.Blocks, **options: Any) -> Any:
     return demo.launch(css=CSS, js=CLAMP_SLIDER_BOXES, **options)
 
 
+def import_transformers_whole() -> None:
+    """Finish importing transformers before the server's threads start.
+
+    datasets' pickler looks up `transformers.PreTrainedTokenizerBase` whenever "transformers" is in
+    `sys.modules`. While the Compare tab's background thread is still importing it, the module is
+    there but half-built, and a corpus preview in another thread failed with "module 'transformers'
+    has no attribute 'PreTrainedTokenizerBase'". The teacher needs it anyway.
+    """
+    import transformers
+
+    assert transformers.PreTrainedTokenizerBase is not None  # resolves the lazy attribute now
+
+
 def build_app() -> gr.Blocks:
+    import_transformers_whole()
     catalogue = load_catalogue()
     with gr.Blocks(title="Distillery") as demo:
         gr.Markdown(f"# 🥃 {TITLE}\nBuild a corpus, distil the teacher into a Model2Vec static model in a "

@@ -47,3 +47,15 @@ def test_app_starts_and_stops_its_own_consumer(tmp_path):
     finally:
         if app.poll() is None:
             app.kill()
+
+
+@pytest.mark.slow  # a fresh interpreter imports the app
+def test_the_app_imports_transformers_whole_before_its_threads_start():
+    """A Compare session opening in a background thread imports transformers; a corpus preview in
+    another thread used to find it half-built in `sys.modules` (datasets' pickler looks up
+    `transformers.PreTrainedTokenizerBase`) and fail. Building the app finishes that import first."""
+    code = ("import sys; from ui.app import build_app; build_app(); "
+            "print(hasattr(sys.modules['transformers'], 'PreTrainedTokenizerBase'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert out.stdout.strip().endswith("True"), out.stderr[-2000:]

@@ -204,7 +204,7 @@ def test_evaluate_with_the_tabs_defaults_shows_the_results_when_the_job_ends(pag
         models.click()
         page.get_by_role("option").first.click()
     panel.get_by_role("button", name=re.compile("Evaluate selected models")).click()
-    followed = panel.locator("li").filter(has_text=re.compile(r"evaluate-")).first
+    followed = panel.locator("li").filter(has_text=JOBS["first"]).first  # the first job's id is its model's
     line = _wait_text(followed, r"🔄|⏳|✅|❌", timeout=60)  # the tab follows the job it queued
     assert "❌" not in line, line
     _wait_text(followed, r"✅|❌", timeout=900)
