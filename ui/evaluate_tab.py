@@ -229,12 +229,18 @@ def verdict_text(reports: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def teacher_column(teacher: str) -> str:
+    """A teacher's column: its name without the organisation (the verdict line names it in full), so
+    the header fits a phone's table; distinct teachers keep distinct columns."""
+    return f"teacher: {teacher.rstrip('/').rsplit('/', 1)[-1]}"
+
+
 def scores_table(reports: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per task: its type, each distinct teacher's score, and each student's score."""
     columns: dict[str, dict[str, float]] = {}
     types: dict[str, str] = {}
     for label, report in reports.items():
-        for side, column in (("teacher_scores", f"teacher: {report['teacher']}"), ("student_scores", label)):
+        for side, column in (("teacher_scores", teacher_column(report["teacher"])), ("student_scores", label)):
             columns.setdefault(column, {}).update(report[side]["tasks"])
             types.update(report[side]["task_types"])
     tasks = list(types)

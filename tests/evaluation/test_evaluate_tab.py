@@ -63,7 +63,7 @@ def test_history_defaults_to_the_newest_and_earlier_runs_can_be_shown_beside_it(
     reports, _ = chosen_reports([model_id], [f"{model_id}{PICK}{newer}", f"{model_id}{PICK}{older}"])
     assert len(reports) == 2 and all(label.startswith(f"{model_id} (") for label in reports)  # one column each
     verdict, scores, _, kept = show([model_id], [f"{model_id}{PICK}{newer}", f"{model_id}{PICK}{older}"])
-    assert list(scores.columns[:3]) == ["task", "type", "teacher: sentence-transformers/all-MiniLM-L6-v2"]
+    assert list(scores.columns[:3]) == ["task", "type", "teacher: all-MiniLM-L6-v2"]
     assert len(scores.columns) == 5 and len(kept) == 2 and verdict.count(model_id) == 2  # two runs, two columns
     verdict, *_ = show([model_id, "no-such-model"], [f"{model_id}{PICK}../../etc"])
     assert "does not name an evaluation" in verdict and "no finished model 'no-such-model'" in verdict
