@@ -8,7 +8,7 @@ PORT ?= 7860
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test test-fast lint install clean bench-speed bench-ann bench-pipeline bench-quality
+.PHONY: run serve test test-fast lint install clean bench-speed bench-ann bench-pipeline bench-quality
 
 install: $(STAMP)
 
@@ -22,12 +22,17 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 run: $(STAMP)
 	@bash scripts/run.sh $(PY) $(PORT)
 
+# The embeddings service alone (Ollama- and OpenAI-shaped routes): MODEL=folder-or-id (default: every
+# finished model); HOST and PORT as for `python -m serve` (default 127.0.0.1:8000; HOST=:: for IPv6).
+serve: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) -m serve $(if $(MODEL),--model $(MODEL),)
+
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
 
 # ruff and mypy with the settings in pyproject.toml (CI runs this before `make test`).
 lint: $(STAMP)
-	$(VENV)/bin/ruff check core jobs ui bench tests app.py
+	$(VENV)/bin/ruff check core jobs ui bench tests app.py serve
 	$(VENV)/bin/mypy
 
 # The inner loop: everything but the tests marked slow (workers, servers, browsers, distillations).

@@ -5,5 +5,6 @@
 - `compare`: teacher and student side by side on one collection, and the bounded session cache;
 - `timing`: latency and throughput measured the same way for both (the Compare tab, the
   evaluation's speed-up and `bench/speed.py`);
-- `speed_chart`: the latency and throughput figure.
+- `speed_chart`: the latency and throughput figure;
+- `service`: the embeddings service (Ollama- and OpenAI-shaped HTTP routes; `python -m serve`).
 """

@@ -1,0 +1,496 @@
+"""The embeddings service: finished students and their teacher behind Ollama- and OpenAI-shaped routes.
+
+Why these two shapes: most tools that take an embedding endpoint speak one of them (Ollama's
+`/api/embed`, OpenAI's `/v1/embeddings`), so a distilled model drops in where the teacher was.
+
+- `ModelRegistry` says which models can be served (every finished model of a models folder, re-listed
+  at each miss so a model finished after start is found, or a fixed list of folders) under which names
+  (id, record name, and "teacher" or the teacher's id), and holds the loaded encoders in a small LRU
+  (count-bounded: a student is a few MB, the teacher ~90 MB). Students load through
+  `StudentEncoder.open` and the teacher through `TeacherEncoder`, never from their files here.
+- `create_service` builds the FastAPI app. Requests are parsed by hand rather than by pydantic
+  models, so every refusal is a sentence a person understands (and names the field), in the error
+  shape the caller's client expects: `{"error": {"message", "type", "param", "code"}}` under `/v1`,
+  `{"error": "..."}` (Ollama's) elsewhere.
+- The teacher encodes in the thread pool (a forward pass takes milliseconds to seconds and must not
+  stall the event loop). The student encodes inline by default: for one short text the encode takes
+  tens of microseconds, less than the hop to a worker thread (docs/design.md, "Serving", has the
+  measurement); `student_inline=False` sends it to the pool too.
+- Both models encode through `encode_queries`: an embedding request is most often a query, and the
+  default teacher has no prompts, so both calls agree for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from core.artifact.folder import ModelFolder, model2vec_weights
+from core.encoders.base import Encoder, unit_rows
+from core.encoders.student import StudentEncoder
+from core.encoders.teacher import DEFAULT_TEACHER, TeacherEncoder, TeacherInfo, resolve_teacher
+from core.errors import DistilleryError
+from core.files import file_sha256, folder_bytes
+
+TEACHER = "teacher"
+OLLAMA_TAG = ":latest"  # Ollama clients name models `name:tag`; the default tag is accepted
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for; beyond it the service answers 413 before encoding anything.
+
+    The defaults follow OpenAI's (2,048 inputs a request); 32,768 characters is far past what either
+    model reads (the student cuts at its max_length in tokens, the teacher at 256 tokens), so a longer
+    text is almost surely a mistake.
+    """
+
+    max_inputs: int = 2048
+    max_chars: int = 32_768
+    max_body_bytes: int = 8 * 2**20
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """`DISTILLERY_MAX_INPUTS`, `DISTILLERY_MAX_INPUT_CHARS`, `DISTILLERY_MAX_BODY_BYTES`."""
+        return cls(_env_int("DISTILLERY_MAX_INPUTS", cls.max_inputs),
+                   _env_int("DISTILLERY_MAX_INPUT_CHARS", cls.max_chars),
+                   _env_int("DISTILLERY_MAX_BODY_BYTES", cls.max_body_bytes))
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise DistilleryError(f"{name}={value!r} is not a whole number.") from exc
+    if number < 1:
+        raise DistilleryError(f"{name} must be at least 1 (it is {number}).")
+    return number
+
+
+def env_list(name: str) -> list[str]:
+    """A comma-separated environment variable as a list (empty entries dropped)."""
+    return [part.strip() for part in os.environ.get(name, "").split(",") if part.strip()]
+
+
+@dataclass(frozen=True)
+class Served:
+    """One servable model: `key` is its canonical name (a student's id, or "teacher")."""
+
+    key: str
+    folder: ModelFolder | None  # None for the teacher
+    teacher: TeacherInfo | None = None
+
+    @property
+    def names(self) -> list[str]:
+        if self.folder is None:
+            assert self.teacher is not None
+            return [TEACHER, self.teacher.name]
+        return [self.key] + ([self.folder.record.name] if self.folder.record.name not in ("", self.key) else [])
+
+
+@dataclass
+class _Loaded:
+    encoder: Encoder
+    seconds: float
+
+
+@dataclass
+class ModelRegistry:
+    """The models a service offers and the encoders it holds (at most `cache_size`, least recently
+    used dropped). `folders` fixes the students served; without it every finished model of
+    `models_dir` (default the data folder's) is served. `teacher` None serves no teacher."""
+
+    folders: Sequence[ModelFolder] | None = None
+    models_dir: Path | None = None
+    teacher: str | None = DEFAULT_TEACHER
+    cache_size: int = 4
+    _loaded: OrderedDict[str, _Loaded] = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _load_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
+    _teacher: TeacherInfo | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], models_dir: Path | None = None, teacher: str | None = DEFAULT_TEACHER,
+                   cache_size: int = 4) -> ModelRegistry:
+        """Models named on a command line: a folder path, a finished model's id in `models_dir`, or
+        "teacher" (served anyway unless `teacher` is None). No names: every finished model."""
+        folders = [ModelFolder.at(Path(name).expanduser()) if Path(name).expanduser().is_dir()
+                   else ModelFolder.open(name, models_dir) for name in names if name != TEACHER]
+        return cls(folders if names else None, models_dir, teacher, cache_size)
+
+    def served(self) -> list[Served]:
+        """Every model on offer, students first (newest first when listed from the models folder)."""
+        folders = list(self.folders) if self.folders is not None else ModelFolder.finished(self.models_dir)
+        models = [Served(folder.id, folder) for folder in folders]
+        if self.teacher is not None:
+            models.append(Served(TEACHER, None, self._teacher_info()))
+        return models
+
+    def _teacher_info(self) -> TeacherInfo:
+        """Resolved once: resolving checks the weights' checksum."""
+        with self._lock:
+            if self._teacher is None:
+                self._teacher = resolve_teacher(self.teacher)
+            return self._teacher
+
+    def names(self) -> list[str]:
+        return [name for model in self.served() for name in model.names]
+
+    def find(self, name: str) -> Served:
+        """The model a request names (id first, then record name, then the teacher's names)."""
+        served = self.served()
+        for candidate in (name, name.removesuffix(OLLAMA_TAG)):
+            for model in served:  # ids before names, so an id never loses to another model's name
+                if model.key == candidate:
+                    return model
+            for model in served:
+                if candidate in model.names:
+                    return model
+        available = ", ".join(repr(n) for n in dict.fromkeys(m for s in served for m in s.names)) or "none"
+        raise DistilleryError(f"There is no model '{name}'. Available models: {available}.")
+
+    def get(self, name: str) -> tuple[Served, Encoder, float]:
+        """The model's encoder, loading it when it is not held; the seconds spent loading (0 when held)."""
+        model = self.find(name)
+        with self._lock:
+            held = self._loaded.get(model.key)
+            if held is not None:
+                self._loaded.move_to_end(model.key)
+                return model, held.encoder, 0.0
+            load_lock = self._load_locks.setdefault(model.key, threading.Lock())
+        with load_lock:  # one load per model at a time; other models load in parallel
+            with self._lock:
+                held = self._loaded.get(model.key)
+            if held is not None:
+                return model, held.encoder, 0.0
+            start = time.perf_counter()
+            encoder: Encoder = StudentEncoder.open(model.folder.path) if model.folder is not None \
+                else TeacherEncoder(model.teacher)  # type: ignore[arg-type]
+            seconds = time.perf_counter() - start
+            with self._lock:
+                self._loaded[model.key] = _Loaded(encoder, seconds)
+                while len(self._loaded) > self.cache_size:
+                    self._loaded.popitem(last=False)
+        return model, encoder, seconds
+
+    def loaded(self) -> list[str]:
+        """The canonical names of the encoders held now, least recently used first."""
+        with self._lock:
+            return list(self._loaded)
+
+
+class ApiError(Exception):
+    """A refusal with its HTTP status and the field it is about."""
+
+    def __init__(self, status: int, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param = status, message, param
+
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+          413: "request_too_large", 422: "invalid_request_error", 503: "service_unavailable"}
+
+
+def _texts(body: dict[str, Any], limits: Limits, truncate: bool, key: str = "input") -> list[str]:
+    """The request's texts, or a 422/413 that says which one is wrong and how."""
+    value = body.get(key)
+    if value is None:
+        raise ApiError(422, f"'{key}' is required: a string or a list of strings.", key)
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list):
+        raise ApiError(422, f"'{key}' must be a string or a list of strings, not {type(value).__name__}.", key)
+    if not texts:
+        raise ApiError(422, f"'{key}' is an empty list: send at least one text.", key)
+    if len(texts) > limits.max_inputs:
+        raise ApiError(413, f"'{key}' has {len(texts)} texts; at most {limits.max_inputs} are accepted per "
+                            f"request. Split them over several requests.", key)
+    out = []
+    for i, text in enumerate(texts):
+        where = f"'{key}'" if isinstance(value, str) else f"{key}[{i}]"
+        if not isinstance(text, str):
+            hint = " (token arrays are not supported: send the text)" if isinstance(text, int | list) else ""
+            raise ApiError(422, f"{where} is {type(text).__name__}, not a string{hint}.", key)
+        if not text.strip():
+            raise ApiError(422, f"{where} is empty: every input must contain some text.", key)
+        if len(text) > limits.max_chars:
+            if not truncate:
+                raise ApiError(413, f"{where} has {len(text):,} characters; at most {limits.max_chars:,} are "
+                                    f"accepted per text.", key)
+            text = text[:limits.max_chars]
+        out.append(text)
+    return out
+
+
+def _dimensions(body: dict[str, Any]) -> int | None:
+    value = body.get("dimensions")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(422, f"'dimensions' must be a whole number, not {value!r}.", "dimensions")
+    if value < 1:
+        raise ApiError(422, f"'dimensions' must be at least 1 (it is {value}).", "dimensions")
+    return value
+
+
+def shorten(vectors: np.ndarray, dimensions: int | None, model: str) -> np.ndarray:
+    """Matryoshka-style: the first `dimensions` components, scaled back to unit length."""
+    if dimensions is None:
+        return vectors
+    if dimensions > vectors.shape[1]:
+        raise ApiError(422, f"'dimensions' is {dimensions}, but '{model}' has only {vectors.shape[1]}.", "dimensions")
+    return unit_rows(vectors[:, :dimensions])
+
+
+def count_tokens(encoder: Encoder, texts: Sequence[str]) -> int:
+    """Tokens the model read (for `usage` and `prompt_eval_count`), with its own tokenizer."""
+    if isinstance(encoder, StudentEncoder):
+        model = encoder.model
+        return sum(min(len(e.ids), model.max_length or len(e.ids))
+                   for e in model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False))
+    model = getattr(encoder, "model", None)
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return sum(len(t.split()) for t in texts)
+    limit = getattr(model, "max_seq_length", None) or 10**9
+    return sum(min(len(ids), limit) for ids in tokenizer(list(texts))["input_ids"])
+
+
+def check_key(expected: str | None, headers: Any) -> bool:
+    """True when no key is set, or the request carries it (`Authorization: Bearer` or `X-API-Key`)."""
+    if not expected:
+        return True
+    given = headers.get("x-api-key") or ""
+    auth = headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        given = given or auth[7:].strip()
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def create_service(models: ModelRegistry, api_key: str | None = None, limits: Limits | None = None,
+                   preload: Sequence[str] = (), cors_origins: Sequence[str] = (),
+                   student_inline: bool = True) -> FastAPI:
+    """The service's FastAPI app. `preload` names models to load in the background at start;
+    `/health` answers 503 until at least one model is loaded (held in memory, ready to encode)."""
+    limits = limits or Limits()
+    for name in preload:
+        models.find(name)  # an unknown name fails at start, not in a log line nobody reads
+    preload_errors: dict[str, str] = {}
+
+    def _preload() -> None:
+        for name in preload:
+            try:
+                models.get(name)
+            except Exception as exc:  # noqa: BLE001 - reported by /health
+                preload_errors[name] = str(exc)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[None]:
+        if preload:
+            threading.Thread(target=_preload, name="preload-models", daemon=True).start()
+        yield
+
+    app = FastAPI(title="Distillery embeddings", lifespan=lifespan, docs_url=None, redoc_url=None)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+
+    def error(request: Request, status: int, message: str, param: str | None = None) -> JSONResponse:
+        if request.url.path.startswith("/v1/"):
+            body: dict[str, Any] = {"error": {"message": message, "type": _TYPES.get(status, "api_error"),
+                                              "param": param, "code": status}}
+        else:
+            body = {"error": message}
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Callable) -> Any:
+        """The key and the declared body size are checked before the body is read."""
+        if request.url.path != "/health" and request.method != "OPTIONS" \
+                and not check_key(api_key, request.headers):
+            return error(request, 401, "A valid API key is required: send 'Authorization: Bearer <key>' "
+                                       "or 'X-API-Key: <key>'.")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > limits.max_body_bytes:
+            return error(request, 413, f"The request body has {int(length):,} bytes; at most "
+                                       f"{limits.max_body_bytes:,} are accepted.")
+        return await call_next(request)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error(request, exc.status, exc.message, exc.param)
+
+    async def read_json(request: Request) -> dict[str, Any]:
+        size, chunks = 0, []
+        async for chunk in request.stream():  # a body sent without a length is counted as it comes
+            size += len(chunk)
+            if size > limits.max_body_bytes:
+                raise ApiError(413, f"The request body is over {limits.max_body_bytes:,} bytes.")
+            chunks.append(chunk)
+        try:
+            body = json.loads(b"".join(chunks) or b"null")
+        except ValueError as exc:
+            raise ApiError(400, f"The request body is not valid JSON: {exc}.") from exc
+        if not isinstance(body, dict):
+            raise ApiError(400, "The request body must be a JSON object such as "
+                                '{"model": "...", "input": ["a text"]}.')
+        return body
+
+    async def embed(body: dict[str, Any], truncate: bool, key: str = "input") -> dict[str, Any]:
+        name = body.get("model")
+        if not isinstance(name, str) or not name:
+            raise ApiError(422, "'model' is required: the name of a model (GET /api/tags or /v1/models lists them).",
+                           "model")
+        texts = _texts(body, limits, truncate, key)
+        dimensions = _dimensions(body)
+        try:
+            served = await run_in_threadpool(models.find, name)
+        except DistilleryError as exc:
+            raise ApiError(400, str(exc), "model") from exc
+        model, encoder, load_seconds = await run_in_threadpool(models.get, served.key)
+        if model.folder is not None and student_inline:
+            vectors = encoder.encode_queries(texts)
+        else:
+            vectors = await run_in_threadpool(encoder.encode_queries, texts)
+        vectors = shorten(np.asarray(vectors, dtype=np.float32), dimensions, name)
+        return {"model": name, "vectors": vectors, "load_seconds": load_seconds,
+                "tokens": count_tokens(encoder, texts)}
+
+    async def ollama_embed(request: Request) -> dict[str, Any]:
+        start = time.perf_counter_ns()
+        body = await read_json(request)
+        truncate = body.get("truncate", True)
+        if not isinstance(truncate, bool):
+            raise ApiError(422, f"'truncate' must be true or false, not {truncate!r}.", "truncate")
+        key = "input" if body.get("input") is not None or body.get("prompt") is None else "prompt"
+        result = await embed(body, truncate, key)
+        vectors = result["vectors"].tolist()
+        answer: dict[str, Any] = {"model": result["model"], "embeddings": vectors}
+        if len(vectors) == 1:
+            answer["embedding"] = vectors[0]
+        answer.update(total_duration=time.perf_counter_ns() - start,
+                      load_duration=int(result["load_seconds"] * 1e9), prompt_eval_count=result["tokens"])
+        return answer
+
+    app.post("/api/embed")(ollama_embed)
+    app.post("/api/embeddings")(ollama_embed)
+
+    @app.post("/v1/embeddings")
+    async def openai_embed(request: Request) -> dict[str, Any]:
+        body = await read_json(request)
+        encoding = body.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            raise ApiError(422, f"'encoding_format' must be \"float\" or \"base64\", not {encoding!r}.",
+                           "encoding_format")
+        if body.get("user") is not None and not isinstance(body["user"], str):
+            raise ApiError(422, "'user' must be a string.", "user")
+        result = await embed(body, truncate=False)
+        vectors = result["vectors"]
+        data = [{"object": "embedding", "index": i,
+                 "embedding": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
+                 if encoding == "base64" else row.tolist()} for i, row in enumerate(vectors)]
+        return {"object": "list", "data": data, "model": result["model"],
+                "usage": {"prompt_tokens": result["tokens"], "total_tokens": result["tokens"]}}
+
+    @app.get("/api/tags")
+    async def tags() -> dict[str, Any]:
+        return {"models": await run_in_threadpool(lambda: [_tag(m) for m in models.served()])}
+
+    @app.get("/v1/models")
+    async def openai_models() -> dict[str, Any]:
+        served = await run_in_threadpool(models.served)
+        return {"object": "list", "data": [{"id": m.key if m.folder is not None else TEACHER, "object": "model",
+                                            "created": int(_created(m).timestamp()), "owned_by": "distillery"}
+                                           for m in served]}
+
+    @app.get("/health")
+    async def health(request: Request) -> Any:
+        loaded = models.loaded()
+        if loaded:
+            return {"status": "healthy", "models_loaded": loaded}
+        if preload_errors:
+            message = "; ".join(f"'{n}' failed to load: {e}" for n, e in preload_errors.items())
+        elif preload:
+            message = f"loading {', '.join(preload)}"
+        else:
+            message = "no model is loaded yet: name one in DISTILLERY_PRELOAD or send an embedding request"
+        return JSONResponse({"status": "unavailable", "models_loaded": [], "message": message}, status_code=503)
+
+    @app.exception_handler(404)
+    async def not_found(request: Request, _: Exception) -> JSONResponse:
+        return error(request, 404, f"There is no route {request.method} {request.url.path}. Routes: POST /api/embed, "
+                                   "POST /api/embeddings, GET /api/tags, POST /v1/embeddings, GET /v1/models, "
+                                   "GET /health.")
+
+    @app.exception_handler(405)
+    async def wrong_method(request: Request, _: Exception) -> JSONResponse:
+        return error(request, 405, f"{request.url.path} does not answer {request.method}.")
+
+    return app
+
+
+def service_from_env(models: ModelRegistry, default_preload: Sequence[str] = ()) -> FastAPI:
+    """`create_service` configured from the environment: `DISTILLERY_API_KEY` (off when unset),
+    `DISTILLERY_PRELOAD` (comma-separated names, else `default_preload`), `DISTILLERY_CORS_ORIGINS`
+    (comma-separated; CORS off when unset), the `Limits` variables and `DISTILLERY_STUDENT_INLINE`
+    ("0" sends student encodes to the thread pool)."""
+    preload = env_list("DISTILLERY_PRELOAD") or list(default_preload)
+    inline = os.environ.get("DISTILLERY_STUDENT_INLINE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return create_service(models, os.environ.get("DISTILLERY_API_KEY") or None, Limits.from_env(), preload,
+                          env_list("DISTILLERY_CORS_ORIGINS"), inline)
+
+
+def _created(model: Served) -> datetime:
+    if model.folder is not None:
+        try:
+            return datetime.fromisoformat(model.folder.record.created)
+        except ValueError:
+            pass
+    path = Path(model.teacher.source) if model.teacher is not None else None
+    stamp = path.stat().st_mtime if path is not None and path.exists() else 0.0
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def _tag(model: Served) -> dict[str, Any]:
+    """One `/api/tags` entry, as Ollama lists a model (size in bytes, sha256 digest of the weights)."""
+    if model.folder is not None:
+        record = model.folder.record
+        size, digest = model.folder.size_bytes(), file_sha256(model2vec_weights(model.folder.path))
+        details = {"format": "model2vec", "family": record.method, "families": [record.method],
+                   "parameter_size": f"{record.vocabulary_size * record.dimension / 1e6:.1f}M",
+                   "quantization_level": str(record.recipe.get("distill", {}).get("quantize_to", "")),
+                   "dimension": record.dimension, "teacher": record.teacher.name, "title": record.title}
+        name = model.key
+    else:
+        assert model.teacher is not None
+        info = model.teacher
+        source = Path(info.source)
+        size = folder_bytes(source) if info.is_local and source.is_dir() else 0
+        digest = info.fingerprint.split(":", 1)[-1]
+        details = {"format": "sentence-transformers", "family": "teacher", "families": ["teacher"],
+                   "parameter_size": "", "quantization_level": "", "dimension": info.dimension,
+                   "teacher": info.name, "title": info.name}
+        name = TEACHER
+    return {"name": name, "model": name, "size": size, "digest": digest,
+            "modified_at": _created(model).isoformat(), "details": details}

@@ -1,0 +1,1 @@
+"""`python -m serve`: the embeddings service (`core.serving.service`) on its own, without the studio."""
