@@ -15,7 +15,7 @@ from jobs.status import read_status, worker_alive
 from ui.forms import answer
 
 POLL_SECONDS = 1.0
-JOB_COLUMNS = ["job", "state", "progress", "stage", "elapsed", "time left", "message"]
+JOB_COLUMNS = ["state", "job", "progress", "stage", "elapsed", "time left", "message"]  # state first: a phone shows 2
 MODEL_COLUMNS = ["model", "name", "method", "created", "size MB", "dim", "vocabulary", "corpus texts",
                  "short domains", "total s"]
 MESSAGE_CHARS = 90  # the table's message column; the full message is in the bar above it
@@ -118,7 +118,7 @@ def _job_row(status: dict[str, Any]) -> list[Any]:
     if len(message) > MESSAGE_CHARS:
         message = message[: MESSAGE_CHARS - 1] + "…"
     running = state == "running"
-    return [status.get("job_id"), state, f"{100 * _overall(status):.0f}%", _stage_label(status),
+    return [state, status.get("job_id"), f"{100 * _overall(status):.0f}%", _stage_label(status),
             _seconds(_elapsed(status)), _seconds(_time_left(status)) if running else "", message]
 
 

@@ -173,9 +173,9 @@ def test_two_jobs_the_second_cancelled_while_the_first_runs_to_the_end(page):
             pass
         time.sleep(0.4)
     page.wait_for_timeout(1500)
-    rows = {row[0]: row for row in _rows(jobs.locator(".jobs-table"))}
-    assert rows[second][1] == "cancelled", rows
-    assert rows[first][1] == "done", rows  # the running job was not the one cancelled
+    states = {job: state for state, job, *_ in _rows(jobs.locator(".jobs-table"))}
+    assert states[second] == "cancelled", states
+    assert states[first] == "done", states  # the running job was not the one cancelled
     assert seen == sorted(seen), seen  # one bar for the whole job: it never moves back
     assert any(0 < v < 100 for v in seen), seen
 
