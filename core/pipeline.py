@@ -61,13 +61,16 @@ def run_recipe(
     return record
 
 
-BENCH_COLLECTION = 500  # the collection size of the pipeline bench's "index" figure
+# The index stage loads the teacher and embeds the search collection: measured with the default
+# recipe on a quiet 2-core VM (2026-12-01, `python -m core`), 51.9 s for 2,000 texts, about 5 s of it
+# the teacher's load; the pipeline bench's 9.1 s was for 500 texts.
+INDEX_FIXED_SECONDS, INDEX_SECONDS_PER_TEXT = 5.0, 0.0235
 
 
 def stage_plan(recipe: Recipe) -> StagePlan:
     """The stages `run_recipe` runs for `recipe`, each with its expected seconds (`core.progress`)."""
     size = recipe.corpus_size
-    index = expected_seconds("index", size) * max(recipe.collection_size, 1) / BENCH_COLLECTION
+    index = INDEX_FIXED_SECONDS + INDEX_SECONDS_PER_TEXT * recipe.collection_size
     return StagePlan.of([("corpus", expected_seconds("corpus", size)),
                          *method(recipe.method).stages(recipe.params, size),
                          ("index", index), ("save", expected_seconds("save", size))])
