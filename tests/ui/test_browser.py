@@ -113,10 +113,17 @@ def test_a_slider_moves_the_shares_and_its_box_stays_in_range(page):
 
 def test_text_in_a_number_box_is_refused_by_name(page):
     panel = _tab(page, "Recipe")
+    # Were the refusal to fail, the job queued must be small (the corpus method's defaults take ten
+    # minutes and would hold the suite's one worker).
+    _field(panel, "Model name").fill("refused")
+    _field(panel, "Corpus size (texts)").fill("400")
     panel.get_by_label("corpus", exact=True).check()
     _open_accordion(panel, "Advanced")
-    rate = _field(panel, "Learning rate")
+    rate = _field(panel, "Learning rate")  # shown once the method's change has come back
+    page.wait_for_timeout(1000)  # let that update settle before typing, so it cannot overwrite the text
     rate.fill("fast")
+    rate.press("Tab")
+    playwright.expect(rate).to_have_value("fast")
     panel.get_by_role("button", name="Distill").click()
     answer = _wait_text(_answer(panel), r"Submitted|Not submitted")
     assert "Not submitted" in answer and "learning rate must be a number, not 'fast'" in answer, answer
