@@ -54,8 +54,8 @@ def evaluate_model(model: Any, label: str, tasks: Sequence[TaskRef] = DEV_SUITE,
                    stage: str = "evaluate") -> dict[str, Any]:
     """Scores (0–100) of one loaded model (a `SentenceTransformer`) on `tasks`, with skipped tasks.
 
-    Progress moves by each task's expected share of the work (`task_weights`): one task at a time is
-    all mteb lets us see, and Banking77 alone is a third of the suite's texts.
+    Progress moves by each task's expected share of the time (`task_weights`): one task at a time is
+    all mteb lets us see, and Banking77 alone is more than half of the suite's time.
     """
     eval_dir = Path(eval_dir or settings.eval_dir())
     scores: dict[str, float] = {}
@@ -128,8 +128,7 @@ def teacher_tasks_cached(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SU
 
 def _teacher_cache_paths(teacher: TeacherInfo, tasks: Sequence[TaskRef], eval_dir: Path,
                          limit: int | None) -> dict[str, Path]:
-    folder = settings.cache_dir() / "teacher-scores"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = settings.cache_dir() / "teacher-scores"  # created by the first write (`write_json`)
     return {task_name(ref): folder / f"{_cache_key(teacher, ref, eval_dir, limit)}.json" for ref in tasks}
 
 
