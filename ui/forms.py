@@ -22,6 +22,7 @@ from core.methods.corpus import CorpusParams
 from core.methods.registry import params_for
 from core.methods.training import TrainParams
 from core.pipeline import stage_plan
+from core.progress import StagePlan
 from core.recipe import Recipe
 
 # Per domain: share slider, source checkboxes, uploaded files, upload text field(s).
@@ -209,8 +210,12 @@ def preset_choices() -> list[tuple[str, str]]:
 
 
 def _plan_seconds(preset: Preset) -> float:
-    plan = stage_plan(Recipe(method=preset.method, corpus_size=preset.corpus_size))
-    return plan.scaled(pace.factor("distillation")).total_seconds
+    return paced_plan(Recipe(method=preset.method, corpus_size=preset.corpus_size)).total_seconds
+
+
+def paced_plan(recipe: Recipe) -> StagePlan:
+    """The recipe's stage plan at this machine's measured pace (`core.pace`)."""
+    return stage_plan(recipe).scaled(pace.factor("distillation"))
 
 
 def duration(seconds: float) -> str:
@@ -232,7 +237,7 @@ def estimate(form: dict[str, Any]) -> str:
 
 
 def estimate_recipe(recipe: Recipe) -> str:
-    plan = stage_plan(recipe).scaled(pace.factor("distillation"))
+    plan = paced_plan(recipe)
     top = sorted(plan.stages, key=lambda s: -s[1])[:2]
     where = ", ".join(f"{name} {seconds / plan.total_seconds:.0%}" for name, seconds in top)
     jobs = pace.measured("distillation")
