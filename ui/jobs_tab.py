@@ -142,7 +142,7 @@ def _elapsed(status: dict[str, Any]) -> float | None:
     elapsed = status.get("elapsed")
     if elapsed is None or status.get("state") != "running":
         return elapsed
-    return elapsed + max(0.0, time.time() - status.get("updated", time.time()))
+    return elapsed + _since_written(status)
 
 
 def _time_left(status: dict[str, Any]) -> float | None:
@@ -150,7 +150,12 @@ def _time_left(status: dict[str, Any]) -> float | None:
     eta = status.get("eta")
     if eta is None:
         return None
-    return max(0.0, eta - max(0.0, time.time() - status.get("updated", time.time())))
+    return max(0.0, eta - _since_written(status))
+
+
+def _since_written(status: dict[str, Any]) -> float:
+    """Seconds since the worker last wrote this status (the tab polls more often than it writes)."""
+    return max(0.0, time.time() - status.get("updated", time.time()))
 
 
 def _seconds(value: float | None) -> str:
