@@ -191,7 +191,11 @@ def test_compare_three_queries(page):
     if "first" not in JOBS:
         pytest.skip("the distillation test did not run")
     panel = _tab(page, "Compare")
-    assert _field(panel, "Model").input_value(), "no model preselected"
+    model = _field(panel, "Model")
+    deadline = time.time() + 30  # the page's load chooses the newest model: the first job's
+    while JOBS["first"] not in model.input_value() and time.time() < deadline:
+        time.sleep(0.3)
+    assert JOBS["first"] in model.input_value(), model.input_value()
     for query in ("how do I open a file in python", "symptoms of diabetes", "the court dismissed the appeal"):
         _field(panel, "Query").fill(query)
         panel.get_by_role("button", name="Search", exact=True).click()
@@ -206,10 +210,10 @@ def test_evaluate_with_the_tabs_defaults_shows_the_results_when_the_job_ends(pag
     if "first" not in JOBS:
         pytest.skip("the distillation test did not run")
     panel = _tab(page, "Evaluate")
-    models = _field(panel, "Models")
-    if not panel.locator(".token").count():  # the newest model is preselected; choose it if not
-        models.click()
-        page.get_by_role("option").first.click()
+    # The page opens on the newest model (the first job's). Wait for that choice rather than clicking
+    # an option: a click that lands after the page's own load deselects the model it had just chosen.
+    chosen = panel.locator(".token").first
+    _wait_text(chosen, re.escape(JOBS["first"]), timeout=30)
     panel.get_by_role("button", name=re.compile("Evaluate selected models")).click()
     followed = panel.locator("li").filter(has_text=JOBS["first"]).first  # the first job's id is its model's
     line = _wait_text(followed, r"🔄|⏳|✅|❌", timeout=60)  # the tab follows the job it queued
