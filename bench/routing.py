@@ -94,7 +94,7 @@ def main() -> None:
         if args.check_mteb:
             results["students"][folder.name]["mteb_check"] = check_mteb(student, teacher, data, tasks, args.limit)
     first = results["students"][args.students[0].name]
-    results["default"] = {"student": args.students[0].name, "signal": "unknown_words", "space": "teacher",
+    results["default"] = {"student": args.students[0].name, "signal": "short_text", "space": "teacher",
                           "knee": first["knee"], "shipped_threshold": DEFAULT_THRESHOLD}
     print_tables(results)
     write_results(args.out, results)
@@ -267,7 +267,7 @@ def run_student(student: Any, teacher_cache: dict[str, tuple[np.ndarray, float]]
         rng = np.random.default_rng(0)
         draws = {n: rng.random(len(t["texts"])) for n, t in data.items()}
         curves[f"{space}/random"] = [point(space, lambda n, t, p=p, d=draws: d[n] < p, p, None) for p in shares]
-    main = curves["teacher/unknown_words"] if "teacher" in spaces else curves[f"{spaces[0]}/unknown_words"]
+    main = curves["teacher/short_text"] if "teacher" in spaces else curves[f"{spaces[0]}/short_text"]
     knee = max(main, key=lambda p: p["without_flattering"]["recovered"] - p["share_routed"])
     return {"dimension": int(fit_student.shape[1]), "reference": reference, "ends": ends, "curves": curves,
             "knee": {"threshold": knee["threshold"], "share_routed": knee["share_routed"],

@@ -324,7 +324,7 @@ def _timing_queries(timing_queries: str | None, query: str | None, collection: l
 
 ROUTING_NOTE = (
     "### Smart routing (`NAME:routed` in the embeddings service)\n"
-    "The student answers, and inputs with many words outside its vocabulary go to the teacher. Answers "
+    "The student answers, and short inputs (under 16 words by default) go to the teacher. Answers "
     "are in the teacher's space (the student's vectors mapped by a least-squares fit on the collection), "
     "so search documents indexed once by the teacher. Left: quality recovered on the development suite "
     "without the sets that flatter students; right: the queries you searched in this session."
@@ -337,7 +337,7 @@ def routing_suite() -> tuple[Any, str]:
         points, about = suite_curve()
     except (OSError, KeyError, ValueError):
         return None, "No routing measurement yet: run `python bench/routing.py STUDENT_FOLDER`."
-    title = "Development suite (STS, pairs, retrieval; without flattering sets)"
+    title = "Development suite<br><sup>STS, pairs, retrieval; without flattering sets</sup>"
     return (tradeoff_figure(points, DEFAULT_THRESHOLD, title),
             f"Suite curve: `bench/routing.py`, student {about['student']}, {about['date']}, {about['machine']}; "
             f"latency per input is modelled from that run's measured encode times.")
@@ -362,9 +362,10 @@ def run_routing(model_id, query, own_texts, own_file, searched=None, progress=gr
     figure = tradeoff_figure(queries_curve(routes), DEFAULT_THRESHOLD, f"Your {len(routes)} queries",
                              quality_label="Top-5 agreement with the teacher (%)")
     routed = sum(r.signal > DEFAULT_THRESHOLD for r in routes)
-    lines = [f"At the default threshold ({DEFAULT_THRESHOLD:g}): **{routed} of {len(routes)}** queries go to "
-             f"the teacher.", "", "| query | unknown words | routed | top-5 agreement kept on the student |",
+    lines = [f"At the default threshold (texts under {round(1 / DEFAULT_THRESHOLD)} words): **{routed} of "
+             f"{len(routes)}** queries go to the teacher.", "",
+             "| query | words | routed | top-5 on the student |",
              "|---|---:|:---:|---:|"]
-    lines += [f"| {cut(r.query, 60).replace('|', '/')} | {r.signal:.0%} | {'yes' if r.signal > DEFAULT_THRESHOLD else 'no'} "
+    lines += [f"| {cut(r.query, 60).replace('|', '/')} | {round(1 / r.signal)} | {'yes' if r.signal > DEFAULT_THRESHOLD else 'no'} "
               f"| {r.student_agreement}/{r.k} |" for r in routes]
     return figure, "\n".join(lines)

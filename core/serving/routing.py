@@ -4,11 +4,12 @@ Why: a static student is fast but loses most where a text's words are not in its
 WordPiece split of a rare word is a sum of fragments that mean little alone), while the teacher reads
 every text well at ~100× the cost. Routing pays the teacher's price only for the inputs that need it.
 
-- **The signal** (`unknown_word_share`): the share of a text's words that the student's tokenizer
-  does not hold whole (after its own normalisation and pre-tokenisation). The student's vocabulary
-  already holds the distillation corpus's frequent words, so this counts words the student never
-  learnt a vector for. It costs a dictionary look-up per word. `SIGNALS` holds the candidates the
-  routing bench compared (`bench/routing.py`; figures in docs/benchmarks.md).
+- **The signal** (`short_text`: 1 / the number of words): short texts go to the teacher. A bag of
+  words carries less meaning the fewer words there are, and a short text is most often a query,
+  whose vector is compared with documents the teacher indexed. It costs a split. The other candidate,
+  the share of words the student's vocabulary lacks (`unknown_word_share`), did no better than random
+  routing on the development sets (`bench/routing.py`; figures in docs/benchmarks.md), and `SIGNALS`
+  keeps both so the bench can show it.
 - **One space** (`SharedSpace`): student and teacher vectors live in different spaces (a 256-d PCA
   table against 384-d sentence vectors), so a routed answer is in the teacher's space: the teacher's
   vectors untouched, the student's mapped by a ridge least-squares map fitted on the model's own
@@ -40,9 +41,9 @@ from core.errors import DistilleryError
 
 ROUTED_SUFFIX = ":routed"
 THRESHOLD_ENV = "DISTILLERY_ROUTE_THRESHOLD"
-NEVER = 1.0  # a share is at most 1: nothing is above it
-ALWAYS = -1.0  # every share is at least 0
-DEFAULT_THRESHOLD = 0.2  # chosen on the development sets by bench/routing.py (docs/benchmarks.md)
+NEVER = 1.0  # a signal is at most 1: nothing is above it
+ALWAYS = -1.0  # every signal is at least 0
+DEFAULT_THRESHOLD = 1 / 16  # texts under 16 words; the knee on the development sets (bench/routing.py)
 RIDGE = 1e-2  # relative to the mean eigenvalue of the student's Gram matrix; keeps a 40-text fit sane
 
 
@@ -75,8 +76,8 @@ def _vocabulary(tokenizer: Any) -> frozenset[str]:
 
 
 def word_count_signal(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
-    """A candidate the bench compared: short texts high (1 / words), on the idea that a bag of words
-    carries less meaning the fewer words there are."""
+    """1 / the number of whitespace-separated words (at least 1): above 1/n means under n words.
+    `tokenizer` is unused; every signal takes it, so they are interchangeable."""
     counts = np.array([max(len(text.split()), 1) for text in texts], dtype=np.float32)
     return 1.0 / counts
 
@@ -86,7 +87,8 @@ SIGNALS: dict[str, Signal] = {"unknown_words": unknown_word_share, "short_text":
 
 
 def threshold_from_env(default: float = DEFAULT_THRESHOLD) -> float:
-    """`DISTILLERY_ROUTE_THRESHOLD`: a number (route when the signal is above it), "never" or "always"."""
+    """`DISTILLERY_ROUTE_THRESHOLD`: a number (route when the signal, 1 / words, is above it: 0.0625
+    sends texts under 16 words), "never" or "always"."""
     value = os.environ.get(THRESHOLD_ENV, "").strip().lower()
     if not value:
         return default
@@ -95,8 +97,9 @@ def threshold_from_env(default: float = DEFAULT_THRESHOLD) -> float:
     try:
         return float(value)
     except ValueError as exc:
-        raise DistilleryError(f"{THRESHOLD_ENV}={value!r} is not a number (the share of unknown words above "
-                              f"which an input goes to the teacher), nor 'never' or 'always'.") from exc
+        raise DistilleryError(f"{THRESHOLD_ENV}={value!r} is not a number (1 / the word count above which an "
+                              f"input goes to the teacher: 0.0625 sends texts under 16 words), nor 'never' or "
+                              f"'always'.") from exc
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class RoutedEncoder:
     teacher: Encoder
     space: SharedSpace
     threshold: float = DEFAULT_THRESHOLD
-    signal: Signal = unknown_word_share
+    signal: Signal = word_count_signal
     label: str = "routed"
     inputs_total: int = 0
     routed_total: int = 0

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from core.serving.routing import ALWAYS, DEFAULT_THRESHOLD, NEVER, unknown_word_share
+from core.serving.routing import ALWAYS, DEFAULT_THRESHOLD, NEVER, word_count_signal
 
 RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results" / "routing.json"
-GRID = (NEVER, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05, 0.0, ALWAYS)
+GRID = (NEVER, 1 / 2, 1 / 4, 1 / 6, 1 / 8, 1 / 10, 1 / 12, 1 / 16, 1 / 24, 1 / 48, ALWAYS)  # bench/routing.py's
 QUALITY, LATENCY, MARK = "#EF553B", "#636EFA", "#00CC96"
 
 
@@ -35,7 +35,7 @@ class CurvePoint:
 
 
 def suite_curve(path: Path = RESULTS, group: str = "without_flattering") -> tuple[list[CurvePoint], dict[str, Any]]:
-    """The development suite's curve of the shipped design (teacher space, unknown-word signal) from
+    """The development suite's curve of the shipped design (teacher space, short-text signal) from
     `bench/routing.py`'s results, and the results' header (date, machine, student, knee)."""
     results = json.loads(Path(path).read_text())
     default = results["default"]
@@ -61,7 +61,7 @@ def route_queries(session: Any, queries: Sequence[str], k: int = 5) -> list[Quer
     from core.serving.routing import SharedSpace
 
     space = SharedSpace.fit(session.student.encode(session.texts), session.teacher_index.matrix)
-    signals = unknown_word_share(session.student.model.tokenizer, list(queries))
+    signals = word_count_signal(session.student.model.tokenizer, list(queries))
     routes = []
     for query, signal in zip(queries, signals, strict=True):
         teacher_top = {i for i, _ in session.teacher_index.search(session.teacher_encoder.encode_queries([query])[0], k)}
@@ -98,8 +98,9 @@ def tradeoff_figure(points: Sequence[CurvePoint], chosen: float = DEFAULT_THRESH
     mark = next((p for p in points if p.threshold == chosen), None)
     if mark is not None:
         figure.add_scatter(x=[mark.share_routed * 100], y=[mark.quality * 100], mode="markers+text",
-                           name=f"default threshold ({chosen:g})", marker=dict(size=14, color=MARK, symbol="star"),
-                           text=[f"default {chosen:g}"], textposition="top left", hoverinfo="skip")
+                           name=f"default ({_threshold_text(chosen)})", marker=dict(size=14, color=MARK, symbol="star"),
+                           text=[f"default: under {round(1 / chosen)} words"], hoverinfo="skip",
+                           textposition="bottom left" if mark.share_routed > 0.6 else "top right")
     figure.update_layout(
         title=title, height=400, margin=dict(t=60, b=40, l=50, r=50), hovermode="closest",
         xaxis=dict(title="Inputs sent to the teacher (%)", range=[-3, 103]),
@@ -113,4 +114,4 @@ def _threshold_text(threshold: float) -> str:
         return "never route"
     if threshold <= ALWAYS:
         return "always route"
-    return f"route above {threshold:g} unknown words"
+    return f"route texts under {round(1 / threshold)} words" if threshold > 0 else "route every text"

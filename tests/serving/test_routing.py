@@ -19,12 +19,19 @@ from core.serving.routing import (
 
 EASY = "the weather is nice today"
 HARD = "zyxqwv plorbtaxe glimmerquatz snarfblatium"  # no whole word in any English vocabulary
+LONG = " ".join(["a long passage about the weather, the sea and the wind over the hills"] * 2)  # 30 words
 
 
 def test_unknown_word_share_counts_words_the_vocabulary_lacks() -> None:
     tokenizer = helpers.tiny_static_model().tokenizer
     shares = unknown_word_share(tokenizer, [EASY, HARD, "the plorbtaxe", "!!! ???"])
     assert shares.tolist() == [0.0, 1.0, 0.5, 0.0]  # punctuation is not a word; no words gives 0
+
+
+def test_short_text_signal() -> None:
+    from core.serving.routing import DEFAULT_THRESHOLD, word_count_signal
+
+    assert (word_count_signal(None, [LONG, EASY]) > DEFAULT_THRESHOLD).tolist() == [False, True]
 
 
 def test_shared_space_recovers_a_linear_map() -> None:
@@ -62,8 +69,8 @@ def test_routed_encoder_sends_hard_inputs_to_the_teacher(small_model, teacher) -
     from core.encoders.student import StudentEncoder
     from core.serving.routing import open_routed
 
-    routed = open_routed(small_model.path, teacher, threshold=0.2)
-    texts = [EASY, HARD, "a short question about the weather"]
+    routed = open_routed(small_model.path, teacher)  # the default: texts under 16 words go to the teacher
+    texts = [LONG, HARD, LONG + " again"]
     answer = routed.route(texts)
     assert answer.routed.tolist() == [False, True, False] and answer.header == "1/3"
     assert answer.vectors.shape == (3, teacher.info.dimension)
@@ -88,14 +95,14 @@ def test_service_serves_name_routed(small_model, monkeypatch: pytest.MonkeyPatch
     from core.artifact.folder import ModelFolder
     from core.serving.service import ROUTED_HEADER, ModelRegistry, create_service
 
-    monkeypatch.setenv(THRESHOLD_ENV, "0.2")
+    monkeypatch.delenv(THRESHOLD_ENV, raising=False)
     folder = ModelFolder.at(small_model.path)
     client = TestClient(create_service(ModelRegistry([folder])))
     routed_name = f"{folder.id}:routed"
     assert routed_name in [m["name"] for m in client.get("/api/tags").json()["models"]]
     assert routed_name in [m["id"] for m in client.get("/v1/models").json()["data"]]
 
-    reply = client.post("/api/embed", json={"model": routed_name, "input": [EASY, HARD, EASY + " again"]})
+    reply = client.post("/api/embed", json={"model": routed_name, "input": [LONG, HARD, LONG + " again"]})
     assert reply.status_code == 200, reply.text
     assert reply.headers[ROUTED_HEADER] == "1/3"
     assert set(reply.json()) == {"model", "embeddings", "total_duration", "load_duration", "prompt_eval_count"}
@@ -107,4 +114,4 @@ def test_service_serves_name_routed(small_model, monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setenv(THRESHOLD_ENV, "always")  # read when the routed model loads: a fresh registry
     fresh = TestClient(create_service(ModelRegistry([folder])))
-    assert fresh.post("/api/embed", json={"model": routed_name, "input": [EASY, EASY]}).headers[ROUTED_HEADER] == "2/2"
+    assert fresh.post("/api/embed", json={"model": routed_name, "input": [LONG, LONG]}).headers[ROUTED_HEADER] == "2/2"
