@@ -11,8 +11,8 @@ threshold) and scored. Classification is left out: per-input routing would need 
 retrained at every threshold, and the issue asks for pairs and retrieval.
 
 Two ways to make the vectors comparable are measured (`--spaces`):
-  student: the teacher's vectors mapped into the student's space (what the service ships);
-  teacher: the student's vectors mapped into the teacher's space.
+  teacher: the student's vectors mapped into the teacher's space (what the service ships);
+  student: the teacher's vectors mapped into the student's space.
 Both maps are ridge least squares (`core.serving.routing.SharedSpace`) fitted on `--fit-texts` texts
 drawn from the student's search collection, or from `--fit-corpus` (a corpus.jsonl) for a folder
 without one. A random routing at the same shares is the baseline a signal must beat.
@@ -25,8 +25,8 @@ that flatter students (MRPC, MedQuAD, Python doc->code). Latency per input is mo
 run's measured costs: the student's encode and the signal for every input, plus the teacher's
 batched encode time of the routed inputs (its time per text, measured per task, weighted by tokens).
 
-The default threshold is the knee of the curve without the flattering sets: the threshold whose
-quality recovered exceeds its share routed by the most. Prints tables; writes bench/results/routing.json.
+The default threshold is the knee of the shipped curve (teacher space, short-text signal) without the
+flattering sets: the threshold whose quality recovered exceeds its share routed by the most. Prints tables; writes bench/results/routing.json.
 """
 
 from __future__ import annotations
