@@ -25,6 +25,8 @@ from core.serving.compare import (
     Comparison,
     model_overview,
 )
+from core.serving.routing import DEFAULT_THRESHOLD
+from core.serving.routing_chart import queries_curve, route_queries, suite_curve, tradeoff_figure
 from core.serving.speed_chart import speed_figure
 from core.serving.timing import all_cores
 from ui.forms import answer, upload_path
@@ -86,14 +88,25 @@ def build() -> dict[str, Any]:
     speed_plot = gr.Plot(label="Latency and throughput, teacher vs student")
     speed_md = gr.Markdown()
     gr.Markdown(THREADS_NOTE)
+    gr.Markdown(ROUTING_NOTE)
+    suite_figure, suite_text = routing_suite()
+    with gr.Row():
+        gr.Plot(value=suite_figure, label="Routing on the development suite")
+        queries_plot = gr.Plot(label="Routing on your queries")
+    gr.Markdown(suite_text)
+    route_btn = gr.Button("Show routing on the queries searched in this session")
+    route_md = gr.Markdown()
+    searched = gr.State([])
 
     refresh_btn.click(refresh_models, model, [model, models_df], api_name="refresh_models")
     model.change(model_info, model, info_md, api_name="model_info")
     model.change(prepare_session, model, status_md, api_name="prepare_session")
     search_args = [model, query, own_texts, own_file]
     search_outputs = [summary_md, *tables, hits_state, full_md]
-    search_btn.click(run_search, search_args, search_outputs, api_name="search")
-    query.submit(run_search, search_args, search_outputs, api_visibility="private")
+    for trigger in (search_btn.click(run_search, search_args, search_outputs, api_name="search"),
+                    query.submit(run_search, search_args, search_outputs, api_visibility="private")):
+        trigger.success(remember_query, [query, searched], searched, api_visibility="private")
+    route_btn.click(run_routing, [*search_args, searched], [queries_plot, route_md], api_name="routing")
     for side, table in zip(SIDES, tables):
         table.select(full_text_shower(side), hits_state, full_md, api_visibility="private")
     speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed")
@@ -307,3 +320,52 @@ def _timing_queries(timing_queries: str | None, query: str | None, collection: l
     if own:
         return own[:MAX_TIMING_QUERIES]
     return ([query] if query and query.strip() else []) + [" ".join(t.split()[:12]) for t in collection[:30]]
+
+
+ROUTING_NOTE = (
+    "### Smart routing (`NAME:routed` in the embeddings service)\n"
+    "The student answers, and short inputs (under 16 words by default) go to the teacher. Answers "
+    "are in the teacher's space (the student's vectors mapped by a least-squares fit on the collection), "
+    "so search documents indexed once by the teacher. Left: quality recovered on the development suite "
+    "without the sets that flatter students; right: the queries you searched in this session."
+)
+
+
+def routing_suite() -> tuple[Any, str]:
+    """The development suite's trade-off chart from bench/results/routing.json, and its source line."""
+    try:
+        points, about = suite_curve()
+    except (OSError, KeyError, ValueError):
+        return None, "No routing measurement yet: run `python bench/routing.py STUDENT_FOLDER`."
+    title = "Development suite<br><sup>STS, pairs, retrieval; without flattering sets</sup>"
+    return (tradeoff_figure(points, DEFAULT_THRESHOLD, title),
+            f"Suite curve: `bench/routing.py`, student {about['student']}, {about['date']}, {about['machine']}; "
+            f"latency per input is modelled from that run's measured encode times.")
+
+
+def remember_query(query: str | None, searched: list[str] | None) -> list[str]:
+    """The session's searched queries, oldest first, each once (the routing curve is drawn over them)."""
+    queries = [q for q in (searched or []) if q != (query or "").strip()]
+    return (queries + [query.strip()])[-MAX_TIMING_QUERIES:] if query and query.strip() else queries
+
+
+def run_routing(model_id, query, own_texts, own_file, searched=None, progress=gr.Progress()):
+    """Which of the session's queries the default threshold routes, and the curve over them."""
+    queries = remember_query(query, searched)
+    if not queries:
+        raise gr.Error("Search a few queries first: the curve is drawn over the queries of this session.")
+    try:
+        session = _session(model_id, own_texts, own_file, progress)
+    except DistilleryError as exc:
+        raise gr.Error(str(exc)) from exc
+    routes = route_queries(session, queries)
+    figure = tradeoff_figure(queries_curve(routes), DEFAULT_THRESHOLD, f"Your {len(routes)} queries",
+                             quality_label="Top-5 agreement with the teacher (%)")
+    routed = sum(r.signal > DEFAULT_THRESHOLD for r in routes)
+    lines = [f"At the default threshold (texts under {round(1 / DEFAULT_THRESHOLD)} words): **{routed} of "
+             f"{len(routes)}** queries go to the teacher.", "",
+             "| query | words | routed | top-5 on the student |",
+             "|---|---:|:---:|---:|"]
+    lines += [f"| {cut(r.query, 60).replace('|', '/')} | {round(1 / r.signal)} | {'yes' if r.signal > DEFAULT_THRESHOLD else 'no'} "
+              f"| {r.student_agreement}/{r.k} |" for r in routes]
+    return figure, "\n".join(lines)

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from core.artifact.folder import ModelFolder, model2vec_weights
 from core.encoders.base import Encoder, unit_rows
@@ -47,8 +47,10 @@ from core.encoders.student import StudentEncoder
 from core.encoders.teacher import DEFAULT_TEACHER, TeacherEncoder, TeacherInfo, resolve_teacher
 from core.errors import DistilleryError
 from core.files import file_sha256, folder_bytes
+from core.serving.routing import ROUTED_SUFFIX, RoutedEncoder, open_routed
 
 TEACHER = "teacher"
+ROUTED_HEADER = "X-Distillery-Routed"
 OLLAMA_TAG = ":latest"  # Ollama clients name models `name:tag`; the default tag is accepted
 
 
@@ -93,18 +95,21 @@ def env_list(name: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Served:
-    """One servable model: `key` is its canonical name (a student's id, or "teacher")."""
+    """One servable model: `key` is its canonical name (a student's id, "<id>:routed", or "teacher")."""
 
     key: str
     folder: ModelFolder | None  # None for the teacher
     teacher: TeacherInfo | None = None
+    routed: bool = False  # the student with the teacher for hard inputs (core.serving.routing)
 
     @property
     def names(self) -> list[str]:
         if self.folder is None:
             assert self.teacher is not None
             return [TEACHER, self.teacher.name]
-        return [self.key] + ([self.folder.record.name] if self.folder.record.name not in ("", self.key) else [])
+        suffix = ROUTED_SUFFIX if self.routed else ""
+        name = self.folder.record.name + suffix
+        return [self.key] + ([name] if self.folder.record.name and name != self.key else [])
 
 
 @dataclass
@@ -142,7 +147,9 @@ class ModelRegistry:
         folders = list(self.folders) if self.folders is not None else ModelFolder.finished(self.models_dir)
         models = [Served(folder.id, folder) for folder in folders]
         if self.teacher is not None:
-            models.append(Served(TEACHER, None, self._teacher_info()))
+            teacher = self._teacher_info()
+            models += [Served(folder.id + ROUTED_SUFFIX, folder, teacher, routed=True) for folder in folders]
+            models.append(Served(TEACHER, None, teacher))
         return models
 
     def _teacher_info(self) -> TeacherInfo:
@@ -183,8 +190,14 @@ class ModelRegistry:
             if held is not None:
                 return model, held.encoder, 0.0
             start = time.perf_counter()
-            encoder: Encoder = StudentEncoder.open(model.folder.path) if model.folder is not None \
-                else TeacherEncoder(model.teacher)  # type: ignore[arg-type]
+            encoder: Encoder
+            if model.routed:
+                assert model.folder is not None
+                encoder = open_routed(model.folder.path, self.get(TEACHER)[1])  # the held teacher, shared
+            elif model.folder is not None:
+                encoder = StudentEncoder.open(model.folder.path)
+            else:
+                encoder = TeacherEncoder(model.teacher)  # type: ignore[arg-type]
             seconds = time.perf_counter() - start
             with self._lock:
                 self._loaded[model.key] = _Loaded(encoder, seconds)
@@ -262,6 +275,8 @@ def shorten(vectors: np.ndarray, dimensions: int | None, model: str) -> np.ndarr
 
 def count_tokens(encoder: Encoder, texts: Sequence[str]) -> int:
     """Tokens the model read (for `usage` and `prompt_eval_count`), with its own tokenizer."""
+    if isinstance(encoder, RoutedEncoder):
+        return count_tokens(encoder.student, texts)
     if isinstance(encoder, StudentEncoder):
         model = encoder.model
         return sum(min(len(e.ids), model.max_length or len(e.ids))
@@ -313,7 +328,7 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
         from fastapi.middleware.cors import CORSMiddleware
 
         app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"], expose_headers=[ROUTED_HEADER])
 
     def error(request: Request, status: int, message: str, param: str | None = None) -> JSONResponse:
         if request.url.path.startswith("/v1/"):
@@ -369,15 +384,24 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
         except DistilleryError as exc:
             raise ApiError(400, str(exc), "model") from exc
         model, encoder, load_seconds = await run_in_threadpool(models.get, served.key)
-        if model.folder is not None and student_inline:
+        routed = None
+        if isinstance(encoder, RoutedEncoder):
+            answer = await run_in_threadpool(encoder.route, texts)
+            vectors, routed = answer.vectors, answer.header
+        elif model.folder is not None and student_inline:
             vectors = encoder.encode_queries(texts)
         else:
             vectors = await run_in_threadpool(encoder.encode_queries, texts)
         vectors = shorten(np.asarray(vectors, dtype=np.float32), dimensions, name)
         return {"model": name, "vectors": vectors, "load_seconds": load_seconds,
-                "tokens": count_tokens(encoder, texts)}
+                "tokens": count_tokens(encoder, texts), "routed": routed}
 
-    async def ollama_embed(request: Request) -> dict[str, Any]:
+    def routed_header(response: Response, result: dict[str, Any]) -> None:
+        """`X-Distillery-Routed: k/n`: k of the n inputs went to the teacher (routed models only)."""
+        if result["routed"] is not None:
+            response.headers[ROUTED_HEADER] = result["routed"]
+
+    async def ollama_embed(request: Request, response: Response) -> dict[str, Any]:
         start = time.perf_counter_ns()
         body = await read_json(request)
         truncate = body.get("truncate", True)
@@ -385,6 +409,7 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
             raise ApiError(422, f"'truncate' must be true or false, not {truncate!r}.", "truncate")
         key = "input" if body.get("input") is not None or body.get("prompt") is None else "prompt"
         result = await embed(body, truncate, key)
+        routed_header(response, result)
         vectors = result["vectors"].tolist()
         answer: dict[str, Any] = {"model": result["model"], "embeddings": vectors}
         if len(vectors) == 1:
@@ -397,7 +422,7 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
     app.post("/api/embeddings")(ollama_embed)
 
     @app.post("/v1/embeddings")
-    async def openai_embed(request: Request) -> dict[str, Any]:
+    async def openai_embed(request: Request, response: Response) -> dict[str, Any]:
         body = await read_json(request)
         encoding = body.get("encoding_format") or "float"
         if encoding not in ("float", "base64"):
@@ -406,6 +431,7 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
         if body.get("user") is not None and not isinstance(body["user"], str):
             raise ApiError(422, "'user' must be a string.", "user")
         result = await embed(body, truncate=False)
+        routed_header(response, result)
         vectors = result["vectors"]
         data = [{"object": "embedding", "index": i,
                  "embedding": base64.b64encode(row.astype("<f4").tobytes()).decode("ascii")
@@ -481,6 +507,9 @@ def _tag(model: Served) -> dict[str, Any]:
                    "parameter_size": f"{record.vocabulary_size * record.dimension / 1e6:.1f}M",
                    "quantization_level": str(record.recipe.get("distill", {}).get("quantize_to", "")),
                    "dimension": record.dimension, "teacher": record.teacher.name, "title": record.title}
+        if model.routed and model.teacher is not None:  # answers in the teacher's space (core.serving.routing)
+            details.update(format="model2vec+teacher", families=[record.method, "teacher"],
+                           dimension=model.teacher.dimension)
         name = model.key
     else:
         assert model.teacher is not None

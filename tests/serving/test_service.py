@@ -114,15 +114,17 @@ def test_dimensions_truncate_and_renormalise(url: str, models_dir: Path) -> None
 
 def test_tags_models_and_health(url: str, models_dir: Path) -> None:
     tags = httpx.get(f"{url}/api/tags").json()["models"]
-    assert [t["name"] for t in tags] == ["tiny-a", "tiny-b", "teacher"]
+    assert [t["name"] for t in tags] == ["tiny-a", "tiny-b", "tiny-a:routed", "tiny-b:routed", "teacher"]
     first = tags[0]
     assert first["size"] == ModelFolder.open("tiny-a", models_dir).size_bytes()
     assert len(first["digest"]) == 64 and first["modified_at"].startswith("2025-01-02")
     assert first["details"]["format"] == "model2vec" and first["details"]["dimension"] == 8
-    assert tags[2]["details"]["teacher"] == "sentence-transformers/all-MiniLM-L6-v2" and tags[2]["size"] > 10**7
+    assert tags[2]["details"]["dimension"] == 384  # a routed model answers in the teacher's space
+    assert tags[4]["details"]["teacher"] == "sentence-transformers/all-MiniLM-L6-v2" and tags[4]["size"] > 10**7
 
     listed = httpx.get(f"{url}/v1/models").json()
-    assert listed["object"] == "list" and [m["id"] for m in listed["data"]] == ["tiny-a", "tiny-b", "teacher"]
+    assert listed["object"] == "list" and [m["id"] for m in listed["data"]] == ["tiny-a", "tiny-b", "tiny-a:routed",
+                                                                         "tiny-b:routed", "teacher"]
 
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "healthy" and "tiny-a" in health["models_loaded"]
