@@ -10,7 +10,7 @@ X-Forwarded-Host and -Proto, as on a Space), so a copied command works from the 
 
 The token: a password field, sent only with the push, which is a private event (not in the API
 page and not in Gradio's run history, which records the inputs of public events). The push keeps
-it in memory for its duration; the field is emptied once the push succeeds.
+it in memory for its duration; the field is emptied once the push has succeeded.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def build() -> dict[str, Any]:
     gr.Markdown("### Download")
     zip_btn = gr.Button("Download as zip")
     zip_file = gr.File(label="The model folder as a zip: unzipped, it loads in model2vec, sentence-transformers "
-                             "and python -m serve --model", interactive=False)
+                             "and python -m serve --model", interactive=False, visible=False)
     gr.Markdown("### Push to the Hugging Face Hub")
     with gr.Row():
         repo = gr.Textbox(label="Repository id", placeholder="your-name/model-name", max_lines=1, scale=3)
@@ -57,11 +57,12 @@ def build() -> dict[str, Any]:
     push_btn = gr.Button("Push to the Hub", variant="primary")
     push_md = gr.Markdown()
 
-    shown = [summary, ollama_curl, openai_curl, openai_python]
+    shown = [summary, ollama_curl, openai_curl, openai_python, zip_file]
     refresh_btn.click(refresh, model, [model, *shown], api_visibility="private")
     model.input(show, model, shown, api_visibility="private")
     zip_btn.click(make_zip, model, zip_file, api_visibility="private")
-    push_btn.click(push, [model, repo, private, token], [push_md, token], api_visibility="private")
+    pushed = push_btn.click(push, [model, repo, private, token], push_md, api_visibility="private")
+    pushed.success(lambda: "", None, token, api_visibility="private", show_progress="hidden")  # not on failure
     return {"model": model, "shown": shown}
 
 
@@ -77,16 +78,18 @@ def refresh(current: str | None, request: gr.Request | None = None) -> tuple[Any
     return (gr.Dropdown(choices=model_choices(), value=chosen), *show(chosen, request))
 
 
-def show(model_id: str | None, request: gr.Request | None = None) -> tuple[str, str, str, str]:
-    """The model's summary and the three calls that embed with it here."""
+def show(model_id: str | None, request: gr.Request | None = None) -> tuple[str, str, str, str, gr.File]:
+    """The model's summary, the three calls that embed with it here, and no zip (another model's
+    zip must not stay on offer)."""
+    no_zip = gr.File(value=None, visible=False)
     if not model_id:
-        return NO_MODEL, "", "", ""
+        return NO_MODEL, "", "", "", no_zip
     try:
         folder = ModelFolder.open(model_id)
     except DistilleryError as exc:
-        return str(exc), "", "", ""
+        return str(exc), "", "", "", no_zip
     calls = client_snippets(page_origin(request), folder.id)
-    return summary_text(folder), calls.ollama_curl, calls.openai_curl, calls.openai_python
+    return summary_text(folder), calls.ollama_curl, calls.openai_curl, calls.openai_python, no_zip
 
 
 def summary_text(folder: ModelFolder) -> str:
@@ -119,21 +122,23 @@ def page_origin(request: gr.Request | None) -> str:
     return f"{scheme}://{host}"
 
 
-def make_zip(model_id: str | None) -> str:
+def make_zip(model_id: str | None) -> gr.File:
+    """The zip, shown as a file to download (the box stays hidden until there is one: empty, it is a
+    large drop area that invites an upload)."""
     if not model_id:
         raise gr.Error("Choose a model first.")
     try:
-        return str(zip_model(ModelFolder.open(model_id)))
+        return gr.File(value=str(zip_model(ModelFolder.open(model_id))), visible=True)
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
 
 
-def push(model_id: str | None, repo_id: str, private: bool, token: str | None) -> tuple[str, Any]:
-    """Push, then say where the model is; the token field is emptied once the push succeeded."""
+def push(model_id: str | None, repo_id: str, private: bool, token: str | None) -> str:
+    """Push, then say where the model is (the field is emptied by the event that follows success)."""
     if not model_id:
         raise gr.Error("Choose a model first.")
     try:
         url = push_to_hub(ModelFolder.open(model_id), repo_id, token, private=bool(private))
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from None  # the message never holds the token; the chain might
-    return f"Pushed `{model_id}` to [{url}]({url}).", gr.Textbox(value="")
+    return f"Pushed `{model_id}` to [{url}]({url})."

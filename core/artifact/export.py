@@ -81,10 +81,10 @@ def check_repo_id(repo_id: str) -> str:
         raise DistilleryError("Name the Hub repository to push to, as 'your-name/model-name'.")
     try:
         validate_repo_id(repo_id)
-    except HFValidationError as exc:
+    except HFValidationError:
         raise DistilleryError(f"'{repo_id}' is not a valid Hub repository id: use 'your-name/model-name' "
-                              f"(letters, digits, '-', '_' and '.', at most 96 characters, no '--' or '..'). "
-                              f"The Hub said: {exc}") from None
+                              f"(letters, digits, '-', '_' and '.', at most 96 characters, no '--' or '..', "
+                              f"not ending in '.git').") from None
     return repo_id
 
 

@@ -240,5 +240,9 @@ def test_an_unzipped_model_gives_the_same_vectors_everywhere(small_model, tmp_pa
     assert answer.status_code == 200, answer.text
     served = [item["embedding"] for item in answer.json()["data"]]
 
-    assert np.allclose(unit(static), unit(transformer), atol=1e-5)
-    assert np.allclose(static, np.asarray(served, dtype=np.float32), atol=1e-6)  # the service sends the model's own
+    # The table is float16: sentence-transformers pools in float16 and the service re-normalises
+    # model2vec's float16 output in float32 (unit rows), so all agree up to float16 rounding (~1e-4).
+    served = np.asarray(served, dtype=np.float32)
+    assert np.allclose(np.linalg.norm(served, axis=1), 1, atol=1e-5)
+    assert np.allclose(unit(static), unit(transformer), atol=5e-4)
+    assert np.allclose(unit(static), served, atol=5e-4)

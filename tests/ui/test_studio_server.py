@@ -110,8 +110,10 @@ def test_the_ship_tab_writes_calls_for_the_address_the_browser_used(finished):
     proxied = Seen({"host": "10.0.0.2:7860", "x-forwarded-host": "me-distillery.hf.space",
                     "x-forwarded-proto": "https"}, "http://10.0.0.2:7860/")
     assert ship_tab.page_origin(proxied) == "https://me-distillery.hf.space"  # type: ignore[arg-type]
-    summary, ollama, openai, python = ship_tab.show(MODEL, proxied)  # type: ignore[arg-type]
+    summary, ollama, openai, python, _ = ship_tab.show(MODEL, proxied)  # type: ignore[arg-type]
     assert f"`{MODEL}`" in summary and "12 dimensions" in summary
     assert "https://me-distillery.hf.space/api/embed" in ollama and "https://me-distillery.hf.space/v1/embeddings" \
         in openai and 'base_url="https://me-distillery.hf.space/v1"' in python
     assert ship_tab.show(None)[0] == ship_tab.NO_MODEL
+    ship_tab.make_zip(MODEL)
+    assert (settings.exports_dir() / f"{MODEL}.zip").is_file()
