@@ -1,4 +1,5 @@
-"""Entry point (also the Hugging Face Space's `app_file`): serve the Gradio app.
+"""Entry point (also the Hugging Face Space's `app_file`): serve the studio and, on the same port, the
+embeddings service (`/api/embed`, `/v1/embeddings`, ...; see `ui.server`).
 
 `python app.py` starts its own huey consumer as a subprocess when none is running and stops it on
 exit; `make run` starts the consumer itself and passes `--no-worker`.
@@ -31,10 +32,14 @@ def main() -> None:
         atexit.register(stop_consumer, consumer)
         print(f"Started a huey consumer (pid {consumer.pid}); log: {settings.data_dir() / 'consumer.log'}")
 
-    from ui.app import build_app, launch
+    from core.errors import DistilleryError
+    from ui.server import start
 
-    launch(build_app().queue(default_concurrency_limit=4), server_name=args.host, server_port=args.port,
-           footer_links=["api"])
+    try:
+        studio = start(args.host, args.port)
+    except DistilleryError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    studio.wait()  # until Ctrl-C or SIGTERM
 
 
 if __name__ == "__main__":

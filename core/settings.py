@@ -32,6 +32,14 @@ def jobs_dir() -> Path:
     return _sub("jobs")
 
 
+def exports_dir() -> Path:
+    """Zips made for download (`core.artifact.export`): one per model, rebuilt when the model changes.
+
+    The studio serves files from this folder only, never the rest of the data folder.
+    """
+    return _sub("exports")
+
+
 def cache_dir() -> Path:
     """Embeddings that are expensive to recompute (the teacher's, mostly)."""
     return _sub("cache")

@@ -63,16 +63,15 @@ def consumer(data_dir: Path):
 
 @pytest.fixture(scope="module")
 def server(consumer) -> Any:
-    """The real Gradio app on a free port, with the session consumer behind it; yields its URL."""
+    """The real studio (Gradio and the embeddings service on one port, started as `app.py` starts it)
+    on a free port, with the session consumer behind it; yields its URL."""
     import helpers
 
-    from ui.app import build_app, launch
+    from ui.server import start
 
-    demo = build_app().queue()
-    port = helpers.free_port()
-    launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+    studio = start("127.0.0.1", helpers.free_port(), quiet=True)
+    yield studio.url
+    studio.close()
 
 
 class BuiltModel(NamedTuple):

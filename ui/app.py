@@ -1,13 +1,14 @@
-"""The Gradio app: four tabs over `core` and `jobs`. Layout only; the work happens elsewhere."""
+"""The Gradio app: five tabs over `core` and `jobs`. Layout only; the work happens elsewhere.
+
+`ui.server` serves it (with the page's CSS and script below) beside the embeddings service.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 import gradio as gr
 
 from core.corpus.sources import load_catalogue
-from ui import compare_tab, evaluate_tab, jobs_tab, recipe_tab
+from ui import compare_tab, evaluate_tab, jobs_tab, recipe_tab, ship_tab
 
 TITLE = "Distillery — distil a sentence-embedding model into a fast static model"
 
@@ -53,11 +54,6 @@ CLAMP_SLIDER_BOXES = """
 """
 
 
-def launch(demo: gr.Blocks, **options: Any) -> Any:
-    """Start the server with the app's stylesheet and script (Gradio 6 takes them at launch)."""
-    return demo.launch(css=CSS, js=CLAMP_SLIDER_BOXES, **options)
-
-
 def import_transformers_whole() -> None:
     """Finish importing transformers before the server's threads start.
 
@@ -76,7 +72,7 @@ def build_app() -> gr.Blocks:
     catalogue = load_catalogue()
     with gr.Blocks(title="Distillery") as demo:
         gr.Markdown(f"# 🥃 {TITLE}\nBuild a corpus, distil the teacher into a Model2Vec static model in a "
-                    "background worker, then see what the speed costs in quality.")
+                    "background worker, then see what the speed costs in quality, and ship it.")
         with gr.Tabs():
             with gr.Tab("Recipe", id="recipe"):
                 recipe_tab.build(catalogue)
@@ -86,8 +82,11 @@ def build_app() -> gr.Blocks:
                 compare = compare_tab.build()
             with gr.Tab("Evaluate", id="evaluate"):
                 evaluate = evaluate_tab.build()
+            with gr.Tab("Ship", id="ship"):
+                ship = ship_tab.build()
         gr.api(jobs_tab.api_job_status, api_name="job_status")
         demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
         compare_tab.on_page_load(demo, compare)
         evaluate_tab.on_page_load(demo, evaluate)
+        ship_tab.on_page_load(demo, ship)
     return demo

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from core.artifact.record import ModelRecord
 
 
-def render_card(record: ModelRecord) -> str:
+def render_card(record: ModelRecord, location: str = "path/or/repo") -> str:
+    """The card's text; `location` is what its usage example loads (a Hub repo id once pushed)."""
     teacher = record.teacher
     recipe = record.recipe
     manifest = record.corpus
@@ -52,7 +53,7 @@ from **{teacher.name}** (teacher weights `{teacher.fingerprint}`) with the
 
 ```python
 from model2vec import StaticModel
-model = StaticModel.from_pretrained("path/or/repo")
+model = StaticModel.from_pretrained({json.dumps(location)})
 embeddings = model.encode(["It's dangerous to go alone!"])
 ```
 
