@@ -8,7 +8,7 @@ One module, because both decide which of a model folder's files leave the machin
   `ModelFolder.at`). Written through `write_atomically`, so a half-written zip is never visible,
   and reused while no file of the folder is newer (an evaluation rewrites the card).
 - `push_to_hub`: the folder to a Hub model repository, with the card's usage example pointing at
-  the repo. The search collection (`collection.json`, a sample of the corpus, possibly the user's
+  the repo, and the record and card with local paths removed (`ModelRecord.published`). The search collection (`collection.json`, a sample of the corpus, possibly the user's
   own uploads) stays here: publishing someone's texts must not be a side effect of sharing a model.
   The token comes from the caller or `HF_TOKEN`, lives only in this call's `HfApi`, and is never
   written, logged or echoed in an error message.
@@ -16,6 +16,7 @@ One module, because both decide which of a model folder's files leave the machin
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import IO, Any
 
 from core import settings
 from core.artifact.card import render_card
-from core.artifact.folder import CARD_FILE, COLLECTION_FILE, ModelFolder
+from core.artifact.folder import CARD_FILE, COLLECTION_FILE, RECORD_FILE, ModelFolder
 from core.errors import DistilleryError
 from core.files import write_atomically
 
@@ -101,14 +102,15 @@ def hub_operations(folder: ModelFolder, repo_id: str) -> list[Any]:
     """What a push commits: every shipped file but `HUB_LEFT_OUT`, the card rendered for the repo."""
     from huggingface_hub import CommitOperationAdd
 
+    record = folder.record.published()  # no local paths leave the machine
+    written = {CARD_FILE: render_card(record, location=repo_id).encode("utf-8"),
+               RECORD_FILE: json.dumps(record.to_dict(), indent=2, ensure_ascii=False).encode("utf-8")}
     operations = []
     for path in shipped_files(folder):
         relative = path.relative_to(folder.path).as_posix()
         if relative in HUB_LEFT_OUT:
             continue
-        content: Path | bytes = render_card(folder.record, location=repo_id).encode("utf-8") \
-            if relative == CARD_FILE else path
-        operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=content))
+        operations.append(CommitOperationAdd(path_in_repo=relative, path_or_fileobj=written.get(relative, path)))
     return operations
 
 

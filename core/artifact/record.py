@@ -7,7 +7,9 @@ readable without Distillery; unknown keys from a newer version are kept, not dro
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 from core.encoders.teacher import TeacherInfo
@@ -52,9 +54,31 @@ class ModelRecord:
         data["teacher"] = self.teacher.to_dict()
         return {**extra, **data}
 
+    def published(self) -> ModelRecord:
+        """The record as it may leave this machine (a Hub push): no job folder, and every absolute
+        local path (the teacher's weights, a local source's file) cut to `local:<file name>`. The
+        recipe stays readable, but a username or a private folder layout is not published."""
+        data = _without_local_paths(self.to_dict())
+        data["job_dir"] = None
+        return ModelRecord.from_dict(data)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelRecord:
         known = {f.name for f in fields(cls)} - {"extra"}
         values = {k: v for k, v in data.items() if k in known}
         values["teacher"] = TeacherInfo(**data["teacher"])
         return cls(**values, extra={k: v for k, v in data.items() if k not in known})
+
+
+_ABSOLUTE = re.compile(r"^(/|~|[A-Za-z]:[\\/]|\\\\)")  # POSIX, home, a Windows drive or share
+
+
+def _without_local_paths(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_local_paths(item) for item in value]
+    if isinstance(value, str) and _ABSOLUTE.match(value) and "\n" not in value:
+        name = (PureWindowsPath(value) if "\\" in value else PurePosixPath(value)).name
+        return f"local:{name}"
+    return value

@@ -190,6 +190,24 @@ def test_a_push_sends_the_model_and_its_card_and_the_token_only_as_a_header(fold
     assert TOKEN not in caplog.text + captured.out + captured.err
 
 
+def test_a_push_publishes_no_local_path(tmp_path, fake_hub):
+    """The record and card on the Hub keep the recipe but not where things sat on this machine."""
+    corpus = {"size": 3, "requested_size": 3, "content_sha256": "0" * 64, "shortfalls": [], "domains": {"web": {
+        "requested_share": 1.0, "realised_share": 1.0, "requested": 3, "realised": 3,
+        "sources": [{"name": "notes", "kind": "local", "location": "/home/alice/private/notes.jsonl"}]}}}
+    record = helpers.tiny_record("tiny-paths", corpus=corpus, job_dir="/home/alice/distillery/jobs/tiny-paths")
+    folder = ModelFolder.create(helpers.tiny_static_model(), record, ["a text"], tmp_path / "models" / "tiny-paths")
+    push_to_hub(folder, "me/model", token=TOKEN)
+    files = fake_hub.committed()
+    pushed = json.loads(files[RECORD_FILE])
+    assert pushed["job_dir"] is None
+    assert pushed["corpus"]["domains"]["web"]["sources"][0]["location"] == "local:notes.jsonl"
+    assert pushed["teacher"]["source"].startswith("local:") and pushed["teacher"]["fingerprint"]
+    for name in (RECORD_FILE, CARD_FILE):
+        assert b"/home/alice" not in files[name] and str(settings.REPO_ROOT).encode() not in files[name], name
+    assert json.loads((folder.path / RECORD_FILE).read_text())["job_dir"]  # the local copy is untouched
+
+
 def test_a_push_takes_hf_token_when_no_token_is_given(folder, fake_hub, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     push_to_hub(folder, "me/model", token="", private=False)
