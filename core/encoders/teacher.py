@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -231,6 +232,22 @@ class TeacherEncoder:
         self.batch_size = batch_size
         prompts = json.dumps(info.prompts, sort_keys=True)
         self.fingerprint = "teacher:" + hashlib.sha256(f"{info.fingerprint}|{prompts}".encode()).hexdigest()
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the weights hold (parameters and buffers) plus the tokenizer's, estimated as
+        the student's is; torch's own libraries are not counted (they stay loaded once imported)."""
+        from core.encoders.student import TOKENIZER_BYTES_PER_TOKEN
+
+        tensors = itertools.chain(self.model.parameters(), self.model.buffers())
+        total = sum(t.numel() * t.element_size() for t in tensors)
+        tokenizer = getattr(self.model, "tokenizer", None)
+        return total + len(tokenizer) * TOKENIZER_BYTES_PER_TOKEN if tokenizer is not None else total
+
+    def release(self) -> None:
+        """Drop the loaded teachers cached for this process (`load_teacher`), so that a registry's
+        eviction frees the weights once no one else holds them; a later load reads them again."""
+        _load_sentence_transformer.cache_clear()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.info.prompts.get("document"))
