@@ -345,6 +345,9 @@ def count_tokens(encoder: Encoder, texts: Sequence[str]) -> int:
         model = encoder.model
         return sum(min(len(e.ids), model.max_length or len(e.ids))
                    for e in model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False))
+    counter = getattr(encoder, "count_tokens", None)
+    if callable(counter):  # the teacher: its own copy of the tokenizer (the model's is not thread-safe)
+        return int(counter(texts))
     model = getattr(encoder, "model", None)
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:

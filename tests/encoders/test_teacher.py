@@ -184,3 +184,20 @@ def test_teacher_nbytes_is_its_weights_and_tokenizer(default_teacher):
     assert abs(encoder.nbytes - tokenizer - weights) < 0.02 * weights
     encoder.release()
     assert TeacherEncoder(default_teacher).model is not encoder.model
+
+
+def test_teacher_encodes_and_counts_from_many_threads(default_teacher):
+    """The service encodes in a thread pool and counts tokens on its event loop: transformers' fast
+    tokenizer, shared, failed such calls with "Already borrowed"; none may fail now."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = TeacherEncoder(default_teacher)
+    texts = [f"text number {i} about the weather and the court" for i in range(64)]
+
+    def call(i: int) -> int:
+        return encoder.count_tokens(texts[i:i + 1]) if i % 2 else len(encoder.encode_queries(texts[i:i + 1]))
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(64)))
+    assert all(r >= 1 for r in results)
+    assert encoder.count_tokens(["a b c"]) == 5  # [CLS] a b c [SEP], as the model reads it
