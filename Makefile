@@ -8,7 +8,7 @@ PORT ?= 7860
 export HF_HUB_DISABLE_TELEMETRY := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run serve test test-fast lint install clean bench-speed bench-ann bench-pipeline bench-quality
+.PHONY: run serve test test-fast lint install clean bench-speed bench-ann bench-pipeline bench-quality bench-serve
 
 install: $(STAMP)
 
@@ -52,6 +52,11 @@ bench-ann: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) bench/pipeline.py
+
+# The service under load over loopback (student, teacher, a fixed-vector floor; 1, 8, 32 clients);
+# STUDENT=folder picks the student (default: bench/speed.py's, built once). A few minutes on 2 cores.
+bench-serve: $(STAMP)
+	HF_HUB_OFFLINE=1 $(PY) bench/serve.py $(STUDENT)
 
 # tokenlearn is the quality bench's baseline only, not a dependency of the app (--no-deps keeps torch).
 bench-quality: $(STAMP)

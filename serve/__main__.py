@@ -10,6 +10,7 @@ unless `DISTILLERY_PRELOAD` names others, so `/health` turns healthy once it is 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -41,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Serving {', '.join(registry.names()) or 'no models yet'} on http://{f'[{host}]' if ':' in host else host}:{port}",
           flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=os.environ.get("LOG_LEVEL", "info"))
+    level = os.environ.get("LOG_LEVEL", "info")
+    # The registry's evictions and over-budget warnings, in uvicorn's own line format.
+    logging.basicConfig(level=level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(app, host=host, port=port, log_level=level)
     return 0
 
 

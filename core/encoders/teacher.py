@@ -7,11 +7,15 @@ Its licence is Apache-2.0 (the model's own card), although the wrapper package s
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
+import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,9 +232,37 @@ class TeacherEncoder:
     def __init__(self, info: TeacherInfo, device: str | None = None, batch_size: int = 32) -> None:
         self.info = info
         self.model = load_teacher(info, device=device)
+        self._lock = _encode_lock(self.model)
+        self._counter: Any = None  # the tokenizer `count_tokens` uses
         self.batch_size = batch_size
         prompts = json.dumps(info.prompts, sort_keys=True)
         self.fingerprint = "teacher:" + hashlib.sha256(f"{info.fingerprint}|{prompts}".encode()).hexdigest()
+
+    @property
+    def nbytes(self) -> int:
+        """The memory the weights hold (parameters and buffers) plus the tokenizer's, estimated as
+        the student's is; torch's own libraries are not counted (they stay loaded once imported)."""
+        from core.encoders.student import TOKENIZER_BYTES_PER_TOKEN
+
+        tensors = itertools.chain(self.model.parameters(), self.model.buffers())
+        total = sum(t.numel() * t.element_size() for t in tensors)
+        tokenizer = getattr(self.model, "tokenizer", None)
+        return total + len(tokenizer) * TOKENIZER_BYTES_PER_TOKEN if tokenizer is not None else total
+
+    def release(self) -> None:
+        """Drop the loaded teachers cached for this process (`load_teacher`), so that a registry's
+        eviction frees the weights once no one else holds them; a later load reads them again."""
+        _load_sentence_transformer.cache_clear()
+
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads of `texts` (cut at its max_seq_length), for a service's usage
+        figures. A private copy of the tokenizer, made once: the model's own is borrowed by whichever
+        thread encodes, and waiting for its lock would stall an event loop for a forward pass."""
+        with self._lock:
+            if self._counter is None:
+                self._counter = copy.deepcopy(self.model.tokenizer)
+        limit = getattr(self.model, "max_seq_length", None) or 10**9
+        return sum(min(len(ids), limit) for ids in self._counter(list(texts))["input_ids"])
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.info.prompts.get("document"))
@@ -239,6 +271,24 @@ class TeacherEncoder:
         return self._encode(texts, self.info.prompts.get("query"))
 
     def _encode(self, texts: Sequence[str], prompt: str | None) -> np.ndarray:
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size, prompt=prompt, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
+        with self._lock:  # one encode per loaded model at a time (see `_encode_lock`)
+            vectors = self.model.encode(list(texts), batch_size=self.batch_size, prompt=prompt,
+                                        convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
         return unit_rows(vectors)
+
+
+_encode_locks: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+_encode_locks_guard = threading.Lock()
+
+
+def _encode_lock(model: Any) -> threading.Lock:
+    """The lock shared by every encoder of one loaded model. transformers' fast tokenizer sets its
+    truncation on the shared Rust object at each call, so two threads encoding at once fail with
+    "RuntimeError: Already borrowed" (the service's thread pool did, on 4% of concurrent teacher
+    requests); and torch already spreads one forward pass over every core, so taking turns costs
+    no throughput."""
+    with _encode_locks_guard:
+        lock = _encode_locks.get(model)
+        if lock is None:
+            lock = _encode_locks[model] = threading.Lock()
+        return lock

@@ -166,6 +166,15 @@ class RoutedEncoder:
     def dimension(self) -> int:
         return int(self.space.matrix.shape[1])
 
+    @property
+    def nbytes(self) -> int:
+        """The student and the map; the teacher is shared with the registry, which weighs it once."""
+        return int(self.student.nbytes) + int(self.space.matrix.nbytes)
+
+    def release(self) -> None:
+        """Evicted: the student leaves its load cache (the shared teacher stays the registry's)."""
+        self.student.release()
+
     def signals(self, texts: Sequence[str]) -> np.ndarray:
         return self.signal(self.student.model.tokenizer, list(texts))
 

@@ -5,9 +5,11 @@ Why these two shapes: most tools that take an embedding endpoint speak one of th
 
 - `ModelRegistry` says which models can be served (every finished model of a models folder, re-listed
   at each miss so a model finished after start is found, or a fixed list of folders) under which names
-  (id, record name, and "teacher" or the teacher's id), and holds the loaded encoders in a small LRU
-  (count-bounded: a student is a few MB, the teacher ~90 MB). Students load through
-  `StudentEncoder.open` and the teacher through `TeacherEncoder`, never from their files here.
+  (id, record name, and "teacher" or the teacher's id), and holds the loaded encoders in an LRU
+  bounded by count and by a memory budget (`DISTILLERY_MEMORY_BUDGET_MB`), each model weighed by its
+  encoder's own estimate (`nbytes`), since a 256-d student and the teacher differ tenfold and a
+  larger teacher a hundredfold. Students load through `StudentEncoder.open` and the teacher through
+  `TeacherEncoder`, never from their files here.
 - `create_service` builds the FastAPI app. Requests are parsed by hand rather than by pydantic
   models, so every refusal is a sentence a person understands (and names the field), in the error
   shape the caller's client expects: `{"error": {"message", "type", "param", "code"}}` under `/v1`,
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import logging
 import os
 import threading
 import time
@@ -51,6 +54,7 @@ from core.serving.routing import ROUTED_SUFFIX, RoutedEncoder, open_routed
 
 TEACHER = "teacher"
 ROUTED_HEADER = "X-Distillery-Routed"
+log = logging.getLogger(__name__)
 OLLAMA_TAG = ":latest"  # Ollama clients name models `name:tag`; the default tag is accepted
 
 
@@ -116,31 +120,60 @@ class Served:
 class _Loaded:
     encoder: Encoder
     seconds: float
+    nbytes: int
+
+
+DEFAULT_MEMORY_BUDGET_MB = 2048
+
+
+def memory_budget_mb() -> int:
+    """`DISTILLERY_MEMORY_BUDGET_MB`: the memory the loaded models may hold together (default 2,048 MB,
+    room for the default teacher and a dozen 256-d students beside the interpreter and torch)."""
+    return _env_int("DISTILLERY_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB)
+
+
+def encoder_nbytes(encoder: Encoder) -> int:
+    """The memory an encoder holds by its own estimate (`nbytes`); 0 for one that gives none."""
+    return int(getattr(encoder, "nbytes", 0) or 0)
 
 
 @dataclass
 class ModelRegistry:
-    """The models a service offers and the encoders it holds (at most `cache_size`, least recently
-    used dropped). `folders` fixes the students served; without it every finished model of
-    `models_dir` (default the data folder's) is served. `teacher` None serves no teacher."""
+    """The models a service offers and the encoders it holds.
+
+    `folders` fixes the students served; without it every finished model of `models_dir` (default the
+    data folder's) is served. `teacher` None serves no teacher. Encoders load on first use and stay
+    held while there are at most `cache_size` of them and their estimated memory (`encoder_nbytes`)
+    stays within `memory_budget_mb` (None: `DISTILLERY_MEMORY_BUDGET_MB`, else 2,048); beyond either,
+    the least recently used are evicted. The one just loaded is never evicted: a model larger than
+    the whole budget is still served (alone), and `over_budget` says so for logs and `/health`.
+    """
 
     folders: Sequence[ModelFolder] | None = None
     models_dir: Path | None = None
     teacher: str | None = DEFAULT_TEACHER
     cache_size: int = 4
+    memory_budget_mb: float | None = None
     _loaded: OrderedDict[str, _Loaded] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _load_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _teacher: TeacherInfo | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.memory_budget_mb is None:
+            self.memory_budget_mb = memory_budget_mb()
+        if self.memory_budget_mb <= 0 or self.cache_size < 1:
+            raise DistilleryError(f"A model registry needs a memory budget above 0 MB and room for at least one "
+                                  f"model (memory_budget_mb={self.memory_budget_mb}, cache_size={self.cache_size}).")
+
     @classmethod
     def from_names(cls, names: Sequence[str], models_dir: Path | None = None, teacher: str | None = DEFAULT_TEACHER,
-                   cache_size: int = 4) -> ModelRegistry:
+                   cache_size: int = 4, memory_budget_mb: float | None = None) -> ModelRegistry:
         """Models named on a command line: a folder path, a finished model's id in `models_dir`, or
         "teacher" (served anyway unless `teacher` is None). No names: every finished model."""
         folders = [ModelFolder.at(Path(name).expanduser()) if Path(name).expanduser().is_dir()
                    else ModelFolder.open(name, models_dir) for name in names if name != TEACHER]
-        return cls(folders if names else None, models_dir, teacher, cache_size)
+        return cls(folders if names else None, models_dir, teacher, cache_size, memory_budget_mb)
 
     def served(self) -> list[Served]:
         """Every model on offer, students first (newest first when listed from the models folder)."""
@@ -190,25 +223,69 @@ class ModelRegistry:
             if held is not None:
                 return model, held.encoder, 0.0
             start = time.perf_counter()
-            encoder: Encoder
-            if model.routed:
-                assert model.folder is not None
-                encoder = open_routed(model.folder.path, self.get(TEACHER)[1])  # the held teacher, shared
-            elif model.folder is not None:
-                encoder = StudentEncoder.open(model.folder.path)
-            else:
-                encoder = TeacherEncoder(model.teacher)  # type: ignore[arg-type]
+            encoder = self._load(model)
             seconds = time.perf_counter() - start
+            nbytes = encoder_nbytes(encoder)
             with self._lock:
-                self._loaded[model.key] = _Loaded(encoder, seconds)
-                while len(self._loaded) > self.cache_size:
-                    self._loaded.popitem(last=False)
+                self._loaded[model.key] = _Loaded(encoder, seconds, nbytes)
+                evicted = self._evict(keep=model.key)
+                over = self.over_budget()
+            for name, gone in evicted:
+                log.info("evicted model %r (%.1f MB) to load %r", name, gone.nbytes / 2**20, model.key)
+                _release(gone.encoder)
+            if over:
+                log.warning("%s", over)
         return model, encoder, seconds
+
+    def _load(self, model: Served) -> Encoder:
+        """One model's encoder, read from its files (students through `StudentEncoder.open`; a routed
+        model shares the teacher this registry holds)."""
+        if model.routed:
+            assert model.folder is not None
+            return open_routed(model.folder.path, self.get(TEACHER)[1])
+        if model.folder is not None:
+            return StudentEncoder.open(model.folder.path)
+        assert model.teacher is not None
+        return TeacherEncoder(model.teacher)
+
+    def _evict(self, keep: str) -> list[tuple[str, _Loaded]]:
+        """Least recently used first, until the count and the budget hold or only `keep` is left
+        (called under the lock; the caller releases what comes back outside it)."""
+        assert self.memory_budget_mb is not None
+        budget = self.memory_budget_mb * 2**20
+        evicted = []
+        while len(self._loaded) > 1 and (len(self._loaded) > self.cache_size
+                                         or sum(m.nbytes for m in self._loaded.values()) > budget):
+            name = next(n for n in self._loaded if n != keep)
+            evicted.append((name, self._loaded.pop(name)))
+        return evicted
 
     def loaded(self) -> list[str]:
         """The canonical names of the encoders held now, least recently used first."""
         with self._lock:
             return list(self._loaded)
+
+    def memory(self) -> list[tuple[str, float]]:
+        """The encoders held now with their estimated memory in MB, least recently used first."""
+        with self._lock:
+            return [(name, held.nbytes / 2**20) for name, held in self._loaded.items()]
+
+    def over_budget(self) -> str | None:
+        """A sentence when the models held exceed the memory budget (only when one model alone does,
+        since eviction keeps the rest within it), else None."""
+        assert self.memory_budget_mb is not None
+        total = sum(held.nbytes for held in list(self._loaded.values())) / 2**20
+        if total <= self.memory_budget_mb:
+            return None
+        return (f"the loaded models need about {total:,.0f} MB, over the memory budget of "
+                f"{self.memory_budget_mb:,.0f} MB (DISTILLERY_MEMORY_BUDGET_MB): served anyway, alone")
+
+
+def _release(encoder: Encoder) -> None:
+    """Let an evicted encoder's memory go: it leaves its per-process load cache, if it has one."""
+    release = getattr(encoder, "release", None)
+    if callable(release):
+        release()
 
 
 class ApiError(Exception):
@@ -281,6 +358,9 @@ def count_tokens(encoder: Encoder, texts: Sequence[str]) -> int:
         model = encoder.model
         return sum(min(len(e.ids), model.max_length or len(e.ids))
                    for e in model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False))
+    counter = getattr(encoder, "count_tokens", None)
+    if callable(counter):  # the teacher: its own copy of the tokenizer (the model's is not thread-safe)
+        return int(counter(texts))
     model = getattr(encoder, "model", None)
     tokenizer = getattr(model, "tokenizer", None)
     if tokenizer is None:
@@ -454,7 +534,12 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
     async def health(request: Request) -> Any:
         loaded = models.loaded()
         if loaded:
-            return {"status": "healthy", "models_loaded": loaded}
+            memory: dict[str, Any] = {"budget_mb": models.memory_budget_mb,
+                      "models": [{"name": name, "mb": round(mb, 1)} for name, mb in models.memory()]}
+            over = models.over_budget()
+            if over:
+                memory["warning"] = over
+            return {"status": "healthy", "models_loaded": loaded, "memory": memory}
         if preload_errors:
             message = "; ".join(f"'{n}' failed to load: {e}" for n, e in preload_errors.items())
         elif preload:

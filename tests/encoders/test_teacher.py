@@ -171,3 +171,33 @@ def test_teacher_encoder_uses_the_document_and_query_prompts(default_teacher):
     assert not np.allclose(prompted.encode(texts[:1]), prompted.encode_queries(texts[:1]), atol=1e-3)
     assert prompted.fingerprint != plain.fingerprint and plain.fingerprint.startswith("teacher:")
     assert TeacherEncoder(default_teacher).fingerprint == plain.fingerprint  # content, not identity
+
+
+def test_teacher_nbytes_is_its_weights_and_tokenizer(default_teacher):
+    """MiniLM-L6: 22.7M float32 parameters (~87 MB on disk as safetensors) and a 30,522-entry tokenizer;
+    `release` empties the load cache, so the next encoder reads the weights again."""
+    from core.encoders.student import TOKENIZER_BYTES_PER_TOKEN
+
+    encoder = TeacherEncoder(default_teacher)
+    weights = (Path(default_teacher.source) / "model.safetensors").stat().st_size
+    tokenizer = 30_522 * TOKENIZER_BYTES_PER_TOKEN
+    assert abs(encoder.nbytes - tokenizer - weights) < 0.02 * weights
+    encoder.release()
+    assert TeacherEncoder(default_teacher).model is not encoder.model
+
+
+def test_teacher_encodes_and_counts_from_many_threads(default_teacher):
+    """The service encodes in a thread pool and counts tokens on its event loop: transformers' fast
+    tokenizer, shared, failed such calls with "Already borrowed"; none may fail now."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    encoder = TeacherEncoder(default_teacher)
+    texts = [f"text number {i} about the weather and the court" for i in range(64)]
+
+    def call(i: int) -> int:
+        return encoder.count_tokens(texts[i:i + 1]) if i % 2 else len(encoder.encode_queries(texts[i:i + 1]))
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(64)))
+    assert all(r >= 1 for r in results)
+    assert encoder.count_tokens(["a b c"]) == 5  # [CLS] a b c [SEP], as the model reads it

@@ -128,6 +128,10 @@ def test_tags_models_and_health(url: str, models_dir: Path) -> None:
 
     health = httpx.get(f"{url}/health").json()
     assert health["status"] == "healthy" and "tiny-a" in health["models_loaded"]
+    memory = health["memory"]  # each held model with its estimated MB (an 8-d table and a tokenizer)
+    assert memory["budget_mb"] == 2048 and "warning" not in memory
+    assert {m["name"] for m in memory["models"]} == set(health["models_loaded"])
+    assert all(0 < m["mb"] < 200 for m in memory["models"])
 
 
 def test_health_is_503_until_a_model_is_loaded(models_dir: Path) -> None:
@@ -136,7 +140,7 @@ def test_health_is_503_until_a_model_is_loaded(models_dir: Path) -> None:
         first = httpx.get(f"{base}/health")
         assert first.status_code == 503 and "no model is loaded" in first.json()["message"]
         assert httpx.post(f"{base}/api/embed", json={"model": "tiny-b", "input": "x y"}).json()["load_duration"] > 0
-        assert httpx.get(f"{base}/health").json() == {"status": "healthy", "models_loaded": ["tiny-b"]}
+        assert httpx.get(f"{base}/health").json()["models_loaded"] == ["tiny-b"]
 
 
 def test_openai_client_float_and_base64(small_model) -> None:
@@ -281,7 +285,9 @@ def serve_process(host: str, *args: str) -> Iterator[tuple[str, subprocess.Popen
 
 def test_python_m_serve_answers_health(models_dir: Path) -> None:
     with serve_process("127.0.0.1", "--model", str(models_dir / "tiny-b"), "--no-teacher") as (base, process):
-        assert wait_healthy(base, process=process) == {"status": "healthy", "models_loaded": ["tiny-b"]}
+        health = wait_healthy(base, process=process)
+        assert health["status"] == "healthy" and health["models_loaded"] == ["tiny-b"]
+        assert [m["name"] for m in health["memory"]["models"]] == ["tiny-b"]
         names = [m["name"] for m in httpx.get(f"{base}/api/tags").json()["models"]]
         assert names == ["tiny-b"]
 
