@@ -38,9 +38,10 @@ USER 1000
 VOLUME ["/data"]
 EXPOSE 7860
 
-# Both modes answer /health (200 once a model is loaded; the studio's once it is up). slim has no curl.
+# The service alone is healthy once a model is loaded (/health is 503 before). The studio is healthy
+# once its page answers: its /health stays 503 until someone calls a model, which is not a fault.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '7860')}/health\", timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; path = '/health' if os.environ.get('DISTILLERY_MODE') == 'service' else '/'; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '7860')}{path}\", timeout=4)"]
 
 # exec'd by the script, so python is PID 1's only child and gets SIGTERM from `docker stop`.
 CMD ["bash", "scripts/start.sh"]
