@@ -100,8 +100,8 @@ def main() -> None:
                 targets["student"] = (url, student_id, args.requests)
             elif name == "teacher":
                 targets["teacher"] = (url, "teacher", args.teacher_requests)
-            elif name == "routed" and routed is not None:
-                targets["routed"] = (url, routed, args.requests)
+            elif name == "routed" and routed is not None:  # these short texts mostly go to the teacher
+                targets["routed"] = (url, routed, args.teacher_requests)
         not_measured = {} if routed is not None or "routed" not in wanted else \
             {"routed": "the service lists no ':routed' model in /v1/models"}
         dims = {label: check(base, model, args.route, texts[0]) for label, (base, model, _) in targets.items()}
@@ -111,7 +111,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             for n_clients in clients:
                 for label, (base, model, n) in targets.items():
-                    if label == "teacher" and repeat:
+                    if label in ("teacher", "routed") and repeat:
                         continue  # slow, and 10x away from the student's figures: once is enough
                     run = asyncio.run(load(base, args.route, model, texts, n_clients, n, args.max_seconds))
                     runs.setdefault((label, n_clients), []).append(run)
@@ -129,6 +129,7 @@ def main() -> None:
         "requests": {label: n for label, (_, _, n) in targets.items()}, "models": {k: v[1] for k, v in targets.items()},
         "dimensions": dims, "client": "raw HTTP/1.1 keep-alive on asyncio streams, one text per request",
         "server": "uvicorn.run (python -m serve), default loop and HTTP implementation",
+        "routed_share_of_texts": routed_share(texts) if "routed" in targets else None,
         "student_p50_vs_floor": ratio(by[("student", lo)]["p50_ms"], by[(FLOOR, lo)]["p50_ms"]),
         "student_rps_vs_floor_32": ratio(by[("student", hi)]["rps"], by[(FLOOR, hi)]["rps"]),
         "student_vs_teacher_rps_32": ratio(by[("student", hi)]["rps"], by[("teacher", hi)]["rps"])
@@ -340,6 +341,16 @@ def http_json(base: str, method: str, path: str, payload: dict | None = None) ->
     request = urllib.request.Request(base + path, data=data, method=method, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
         return json.loads(response.read())
+
+
+def routed_share(texts: Sequence[str]) -> float:
+    """The share of the bench's texts a routed model sends to the teacher (its signal, its threshold
+    as this environment sets it): the routed rows are mostly the teacher's when it is near 1."""
+    import numpy as np
+
+    from core.serving.routing import threshold_from_env, word_count_signal
+
+    return round(float(np.mean(word_count_signal(None, texts) > threshold_from_env())), 3)
 
 
 def short_texts(n: int) -> list[str]:

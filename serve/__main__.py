@@ -1,4 +1,4 @@
-"""`python -m serve --model NAME_OR_FOLDER [--model ...] [--models-dir DIR]`: serve models over HTTP.
+"""`python -m serve --model NAME_OR_FOLDER_OR_HUB_ID [--model ...] [--models-dir DIR]`: serve models over HTTP.
 
 Thin on purpose: the routes, limits and model cache live in `core.serving.service`. `$HOST` and
 `$PORT` choose the address (default 127.0.0.1:8000; `HOST=::` listens on IPv6 and, where the system
@@ -21,7 +21,8 @@ from core.errors import DistilleryError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serve", description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", default=[], metavar="NAME_OR_FOLDER",
-                        help="a model folder, a finished model's id, or 'teacher' (repeatable; default: all finished)")
+                        help="a model folder, a finished model's id, the Hub id of a model Distillery pushed (user/model), "
+                             "or 'teacher' (repeatable; default: all finished)")
     parser.add_argument("--models-dir", type=Path, default=None, help="where finished models are (default: the data folder's)")
     parser.add_argument("--no-teacher", action="store_true", help="do not serve the teacher")
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""Shipping a finished model out of Distillery: a zip to download, or a push to the Hugging Face Hub.
+"""Shipping a finished model out of Distillery: a zip to download, or a push to the Hugging Face Hub
+(and `pull_from_hub`, the way back in for a host that serves it).
 
 One module, because both decide which of a model folder's files leave the machine:
 - `shipped_files`: every file of the folder but hidden ones (an atomic write in progress leaves a
@@ -87,6 +88,29 @@ def check_repo_id(repo_id: str) -> str:
                               f"(letters, digits, '-', '_' and '.', at most 96 characters, no '--' or '..', "
                               f"not ending in '.git').") from None
     return repo_id
+
+
+def pull_from_hub(repo_id: str, token: str | None = None) -> ModelFolder:
+    """A model Distillery pushed, fetched into the Hub cache (`snapshot_download`: offline, the cached
+    copy is used) and opened as a model folder, so `python -m serve --model user/model` serves it
+    on a host that never ran the studio. A repo without `distillery.json` is refused by name."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    repo_id = check_repo_id(repo_id)
+    try:
+        path = Path(snapshot_download(repo_id, token=(token or "").strip() or None))
+    except RepositoryNotFoundError:
+        raise DistilleryError(f"There is no Hub model '{repo_id}' (or it is private: set HF_TOKEN).") from None
+    except LocalEntryNotFoundError:
+        raise DistilleryError(f"'{repo_id}' is not in the Hub cache and the Hub cannot be reached "
+                              f"(HF_HUB_OFFLINE is set, or no network).") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise DistilleryError(f"Fetching '{repo_id}' from the Hub failed: {type(exc).__name__}.") from None
+    if not (path / RECORD_FILE).is_file():
+        raise DistilleryError(f"'{repo_id}' is not a model made by Distillery (it has no {RECORD_FILE}); "
+                              f"serve Distillery's exports, or load it with model2vec directly.")
+    return ModelFolder.at(path)
 
 
 def resolve_token(token: str | None) -> str:

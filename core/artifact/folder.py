@@ -146,11 +146,20 @@ class ModelFolder:
     def size_mb(self) -> float:
         return round(self.size_bytes() / 2**20, 2)
 
-    def collection(self) -> list[str]:
-        """The corpus sample the Compare tab searches by default (saved with the model)."""
+    def _collection_file(self) -> Path:
         path = self.path / COLLECTION_FILE
         if not path.is_file() and self.record.job_dir:  # models saved before the collection moved inside
             path = Path(self.record.job_dir) / COLLECTION_FILE
+        return path
+
+    @property
+    def has_collection(self) -> bool:
+        """False for a model pulled from the Hub (the push leaves its corpus sample here)."""
+        return self._collection_file().is_file()
+
+    def collection(self) -> list[str]:
+        """The corpus sample the Compare tab searches by default (saved with the model)."""
+        path = self._collection_file()
         if not path.is_file():
             raise DistilleryError(f"The corpus sample of '{self.id}' is missing ({self.path / COLLECTION_FILE}); "
                                   f"paste texts instead.")

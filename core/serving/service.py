@@ -18,8 +18,9 @@ Why these two shapes: most tools that take an embedding endpoint speak one of th
   stall the event loop). The student encodes inline by default: for one short text the encode takes
   tens of microseconds, less than the hop to a worker thread (docs/design.md, "Serving", has the
   measurement); `student_inline=False` sends it to the pool too.
-- Both models encode through `encode_queries`: an embedding request is most often a query, and the
-  default teacher has no prompts, so both calls agree for it.
+- Both models encode through `encode_queries` unless the request says `"input_type": "document"`
+  (or "passage"): an embedding request is most often a query. Only a teacher with prompts (e.g.
+  EmbeddingGemma's query and document prompts) answers the two differently.
 """
 
 from __future__ import annotations
@@ -132,6 +133,20 @@ def memory_budget_mb() -> int:
     return _env_int("DISTILLERY_MEMORY_BUDGET_MB", DEFAULT_MEMORY_BUDGET_MB)
 
 
+def _named_folder(name: str, models_dir: Path | None) -> ModelFolder:
+    """A folder path first, then a finished model's id, then (a name with one "/") a Hub id."""
+    if Path(name).expanduser().is_dir():
+        return ModelFolder.at(Path(name).expanduser())
+    try:
+        return ModelFolder.open(name, models_dir)
+    except DistilleryError:
+        if name.count("/") != 1:
+            raise
+    from core.artifact.export import pull_from_hub
+
+    return pull_from_hub(name)
+
+
 def encoder_nbytes(encoder: Encoder) -> int:
     """The memory an encoder holds by its own estimate (`nbytes`); 0 for one that gives none."""
     return int(getattr(encoder, "nbytes", 0) or 0)
@@ -169,10 +184,10 @@ class ModelRegistry:
     @classmethod
     def from_names(cls, names: Sequence[str], models_dir: Path | None = None, teacher: str | None = DEFAULT_TEACHER,
                    cache_size: int = 4, memory_budget_mb: float | None = None) -> ModelRegistry:
-        """Models named on a command line: a folder path, a finished model's id in `models_dir`, or
-        "teacher" (served anyway unless `teacher` is None). No names: every finished model."""
-        folders = [ModelFolder.at(Path(name).expanduser()) if Path(name).expanduser().is_dir()
-                   else ModelFolder.open(name, models_dir) for name in names if name != TEACHER]
+        """Models named on a command line: a folder path, a finished model's id in `models_dir`, a Hub
+        id of a model Distillery pushed ("user/model"), or "teacher" (served anyway unless `teacher` is
+        None). No names: every finished model."""
+        folders = [_named_folder(name, models_dir) for name in names if name != TEACHER]
         return cls(folders if names else None, models_dir, teacher, cache_size, memory_budget_mb)
 
     def served(self) -> list[Served]:
@@ -181,7 +196,8 @@ class ModelRegistry:
         models = [Served(folder.id, folder) for folder in folders]
         if self.teacher is not None:
             teacher = self._teacher_info()
-            models += [Served(folder.id + ROUTED_SUFFIX, folder, teacher, routed=True) for folder in folders]
+            models += [Served(folder.id + ROUTED_SUFFIX, folder, teacher, routed=True)
+                       for folder in folders if folder.has_collection]  # the routed map is fitted on it
             models.append(Served(TEACHER, None, teacher))
         return models
 
@@ -341,6 +357,23 @@ def _dimensions(body: dict[str, Any]) -> int | None:
     return value
 
 
+QUERY_TYPES = ("query", "search_query")
+DOCUMENT_TYPES = ("document", "passage", "search_document")
+
+
+def _is_query(body: dict[str, Any]) -> bool:
+    """`input_type` (optional; Cohere's and NVIDIA's field, also sent by LangChain's wrappers):
+    "query" (the default: an embedding request is most often a search) or "document"/"passage", which
+    decides the teacher's prompt where it has one (a student has none; both give the same vectors)."""
+    value = body.get("input_type")
+    if value is None:
+        return True
+    if value in QUERY_TYPES or value in DOCUMENT_TYPES:
+        return value in QUERY_TYPES
+    raise ApiError(422, f"'input_type' must be one of {', '.join(QUERY_TYPES + DOCUMENT_TYPES)} (or left out for "
+                        f"'query'), not {value!r}.", "input_type")
+
+
 def shorten(vectors: np.ndarray, dimensions: int | None, model: str) -> np.ndarray:
     """Matryoshka-style: the first `dimensions` components, scaled back to unit length."""
     if dimensions is None:
@@ -459,19 +492,23 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
                            "model")
         texts = _texts(body, limits, truncate, key)
         dimensions = _dimensions(body)
+        queries = _is_query(body)
         try:
             served = await run_in_threadpool(models.find, name)
         except DistilleryError as exc:
             raise ApiError(400, str(exc), "model") from exc
-        model, encoder, load_seconds = await run_in_threadpool(models.get, served.key)
+        try:
+            model, encoder, load_seconds = await run_in_threadpool(models.get, served.key)
+        except DistilleryError as exc:  # the name is right but its files are not usable
+            raise ApiError(500, f"The model '{name}' cannot be loaded: {exc}", "model") from exc
         routed = None
         if isinstance(encoder, RoutedEncoder):
-            answer = await run_in_threadpool(encoder.route, texts)
+            answer = await run_in_threadpool(encoder.route, texts, queries)
             vectors, routed = answer.vectors, answer.header
-        elif model.folder is not None and student_inline:
-            vectors = encoder.encode_queries(texts)
         else:
-            vectors = await run_in_threadpool(encoder.encode_queries, texts)
+            encode = encoder.encode_queries if queries else encoder.encode
+            vectors = encode(texts) if model.folder is not None and student_inline \
+                else await run_in_threadpool(encode, texts)
         vectors = shorten(np.asarray(vectors, dtype=np.float32), dimensions, name)
         return {"model": name, "vectors": vectors, "load_seconds": load_seconds,
                 "tokens": count_tokens(encoder, texts), "routed": routed}

@@ -264,3 +264,42 @@ def test_an_unzipped_model_gives_the_same_vectors_everywhere(small_model, tmp_pa
     assert np.allclose(np.linalg.norm(served, axis=1), 1, atol=1e-5)
     assert np.allclose(unit(static), unit(transformer), atol=5e-4)
     assert np.allclose(unit(static), served, atol=5e-4)
+
+
+def _hub_cache(root: Path, repo_id: str, folder: ModelFolder) -> Path:
+    """A Hub cache holding `repo_id` as huggingface_hub lays it out (refs/main names a snapshot), the
+    way a host that once downloaded the model, or a volume filled elsewhere, has it."""
+    storage = root / f"models--{repo_id.replace('/', '--')}"
+    snapshot = storage / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for path in shipped_files(folder):
+        if path.name != COLLECTION_FILE:  # what a push sends
+            (snapshot / path.relative_to(folder.path)).parent.mkdir(parents=True, exist_ok=True)
+            (snapshot / path.relative_to(folder.path)).write_bytes(path.read_bytes())
+    (storage / "refs").mkdir()
+    (storage / "refs" / "main").write_text("0" * 40)
+    return root
+
+
+def test_a_hub_id_is_served_from_the_hub_cache(folder, tmp_path, monkeypatch):
+    """`python -m serve --model me/model` on a host without the studio: huggingface_hub's own
+    snapshot_download (offline here, so it reads its cache) finds the model Distillery pushed."""
+    import huggingface_hub.constants
+
+    from core.artifact.export import pull_from_hub
+    from core.serving.service import ModelRegistry
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(_hub_cache(tmp_path / "hub", "me/model", folder)))
+    pulled = pull_from_hub("me/model")
+    assert pulled.id == "tiny-ship" and (pulled.path / "model.safetensors").is_file()
+    registry = ModelRegistry.from_names(["me/model"], tmp_path / "no-models", teacher=None)
+    assert registry.names()[0] == "tiny-ship"
+    _, encoder, _ = registry.get("tiny-ship")
+    assert encoder.encode(["a text"]).shape == (1, 8)
+    with_teacher = ModelRegistry.from_names(["me/model"], tmp_path / "no-models").names()
+    assert "teacher" in with_teacher and "tiny-ship:routed" not in with_teacher  # no collection to fit a map on
+
+    with pytest.raises(DistilleryError, match="not in the Hub cache and the Hub cannot be reached"):
+        pull_from_hub("me/other-model")
+    with pytest.raises(DistilleryError, match="There is no finished model 'nothing-here'"):
+        ModelRegistry.from_names(["nothing-here"], tmp_path / "no-models", teacher=None)

@@ -181,6 +181,32 @@ def test_teacher_in_thread_pool(url: str) -> None:
     np.testing.assert_allclose(by_alias["embedding"], expected[0], atol=1e-6)
 
 
+def test_input_type_picks_the_teachers_query_or_document_prompt(models_dir: Path) -> None:
+    """A teacher with prompts (as EmbeddingGemma has) embeds a query and a document differently; the
+    request's `input_type` says which it is, and leaving it out means a query."""
+    import dataclasses
+
+    from core.encoders.teacher import TeacherEncoder, resolve_teacher
+
+    info = dataclasses.replace(resolve_teacher(None), prompts={"query": "query: ", "document": "passage: "})
+    registry = ModelRegistry(models_dir=models_dir)
+    registry._teacher = info  # the registry resolves its teacher once; this one has prompts
+    encoder = TeacherEncoder(info)
+    text = ["how do static embeddings work"]
+    query, document = encoder.encode_queries(text)[0], encoder.encode(text)[0]
+    assert not np.allclose(query, document, atol=1e-3)  # the prompts matter
+    with running(create_service(registry)) as base:
+        def embed(**extra) -> np.ndarray:
+            answer = httpx.post(f"{base}/v1/embeddings", json={"model": "teacher", "input": text, **extra}, timeout=120)
+            assert answer.status_code == 200, answer.text
+            return np.array(answer.json()["data"][0]["embedding"])
+
+        np.testing.assert_allclose(embed(), query, atol=1e-5)
+        np.testing.assert_allclose(embed(input_type="query"), query, atol=1e-5)
+        np.testing.assert_allclose(embed(input_type="document"), document, atol=1e-5)
+        np.testing.assert_allclose(embed(input_type="passage"), document, atol=1e-5)
+
+
 def test_api_key(models_dir: Path) -> None:
     import openai
 
@@ -230,6 +256,7 @@ BAD = [  # (route, body: JSON value or raw bytes, status, words the message must
     ("/api/embed", {"model": "tiny-a", "input": ["a"] * 9}, 413, "at most 8"),
     ("/v1/embeddings", {"model": "tiny-a", "input": "word " * 50}, 413, "at most 200 are accepted per text"),
     ("/api/embed", {"model": "tiny-a", "input": "hi", "truncate": "yes"}, 422, "true or false"),
+    ("/v1/embeddings", {"model": "tiny-a", "input": "hi", "input_type": "tweet"}, 422, "'input_type' must be one of"),
     ("/api/embed", b'{"model": "tiny-a", "input": ', 400, "not valid JSON"),
     ("/v1/embeddings", b"[1, 2]", 400, "must be a JSON object"),
     ("/api/embed", {"model": "tiny-a", "input": BIG}, 413, "at most 1,048,576"),
