@@ -56,7 +56,9 @@ def consumer(data_dir: Path):
     from jobs.worker import start_consumer, stop_consumer, wait_for_worker
 
     process = start_consumer(data_dir / "consumer.log")
-    assert wait_for_worker(60), (data_dir / "consumer.log").read_text()
+    if not wait_for_worker(60):
+        stop_consumer(process)  # not left running after the session, holding a deleted data folder
+        raise AssertionError(f"the consumer never beat: {(data_dir / 'consumer.log').read_text()}")
     yield process
     stop_consumer(process)
 

@@ -45,6 +45,7 @@ from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
+from core import settings
 from core.artifact.folder import ModelFolder, model2vec_weights
 from core.encoders.base import Encoder, unit_rows
 from core.encoders.student import StudentEncoder
@@ -173,6 +174,7 @@ class ModelRegistry:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _load_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _teacher: TeacherInfo | None = field(default=None, repr=False)
+    _listing: tuple[tuple[str, int] | None, list[Served]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.memory_budget_mb is None:
@@ -191,7 +193,30 @@ class ModelRegistry:
         return cls(folders if names else None, models_dir, teacher, cache_size, memory_budget_mb)
 
     def served(self) -> list[Served]:
-        """Every model on offer, students first (newest first when listed from the models folder)."""
+        """Every model on offer, students first (newest first when listed from the models folder).
+
+        Listed again only when the models folder changed (its modification time moves when a finished
+        model is renamed into it or one is deleted), not at every request: a listing reads every
+        model's record, which would cost each request more than the student's encode."""
+        stamp = self._listing_stamp()
+        with self._lock:
+            if self._listing is not None and stamp is not None and self._listing[0] == stamp:
+                return self._listing[1]
+        models = self._list()
+        with self._lock:
+            self._listing = (stamp, models)
+        return models
+
+    def _listing_stamp(self) -> tuple[str, int] | None:
+        if self.folders is not None:
+            return ("", 0)  # a fixed list
+        root = self.models_dir or settings.models_dir()
+        try:
+            return (str(root), root.stat().st_mtime_ns)
+        except OSError:
+            return None  # no models folder yet: listed each time until it exists
+
+    def _list(self) -> list[Served]:
         folders = list(self.folders) if self.folders is not None else ModelFolder.finished(self.models_dir)
         models = [Served(folder.id, folder) for folder in folders]
         if self.teacher is not None:
@@ -223,6 +248,17 @@ class ModelRegistry:
                     return model
         available = ", ".join(repr(n) for n in dict.fromkeys(m for s in served for m in s.names)) or "none"
         raise DistilleryError(f"There is no model '{name}'. Available models: {available}.")
+
+    def held(self, name: str) -> tuple[Served, Encoder] | None:
+        """The model and its encoder when it is loaded already, else None; never reads a file while the
+        listing is current, so the service calls it on the event loop and skips two thread hops."""
+        model = self.find(name)
+        with self._lock:
+            held = self._loaded.get(model.key)
+            if held is None:
+                return None
+            self._loaded.move_to_end(model.key)
+            return model, held.encoder
 
     def get(self, name: str) -> tuple[Served, Encoder, float]:
         """The model's encoder, loading it when it is not held; the seconds spent loading (0 when held)."""
@@ -493,14 +529,18 @@ def create_service(models: ModelRegistry, api_key: str | None = None, limits: Li
         texts = _texts(body, limits, truncate, key)
         dimensions = _dimensions(body)
         queries = _is_query(body)
-        try:
-            served = await run_in_threadpool(models.find, name)
+        try:  # a held model is found on the loop; a load (or a new listing) goes to the thread pool
+            hit = models.held(name)
+            served = hit[0] if hit is not None else await run_in_threadpool(models.find, name)
         except DistilleryError as exc:
             raise ApiError(400, str(exc), "model") from exc
-        try:
-            model, encoder, load_seconds = await run_in_threadpool(models.get, served.key)
-        except DistilleryError as exc:  # the name is right but its files are not usable
-            raise ApiError(500, f"The model '{name}' cannot be loaded: {exc}", "model") from exc
+        if hit is not None:
+            model, encoder, load_seconds = hit[0], hit[1], 0.0
+        else:
+            try:
+                model, encoder, load_seconds = await run_in_threadpool(models.get, served.key)
+            except DistilleryError as exc:  # the name is right but its files are not usable
+                raise ApiError(500, f"The model '{name}' cannot be loaded: {exc}", "model") from exc
         routed = None
         if isinstance(encoder, RoutedEncoder):
             answer = await run_in_threadpool(encoder.route, texts, queries)

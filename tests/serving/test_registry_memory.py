@@ -115,3 +115,30 @@ def test_student_nbytes_counts_table_copy_and_tokenizer(tmp_path: Path, dtype) -
 
     encoder.release()
     assert StudentEncoder.open(folder.path) is not encoder  # left the cache: a fresh load
+
+
+def test_the_listing_is_read_again_only_when_the_models_folder_changes(tmp_path, monkeypatch):
+    """Every request finds its model through the listing: re-reading each record per request would
+    cost more than the student's encode, so it is kept until a model is added or removed."""
+    root = tmp_path / "models"
+    ModelFolder.create(helpers.tiny_static_model(), helpers.tiny_record("first"), ["a text"], root / "first")
+    registry = ModelRegistry(models_dir=root, teacher=None)
+    reads = []
+    listed = ModelFolder.finished
+    monkeypatch.setattr(ModelFolder, "finished", classmethod(lambda cls, d=None: reads.append(d) or listed(d)))
+    assert registry.names() == ["first", "tiny first"]  # id and record name
+    for _ in range(5):
+        registry.find("first")
+    assert len(reads) == 1
+    ModelFolder.create(helpers.tiny_static_model(), helpers.tiny_record("second", "2025-02-01T00:00:00+00:00"),
+                       ["a text"], root / "second")  # finished after the service started
+    assert registry.find("second").key == "second" and len(reads) == 2
+    registry.get("second")
+    model, encoder = registry.held("second")  # held: found without a thread hop or a file read
+    assert model.key == "second" and encoder is not None and registry.held("first") is None
+    assert len(reads) == 2
+    import shutil
+
+    shutil.rmtree(root / "first")
+    with pytest.raises(DistilleryError, match="There is no model 'first'"):
+        registry.find("first")
