@@ -26,6 +26,7 @@ Why these two shapes: most tools that take an embedding endpoint speak one of th
 from __future__ import annotations
 
 import base64
+import gc
 import hmac
 import json
 import logging
@@ -282,9 +283,12 @@ class ModelRegistry:
                 self._loaded[model.key] = _Loaded(encoder, seconds, nbytes)
                 evicted = self._evict(keep=model.key)
                 over = self.over_budget()
+            if evicted:
+                gc.unfreeze()  # what an evicted model leaves in cycles must be collectable again
             for name, gone in evicted:
                 log.info("evicted model %r (%.1f MB) to load %r", name, gone.nbytes / 2**20, model.key)
                 _release(gone.encoder)
+            _settle_after_load()
             if over:
                 log.warning("%s", over)
         return model, encoder, seconds
@@ -331,6 +335,17 @@ class ModelRegistry:
             return None
         return (f"the loaded models need about {total:,.0f} MB, over the memory budget of "
                 f"{self.memory_budget_mb:,.0f} MB (DISTILLERY_MEMORY_BUDGET_MB): served anyway, alone")
+
+
+def _settle_after_load() -> None:
+    """Collect once, then move every object alive now out of the collector's reach (`gc.freeze`).
+
+    Loading the teacher imports torch and transformers: hundreds of thousands of objects that live as
+    long as the process. Left in the oldest generation, each full collection walked them all, about
+    0.3 s with the event loop stopped, which was the student's p99 at 32 clients when the teacher had
+    been loaded in the same service (docs/benchmarks.md, "Embeddings service under load")."""
+    gc.collect()
+    gc.freeze()
 
 
 def _release(encoder: Encoder) -> None:
