@@ -213,6 +213,12 @@ class StudentEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return unit_rows(self.fast.encode(list(texts)))
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """The tokens the model reads of `texts` (no special tokens, cut at its max_length)."""
+        model = self.model
+        return sum(min(len(e.ids), model.max_length or len(e.ids))
+                   for e in model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False))
+
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(texts)
 

@@ -175,6 +175,10 @@ class RoutedEncoder:
         """Evicted: the student leaves its load cache (the shared teacher stays the registry's)."""
         self.student.release()
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Counted by the student's tokenizer, whichever model embedded each input."""
+        return int(self.student.count_tokens(texts))
+
     def signals(self, texts: Sequence[str]) -> np.ndarray:
         return self.signal(self.student.model.tokenizer, list(texts))
 

@@ -254,27 +254,30 @@ class ModelRegistry:
         """The model and its encoder when it is loaded already, else None; never reads a file while the
         listing is current, so the service calls it on the event loop and skips two thread hops."""
         model = self.find(name)
+        encoder = self._take_held(model.key)
+        return None if encoder is None else (model, encoder)
+
+    def _take_held(self, key: str) -> Encoder | None:
+        """The encoder held under `key`, now the most recently used; None when it is not held."""
         with self._lock:
-            held = self._loaded.get(model.key)
+            held = self._loaded.get(key)
             if held is None:
                 return None
-            self._loaded.move_to_end(model.key)
-            return model, held.encoder
+            self._loaded.move_to_end(key)
+            return held.encoder
 
     def get(self, name: str) -> tuple[Served, Encoder, float]:
         """The model's encoder, loading it when it is not held; the seconds spent loading (0 when held)."""
         model = self.find(name)
+        encoder = self._take_held(model.key)
+        if encoder is not None:
+            return model, encoder, 0.0
         with self._lock:
-            held = self._loaded.get(model.key)
-            if held is not None:
-                self._loaded.move_to_end(model.key)
-                return model, held.encoder, 0.0
             load_lock = self._load_locks.setdefault(model.key, threading.Lock())
         with load_lock:  # one load per model at a time; other models load in parallel
-            with self._lock:
-                held = self._loaded.get(model.key)
-            if held is not None:
-                return model, held.encoder, 0.0
+            encoder = self._take_held(model.key)  # loaded by another caller while this one waited
+            if encoder is not None:
+                return model, encoder, 0.0
             start = time.perf_counter()
             encoder = self._load(model)
             seconds = time.perf_counter() - start
@@ -435,22 +438,12 @@ def shorten(vectors: np.ndarray, dimensions: int | None, model: str) -> np.ndarr
 
 
 def count_tokens(encoder: Encoder, texts: Sequence[str]) -> int:
-    """Tokens the model read (for `usage` and `prompt_eval_count`), with its own tokenizer."""
-    if isinstance(encoder, RoutedEncoder):
-        return count_tokens(encoder.student, texts)
-    if isinstance(encoder, StudentEncoder):
-        model = encoder.model
-        return sum(min(len(e.ids), model.max_length or len(e.ids))
-                   for e in model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False))
+    """Tokens the model read (for `usage` and `prompt_eval_count`): each encoder counts with its own
+    tokenizer (`count_tokens`); words for one that has none."""
     counter = getattr(encoder, "count_tokens", None)
-    if callable(counter):  # the teacher: its own copy of the tokenizer (the model's is not thread-safe)
+    if callable(counter):
         return int(counter(texts))
-    model = getattr(encoder, "model", None)
-    tokenizer = getattr(model, "tokenizer", None)
-    if tokenizer is None:
-        return sum(len(t.split()) for t in texts)
-    limit = getattr(model, "max_seq_length", None) or 10**9
-    return sum(min(len(ids), limit) for ids in tokenizer(list(texts))["input_ids"])
+    return sum(len(t.split()) for t in texts)
 
 
 def check_key(expected: str | None, headers: Any) -> bool:
