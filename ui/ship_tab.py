@@ -23,7 +23,8 @@ import gradio as gr
 from core.artifact.export import TOKEN_ENV, push_to_hub, zip_model
 from core.artifact.folder import ModelFolder
 from core.errors import DistilleryError
-from core.serving.snippets import KEY_ENV, client_snippets
+from core.serving.service import API_KEY_ENV
+from core.serving.snippets import client_snippets
 from ui.compare_tab import model_choices
 
 NO_MODEL = "No finished model yet: distil one in the Recipe tab, then press ↻ models."
@@ -99,8 +100,8 @@ def summary_text(folder: ModelFolder) -> str:
              f"{record.vocabulary_size:,} tokens · {folder.size_mb()} MB · teacher `{record.teacher.name}` · "
              f"{f'verdict: {verdict}' if verdict else 'not evaluated yet'}",
              "Name it as `model` in a request; `GET /api/tags` and `GET /v1/models` list every model served here."]
-    if os.environ.get(KEY_ENV):
-        lines.append(f"The service asks for a key: the calls read it from `${KEY_ENV}`.")
+    if os.environ.get(API_KEY_ENV):
+        lines.append(f"The service asks for a key: the calls read it from `${API_KEY_ENV}`.")
     return "\n\n".join(lines)
 
 

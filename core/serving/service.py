@@ -56,6 +56,7 @@ from core.files import file_sha256, folder_bytes
 from core.serving.routing import ROUTED_SUFFIX, RoutedEncoder, open_routed
 
 TEACHER = "teacher"
+API_KEY_ENV = "DISTILLERY_API_KEY"  # the key requests must carry; unset: no key
 ROUTED_HEADER = "X-Distillery-Routed"
 log = logging.getLogger(__name__)
 OLLAMA_TAG = ":latest"  # Ollama clients name models `name:tag`; the default tag is accepted
@@ -653,7 +654,7 @@ def service_from_env(models: ModelRegistry, default_preload: Sequence[str] = ())
     ("0" sends student encodes to the thread pool)."""
     preload = env_list("DISTILLERY_PRELOAD") or list(default_preload)
     inline = os.environ.get("DISTILLERY_STUDENT_INLINE", "1").strip().lower() not in ("0", "false", "no", "off")
-    return create_service(models, os.environ.get("DISTILLERY_API_KEY") or None, Limits.from_env(), preload,
+    return create_service(models, os.environ.get(API_KEY_ENV) or None, Limits.from_env(), preload,
                           env_list("DISTILLERY_CORS_ORIGINS"), inline)
 
 

@@ -14,7 +14,8 @@ import os
 import shlex
 from dataclasses import dataclass
 
-KEY_ENV = "DISTILLERY_API_KEY"
+from core.serving.service import API_KEY_ENV
+
 EXAMPLE_TEXTS = ("Distilled models are fast.", "Static embeddings need no GPU.")
 
 
@@ -30,15 +31,15 @@ def client_snippets(base_url: str, model: str, key_required: bool | None = None)
     `key_required` None means: as this process's service is configured."""
     base = base_url.rstrip("/")
     if key_required is None:
-        key_required = bool(os.environ.get(KEY_ENV))
-    auth = f' \\\n  -H "Authorization: Bearer ${KEY_ENV}"' if key_required else ""
+        key_required = bool(os.environ.get(API_KEY_ENV))
+    auth = f' \\\n  -H "Authorization: Bearer ${API_KEY_ENV}"' if key_required else ""
     texts = list(EXAMPLE_TEXTS)
 
     def curl(path: str, body: dict[str, object]) -> str:
         return (f"curl {shlex.quote(base + path)} \\\n  -H 'Content-Type: application/json'{auth} \\\n"
                 f"  -d {shlex.quote(json.dumps(body))}")
 
-    key = f'os.environ["{KEY_ENV}"])' if key_required else '"unused")  # the service asks for no key'
+    key = f'os.environ["{API_KEY_ENV}"])' if key_required else '"unused")  # the service asks for no key'
     python = f'''import os
 
 from openai import OpenAI
