@@ -118,7 +118,7 @@ def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
 
     Chained explicitly: a value set by `demo.load` does not fire the dropdown's `change`.
     """
-    loaded = demo.load(newest_model, None, parts["model"], api_name="compare_models", api_visibility="undocumented")
+    loaded = demo.load(model_dropdown, None, parts["model"], api_name="compare_models", api_visibility="undocumented")
     loaded.then(model_info, parts["model"], parts["info"], api_visibility="private")
     loaded.then(prepare_session, parts["model"], parts["status"], api_visibility="private")
 
@@ -127,19 +127,18 @@ def model_choices() -> list[tuple[str, str]]:
     return [(f"{f.record.title} ({f.id})", f.id) for f in ModelFolder.finished()]
 
 
-def newest_model() -> gr.Dropdown:
-    """The page's starting choice: the newest finished model (`ModelFolder.finished` is newest first),
-    so a person coming from a finished job finds it chosen, and its session already opening."""
+def model_dropdown(current: str | None = None) -> gr.Dropdown:
+    """The finished models, with `current` kept chosen while it still exists, else the newest
+    (`ModelFolder.finished` is newest first): at page load a person coming from a finished job finds
+    it chosen, its session already opening. The Ship tab's list follows the same rule."""
     choices = model_choices()
-    return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+    ids = [model_id for _, model_id in choices]
+    return gr.Dropdown(choices=choices, value=current if current in ids else (ids[0] if ids else None))
 
 
 def refresh_models(current: str | None) -> tuple[gr.Dropdown, pd.DataFrame]:
     """The current choice is kept while it still exists; otherwise the newest model is chosen."""
-    choices = model_choices()
-    ids = [model_id for _, model_id in choices]
-    value = current if current in ids else (ids[0] if ids else None)
-    return gr.Dropdown(choices=choices, value=value), model_rows()
+    return model_dropdown(current), model_rows()
 
 
 def model_rows() -> pd.DataFrame:
