@@ -273,12 +273,15 @@ def _hub_cache(root: Path, repo_id: str, folder: ModelFolder) -> Path:
     """A Hub cache holding `repo_id` as huggingface_hub lays it out (refs/main names a snapshot), the
     way a host that once downloaded the model, or a volume filled elsewhere, has it."""
     storage = root / f"models--{repo_id.replace('/', '--')}"
-    snapshot = storage / "snapshots" / ("0" * 40)
-    snapshot.mkdir(parents=True)
-    for path in shipped_files(folder):
-        if path.name != COLLECTION_FILE:  # what a push sends
-            (snapshot / path.relative_to(folder.path)).parent.mkdir(parents=True, exist_ok=True)
-            (snapshot / path.relative_to(folder.path)).write_bytes(path.read_bytes())
+    snapshot, blobs = storage / "snapshots" / ("0" * 40), storage / "blobs"
+    blobs.mkdir(parents=True)
+    for number, path in enumerate(shipped_files(folder)):
+        if path.name != COLLECTION_FILE:  # what a push sends; each snapshot file links to its blob
+            blob = blobs / f"blob{number}"
+            blob.write_bytes(path.read_bytes())
+            link = snapshot / path.relative_to(folder.path)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(blob)
     (storage / "refs").mkdir()
     (storage / "refs" / "main").write_text("0" * 40)
     return root
