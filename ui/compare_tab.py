@@ -127,13 +127,18 @@ def model_choices() -> list[tuple[str, str]]:
     return [(f"{f.record.title} ({f.id})", f.id) for f in ModelFolder.finished()]
 
 
-def model_dropdown(current: str | None = None) -> gr.Dropdown:
-    """The finished models, with `current` kept chosen while it still exists, else the newest
-    (`ModelFolder.finished` is newest first): at page load a person coming from a finished job finds
-    it chosen, its session already opening. The Ship tab's list follows the same rule."""
+def kept_or_newest(current: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
+    """The finished models, and the choice: `current` while it still exists, else the newest
+    (`ModelFolder.finished` is newest first), so at page load a person coming from a finished job
+    finds it chosen, its session already opening. The Ship tab's list follows the same rule."""
     choices = model_choices()
     ids = [model_id for _, model_id in choices]
-    return gr.Dropdown(choices=choices, value=current if current in ids else (ids[0] if ids else None))
+    return choices, current if current in ids else (ids[0] if ids else None)
+
+
+def model_dropdown(current: str | None = None) -> gr.Dropdown:
+    choices, value = kept_or_newest(current)
+    return gr.Dropdown(choices=choices, value=value)
 
 
 def refresh_models(current: str | None) -> tuple[gr.Dropdown, pd.DataFrame]:

@@ -25,7 +25,7 @@ from core.artifact.folder import ModelFolder
 from core.errors import DistilleryError
 from core.serving.service import API_KEY_ENV
 from core.serving.snippets import client_snippets
-from ui.compare_tab import model_choices, model_dropdown
+from ui.compare_tab import kept_or_newest, model_choices
 
 NO_MODEL = "No finished model yet: distil one in the Recipe tab, then press ↻ models."
 
@@ -74,8 +74,8 @@ def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
 
 def refresh(current: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
     """The list again; the current choice is kept while it exists, else the newest is chosen."""
-    dropdown = model_dropdown(current)
-    return (dropdown, *show(dropdown.value, request))
+    choices, chosen = kept_or_newest(current)
+    return (gr.Dropdown(choices=choices, value=chosen), *show(chosen, request))
 
 
 def show(model_id: str | None, request: gr.Request | None = None) -> tuple[str, str, str, str, gr.File]:
