@@ -17,6 +17,7 @@ import pandas as pd
 from core.artifact.folder import ModelFolder
 from core.corpus.sources import SourceSpec, iter_documents
 from core.corpus.uploads import check_upload
+from core.encoders.threads import all_cores
 from core.errors import DistilleryError
 from core.serving.compare import (
     OFF_COLLECTION_BELOW,
@@ -28,7 +29,6 @@ from core.serving.compare import (
 from core.serving.routing import DEFAULT_THRESHOLD
 from core.serving.routing_chart import queries_curve, route_queries, suite_curve, tradeoff_figure
 from core.serving.speed_chart import speed_figure
-from core.serving.timing import all_cores
 from ui.forms import answer, upload_path
 
 HIT_COLUMNS = ["#", "score", "text", "shared"]  # short headers: at 400 px each table is 300 px wide

@@ -1,14 +1,20 @@
 """The student: one cached load of a model folder, and an encoder that returns `StaticModel.encode`'s
-vectors bit for bit in less of its time (docs/benchmarks.md, "Student encode", has the profile and
-the figures).
+vectors bit for bit in less of its time, on one core and on all of them (docs/benchmarks.md,
+"Student encode", has the profile and the figures).
 
-`StaticModel.encode` (model2vec 0.10, `use_multiprocessing=False`) spends its time in the Rust
-tokenizer and, on one core, in a per-token Python list comprehension that drops `[UNK]`, then a
-numpy gather and mean per bucket of equal-length texts.
+`StaticModel.encode` (model2vec 0.10) spends its time in the Rust tokenizer, then in a per-token
+Python list comprehension that drops `[UNK]`, then a numpy gather and mean per bucket of
+equal-length texts; above 10,000 texts it runs its batches on a joblib thread per core.
 
-Here the ids of a whole batch become one CSR matrix (a row per text, a 1.0 per token) whose product
-with the table is every text's sum at once; `[UNK]` is dropped with a mask over the flat ids. The
-next batch is tokenized on a second thread (the tokenizer releases the GIL) while this one is pooled.
+Here the tokenizer is `core.encoders.tokenization.StaticTokenizer` (plain-ASCII texts skip the
+accent-stripping normaliser), and the ids of a chunk of texts become one CSR matrix (a row per
+text, a 1.0 per token) whose product with the table is every text's sum at once; `[UNK]` is
+dropped with a mask over the flat ids. Inputs of more than one chunk are spread over a pool of
+threads, one per core (`core.encoders.threads.encode_threads`): the tokenizer, scipy's product
+and numpy release the GIL, so the chunks run side by side. One text takes a path of its own with
+no thread, no sparse matrix and no list per batch: the embeddings service and the Compare tab
+call it that way.
+
 scipy's `csr_matvecs` adds a row's tokens in order into a zeroed accumulator, the same order in
 which numpy's `mean(axis=1)` adds them, and the accumulator has numpy's dtype (float32 for float16
 and float32 tables, float64 for int8), so the vectors equal model2vec's exactly (a test holds this).
@@ -22,26 +28,22 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core.encoders.base import unit_rows
+from core.encoders.threads import encode_threads
+from core.encoders.tokenization import StaticTokenizer
 from core.errors import DistilleryError
 from core.files import file_sha256
 
-# Texts per tokenizer call: small enough that two batches of a 1,024-text call (model2vec's default
-# batch) overlap, tokenizing one while pooling the other (chosen by bench/speed.py; docs/benchmarks.md).
-BATCH_SIZE = 256
-
-
-def parallel_allowed() -> bool:
-    """The tokenizer's own switch (TOKENIZERS_PARALLELISM, read at every call) decides for the
-    tokenizer thread too, so "one thread" (`core.serving.timing.thread_limit(1)`) means one core."""
-    value = os.environ.get("TOKENIZERS_PARALLELISM")
-    return value is None or value.lower() not in ("", "off", "false", "f", "no", "n", "0")  # the Rust side's list
+# Texts per chunk: one tokenizer call and one sparse product each. Large enough that a thread's
+# hand-off costs little against its work, small enough that 20k texts make a few chunks per core
+# (chosen by bench/speed.py; docs/benchmarks.md).
+CHUNK_TEXTS = 512
 
 
 class StaticEncoder:
@@ -56,78 +58,83 @@ class StaticEncoder:
         self._sum_dtype = np.dtype(np.float32) if dtype in (np.float16, np.float32) else np.dtype(np.float64)
         self._out_dtype = np.dtype(np.float32) if dtype == np.int8 else dtype
         self._table = np.ascontiguousarray(model.embedding, dtype=self._sum_dtype) if self.fast else None
-        self._tokenizer_thread: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self.tokenizer = StaticTokenizer(model)
+        self._unk = model.unk_token_id
 
-    def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
-            return self.encode([texts], batch_size)[0]
+            return self.encode([texts])[0]
         if not self.fast:
             return self.model.encode(list(texts), use_multiprocessing=False)
         texts = list(texts)
+        if len(texts) == 1:
+            return self._encode_one(texts[0])
         if not texts:
             return np.zeros((0, self.model.dim), dtype=self._out_dtype)
-        batches = [texts[i:i + batch_size] for i in range(0, len(texts), batch_size)]
-        if len(batches) == 1 or not parallel_allowed():
-            return np.concatenate([self._pool(self._token_ids(batch)) for batch in batches])
-        parts = []
-        pending = self._submit(batches[0])
-        for following in itertools.chain(batches[1:], [None]):
-            ids = pending.result()
-            if following is not None:
-                pending = self._submit(following)
-            parts.append(self._pool(ids))
-        return np.concatenate(parts)
+        chunks = [texts[i:i + CHUNK_TEXTS] for i in range(0, len(texts), CHUNK_TEXTS)]
+        threads = min(len(chunks), encode_threads())
+        if threads == 1:
+            return np.concatenate([self._encode_chunk(chunk) for chunk in chunks])
+        return np.concatenate(list(_pool(threads).map(self._encode_chunk, chunks)))
 
-    def _submit(self, batch: list[str]) -> Future:
-        with self._lock:
-            if self._tokenizer_thread is None:
-                self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix="static-tokenizer")
-            return self._tokenizer_thread.submit(self._token_ids, batch)
-
-    def _token_ids(self, batch: list[str]) -> list[list[int]]:
-        """model2vec's tokenization: the text cut to max_length × the median token length in
-        characters, then the tokenizer (truncating at max_length) without special tokens."""
-        max_length = self.model.max_length
-        if max_length is not None:
-            chars = max_length * self.model.median_token_length
-            batch = [text[:chars] for text in batch]
-        return [e.ids for e in self.model.tokenizer.encode_batch_fast(batch, add_special_tokens=False)]
-
-    def _pool(self, ids: list[list[int]]) -> np.ndarray:
-        """Mean of each text's token vectors, then model2vec's normalisation, in its dtypes."""
-        sums, lengths = self._sum_one(ids[0]) if len(ids) == 1 else self._sum_many(ids)
-        sums /= np.maximum(lengths, 1)[:, None].astype(self._sum_dtype)
-        out = sums.astype(self._out_dtype)
-        if not self.model.normalize:
-            return out
-        out32 = out.astype(np.float32)
-        norm = np.linalg.norm(out32, axis=1, keepdims=True) + 1e-32
-        return (out32 / norm).astype(out.dtype)
-
-    def _sum_one(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-        """One text (a search box's query): a gather and a sum over rows, which numpy adds in order;
-        a sparse matrix for one row would cost more to build than the sum itself."""
+    def _encode_chunk(self, texts: list[str]) -> np.ndarray:
         assert self._table is not None  # the fast path only
-        flat = np.array(ids, dtype=np.intp)
-        if self.model.unk_token_id is not None:
-            flat = flat[flat != self.model.unk_token_id]
-        if not len(flat):
-            return np.zeros((1, self._table.shape[1]), dtype=self._sum_dtype), np.zeros(1, dtype=np.int64)
-        return self._table[flat].sum(axis=0, keepdims=True), np.array([len(flat)])
-
-    def _sum_many(self, ids: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-        assert self._table is not None  # the fast path only
+        ids = self.tokenizer.ids(texts)
         flat, lengths = flatten_ids(ids)
-        unk = self.model.unk_token_id
-        if unk is not None:
-            keep = flat != unk
+        if self._unk is not None:
+            keep = flat != self._unk
             if not keep.all():
                 rows = np.repeat(np.arange(len(ids)), lengths)
                 flat, lengths = flat[keep], np.bincount(rows[keep], minlength=len(ids))
         indptr = np.zeros(len(ids) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
-        return sum_rows(self._table, flat, indptr), lengths
+        return self._finish(sum_rows(self._table, flat, indptr), lengths)
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        """One text: a gather and a sum over rows, which numpy adds in order; a sparse matrix for one
+        row would cost more to build than the sum itself."""
+        assert self._table is not None  # the fast path only
+        ids = self.tokenizer.one(text)
+        if self._unk is not None and self._unk in ids:  # rare: a test on the list beats a numpy mask
+            ids = [i for i in ids if i != self._unk]
+        if not ids:
+            return np.zeros((1, self._table.shape[1]), dtype=self._out_dtype)
+        sums = np.add.reduce(self._table[np.array(ids, dtype=np.intp)], axis=0, keepdims=True)
+        sums /= self._sum_dtype.type(len(ids))
+        return self._normalized(sums)
+
+    def _finish(self, sums: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Sums to means (numpy's mean divides by the count in the sum's dtype), then normalised."""
+        sums /= np.maximum(lengths, 1)[:, None].astype(self._sum_dtype)
+        return self._normalized(sums)
+
+    def _normalized(self, means: np.ndarray) -> np.ndarray:
+        """model2vec's output: the means in the table's dtype (float32 for int8), divided by their
+        float32 norm plus 1e-32 when the model normalises. The norm is `np.linalg.norm(x, axis=1)`'s
+        own arithmetic (a sum of squares along the row) without its Python wrapper."""
+        out = means.astype(self._out_dtype, copy=False)
+        if not self.model.normalize:
+            return out
+        out32 = out.astype(np.float32, copy=False)
+        norm = np.sqrt(np.add.reduce(out32 * out32, axis=1, keepdims=True))
+        norm += 1e-32
+        out32 /= norm
+        return out32.astype(out.dtype, copy=False)
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """One pool per thread count per process, shared by every encoder (a registry may hold many
+    models; a pool each would be idle threads each). A forked child makes its own: the parent's
+    threads do not exist there."""
+    key = (os.getpid(), threads)
+    with _pools_lock:
+        if key not in _pools:
+            _pools[key] = ThreadPoolExecutor(threads, thread_name_prefix="static-encode")
+        return _pools[key]
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
 def flatten_ids(ids: Sequence[Sequence[int]], dtype: type = np.int64) -> tuple[np.ndarray, np.ndarray]:
@@ -191,9 +198,9 @@ class StudentEncoder:
     @property
     def nbytes(self) -> int:
         """The memory this encoder holds, estimated: the table as saved, the float32 copy the fast
-        path sums in (a float16 table is widened once at load), per-token weights, and the tokenizer
-        (`TOKENIZER_BYTES_PER_TOKEN` a vocabulary entry). A registry with a memory budget weighs
-        models by it."""
+        path sums in (a float16 table is widened once at load), per-token weights, and the tokenizers:
+        the model's own and the encoder's copies (`TOKENIZER_BYTES_PER_TOKEN` a vocabulary entry
+        each). A registry with a memory budget weighs models by it."""
         table = np.asarray(self.model.embedding)
         total = table.nbytes
         copy = self.fast._table
@@ -201,7 +208,8 @@ class StudentEncoder:
             total += copy.nbytes
         if self.model.weights is not None:
             total += np.asarray(self.model.weights).nbytes
-        return total + self.model.tokenizer.get_vocab_size() * TOKENIZER_BYTES_PER_TOKEN
+        tokenizers = 1 + self.fast.tokenizer.copies
+        return total + tokenizers * self.model.tokenizer.get_vocab_size() * TOKENIZER_BYTES_PER_TOKEN
 
     def release(self) -> None:
         """Drop this encoder from the per-process cache of `open`, so that its memory is freed once
@@ -211,13 +219,14 @@ class StudentEncoder:
                 del _students[key]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return unit_rows(self.fast.encode(list(texts)))
+        vectors = self.fast.encode(list(texts))
+        if self.model.normalize and vectors.dtype == np.float32:
+            return vectors  # unit rows already (zero rows stay zero), and model2vec's very numbers
+        return unit_rows(vectors)
 
     def count_tokens(self, texts: Sequence[str]) -> int:
         """The tokens the model reads of `texts` (no special tokens, cut at its max_length)."""
-        model = self.model
-        return sum(min(len(e.ids), model.max_length or len(e.ids))
-                   for e in model.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False))
+        return sum(map(len, self.fast.tokenizer.ids(list(texts))))
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encode(texts)

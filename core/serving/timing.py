@@ -7,13 +7,13 @@ evaluation's speed-up (`teacher_vs_student`) and `bench/speed.py` (the published
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from core.encoders.threads import all_cores, thread_limit
 
 Encode = Callable[[Sequence[str]], np.ndarray]
 
@@ -83,32 +83,6 @@ def measure(label: str, encode: Encode, threads: int, queries: Sequence[str], te
     )
 
 
-@contextlib.contextmanager
-def thread_limit(threads: int) -> Iterator[None]:
-    """At most `threads` threads for torch, BLAS and the tokenizer's Rust pool.
-
-    The Rust tokenizer reads TOKENIZERS_PARALLELISM at every call, and has no other switch: at one
-    thread it is turned off, so the student's batches (and `core.encoders.student`'s tokenizer
-    thread, which follows the same switch) are timed on one core too.
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous_torch, previous_env = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
-    torch.set_num_threads(threads)
-    if threads == 1:
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    try:
-        with threadpool_limits(threads):
-            yield
-    finally:
-        torch.set_num_threads(previous_torch)
-        if previous_env is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = previous_env
-
-
 def race(contenders: Sequence[Contender], thread_counts: Sequence[int], min_seconds: float = 0.0,
          short_throughput: bool = False, on_report: Callable[[SpeedReport], None] | None = None) -> list[SpeedReport]:
     """Every contender at every thread count, one after the other (never two at once)."""
@@ -120,10 +94,6 @@ def race(contenders: Sequence[Contender], thread_counts: Sequence[int], min_seco
                 if on_report is not None:
                     on_report(reports[-1])
     return reports
-
-
-def all_cores() -> int:
-    return os.cpu_count() or 1
 
 
 def teacher_vs_student(teacher_encode: Encode, student_encode: Encode, queries: Sequence[str], texts: Sequence[str],

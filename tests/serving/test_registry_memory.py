@@ -111,7 +111,9 @@ def test_student_nbytes_counts_table_copy_and_tokenizer(tmp_path: Path, dtype) -
     rows = encoder.model.embedding.shape[0]
     table = rows * 16 * np.dtype(dtype).itemsize
     widened = rows * 16 * 4 if dtype == np.float16 else 0  # the fast path sums a float32 copy
-    assert encoder.nbytes == table + widened + encoder.model.tokenizer.get_vocab_size() * TOKENIZER_BYTES_PER_TOKEN
+    tokenizers = 3  # the model's own, and the encoder's two copies (MiniLM's gets the plain-ASCII twin)
+    assert encoder.fast.tokenizer.copies == 2
+    assert encoder.nbytes == table + widened + tokenizers * encoder.model.tokenizer.get_vocab_size() * TOKENIZER_BYTES_PER_TOKEN
 
     encoder.release()
     assert StudentEncoder.open(folder.path) is not encoder  # left the cache: a fresh load

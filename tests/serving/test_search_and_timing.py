@@ -168,20 +168,24 @@ def test_throughput_reflects_the_cost_of_encoding():
     assert 0 < rate < 1000 * 1.05  # at most ~1,000 texts/s when each costs 1 ms
 
 
-def test_thread_limit_sets_and_restores_torch_and_the_tokenizer_switch(monkeypatch):
+def test_thread_limit_sets_and_restores_torch_the_tokenizer_switch_and_the_students_pool(monkeypatch):
     import os
+    from concurrent.futures import ThreadPoolExecutor
 
     import torch
 
-    from core.encoders.student import parallel_allowed
-    from core.serving.timing import thread_limit
+    from core.encoders.threads import all_cores, encode_threads, thread_limit
 
     monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
     before = torch.get_num_threads()
+    assert encode_threads() == all_cores()
     with thread_limit(1):
-        assert torch.get_num_threads() == 1 and not parallel_allowed()
+        assert torch.get_num_threads() == 1 and os.environ["TOKENIZERS_PARALLELISM"] == "false"
+        assert encode_threads() == 1
+        with ThreadPoolExecutor(1) as other:  # another thread (the service's requests) keeps every core
+            assert other.submit(encode_threads).result() == all_cores()
     assert torch.get_num_threads() == before and "TOKENIZERS_PARALLELISM" not in os.environ
-    assert parallel_allowed()
+    assert encode_threads() == all_cores()
 
 
 def test_race_times_every_contender_at_every_thread_count_in_order():

@@ -1,0 +1,57 @@
+"""How many threads the encoders may use: one owner for the cores, the limit, and its switches.
+
+The teacher computes in torch's and BLAS's thread pools; the Rust tokenizer in its own pool, which
+reads TOKENIZERS_PARALLELISM at every call and has no other switch; the student's encoder in a pool
+of Python threads (`core.encoders.student`), whose size is `encode_threads()`. `thread_limit(n)`
+sets all of them at once, so "one thread" in a speed figure means one core for every model timed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+# The student's limit is per context (a Compare tab measurement in one request must not slow the
+# service's requests in other threads); None means every usable core.
+_encode_threads: ContextVar[int | None] = ContextVar("encode_threads", default=None)
+
+
+def all_cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def encode_threads() -> int:
+    """The threads the student's encoder may use now: the innermost `thread_limit`, else every core."""
+    return _encode_threads.get() or all_cores()
+
+
+@contextlib.contextmanager
+def thread_limit(threads: int) -> Iterator[None]:
+    """At most `threads` threads for torch, BLAS, the Rust tokenizer and the student's encoder.
+
+    The tokenizer's pool cannot be sized, only turned off: at one thread it is off.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous_torch, previous_env = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
+    torch.set_num_threads(threads)
+    if threads == 1:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    token = _encode_threads.set(threads)
+    try:
+        with threadpool_limits(threads):
+            yield
+    finally:
+        _encode_threads.reset(token)
+        torch.set_num_threads(previous_torch)
+        if previous_env is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = previous_env
