@@ -8,18 +8,25 @@ passages (corpus texts of 100+ words) in batches of 64, single-query latency p50
 - the teacher (`core.encoders.teacher.TeacherEncoder`: `SentenceTransformer.encode`, normalised),
 - the student through Distillery's encoder (`core.encoders.student.StudentEncoder`, what the app uses),
 - the student through `model2vec.StaticModel.encode(use_multiprocessing=False)` (the baseline),
-measured by `core.serving.timing.race` (the Compare tab's code). Then: Distillery's encoder against
-`StaticModel.encode` at batches of 64 and 1024 (model2vec's default) with the largest difference
-between their vectors; `core.methods.featurize` against the teacher's bare `encode` on the same corpus
-texts; one search (encode + exact top-10) over `--search-size` passages; each model's load time, size
-on disk and the peak memory; the 1M-passage index figures of `core.serving.index`'s configuration from
-bench/results/ann.json (bench/ann.py). Prints tables and ratios; writes bench/results/speed.json
-(or --out) and the raw latencies beside it (speed_latencies.json, for bench/speed_chart.py).
+measured by `core.serving.timing.race` (the Compare tab's code). Then Distillery's encoder against
+model2vec as its users call it (`versus_model2vec`): `StaticModel.encode` with its defaults
+(multiprocessing on above 10,000 texts) and with `use_multiprocessing=False`, on 20,000 short queries
+and 20,000 full-length corpus texts in one call each, on one core and on all of them (the process
+pinned to the cores, so every library's threads share them), best of `--rounds` alternated runs;
+then one text per call, p50/p95, on short and full-length texts; and the largest difference between
+the vectors. Then `core.methods.featurize` against the teacher's bare `encode` on the same corpus
+texts; one search (encode + exact top-10) over `--search-size` passages; each model's load time,
+size on disk and the peak memory; the 1M-passage index figures of `core.serving.index`'s
+configuration from bench/results/ann.json (bench/ann.py). Prints tables and ratios; writes
+bench/results/speed.json (or --out) and the raw latencies beside it (speed_latencies.json, for
+bench/speed_chart.py). `--encoder-only` runs the comparison with model2vec alone (and writes only
+with --out).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -43,7 +50,10 @@ def main() -> None:
     parser.add_argument("--search-size", type=int, default=100_000)
     parser.add_argument("--featurize-texts", type=int, default=2000, help="corpus texts for featurize vs bare encode")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="each throughput figure runs at least this long")
-    parser.add_argument("--out", type=Path, default=RESULTS / "speed.json")
+    parser.add_argument("--bulk-texts", type=int, default=20_000, help="texts per call against model2vec")
+    parser.add_argument("--rounds", type=int, default=5, help="alternated runs against model2vec (best kept)")
+    parser.add_argument("--encoder-only", action="store_true", help="only the comparison with model2vec")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/speed.json")
     args = parser.parse_args()
 
     import numpy as np
@@ -51,13 +61,22 @@ def main() -> None:
 
     from core.encoders.student import StudentEncoder
     from core.encoders.teacher import DEFAULT_TEACHER, TeacherEncoder, resolve_teacher
+    from core.encoders.threads import all_cores
     from core.files import folder_bytes, write_text
-    from core.serving.timing import Contender, all_cores, race
+    from core.serving.timing import Contender, race
 
-    many_queries, passages, collection = corpus_texts(max(args.queries, 5000), args.passages, args.search_size)
+    many_queries, passages, collection = corpus_texts(max(args.queries, args.bulk_texts), args.passages,
+                                                      max(args.search_size, args.bulk_texts))
     queries = many_queries[: args.queries]
     teacher_info = resolve_teacher(args.teacher or DEFAULT_TEACHER)
     args.student = args.student or default_student(teacher_info)
+    if args.encoder_only:
+        versus = versus_model2vec(args.student, many_queries[: args.bulk_texts], collection[: args.bulk_texts],
+                                  args.rounds)
+        if args.out is not None:
+            write_results(args.out, {"student": str(args.student), **versus})
+        return
+    args.out = args.out or RESULTS / "speed.json"
     loads = {}
     start = time.perf_counter()
     teacher = TeacherEncoder(teacher_info, device="cpu")
@@ -91,9 +110,8 @@ def main() -> None:
     search = search_latency(student, queries, collection)
     allc = all_cores()
     ratio = lambda a, b, key: round(rows[f"{a}@{allc}"][key] / rows[f"{b}@{allc}"][key], 2)  # noqa: E731
-    by_batch = encode_by_batch(encoders["student"], encoders["model2vec"], many_queries, passages,
-                               args.min_seconds)
-    bulk = by_batch[str(BULK_BATCH)]
+    versus = versus_model2vec(args.student, many_queries[: args.bulk_texts], collection[: args.bulk_texts],
+                              args.rounds)
     result = {
         "teacher": teacher_info.name, "student": str(args.student), "rows": rows,
         "load_seconds": {k: round(v, 3) for k, v in loads.items()},
@@ -102,9 +120,7 @@ def main() -> None:
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "student_vs_teacher_short": ratio("student", "teacher", "short_per_s"),
         "student_vs_teacher_passages": ratio("student", "teacher", "passages_per_s"),
-        "encode_vs_model2vec": min(bulk["short_ratio"], bulk["passages_ratio"]),
-        "encode_vs_model2vec_batch": BULK_BATCH, "encode_vs_model2vec_by_batch": by_batch,
-        "max_abs_diff_vs_model2vec": max_diff,
+        **versus, "max_abs_diff_vs_model2vec": max(max_diff, versus["max_abs_diff_vs_model2vec"]),
         f"search_{len(collection) // 1000}k_p95_ms": search["p95_ms"], "search": search,
         **ann_figures(args.out.with_name("ann.json")), "featurize_vs_bare_encode": featurize["ratio"],
         "featurize": featurize,
@@ -137,26 +153,110 @@ def corpus_texts(n_queries: int, n_passages: int, n_collection: int) -> tuple[li
     return short[:n_queries], long[:n_passages], pool[:n_collection]
 
 
-BULK_BATCH = 1024  # StaticModel.encode's own default batch size
+def versus_model2vec(folder: Path, short: list[str], full: list[str], rounds: int) -> dict:
+    """Distillery's encoder (`StaticEncoder`, what `StudentEncoder` wraps) against `StaticModel.encode`
+    as its users call it: with its defaults (above 10,000 texts: a joblib thread per core, the
+    tokenizer's own parallelism off) and with `use_multiprocessing=False`, each given all the texts
+    in one call, on one core and on all of them. Then one text per call (the service's and the
+    search box's way), alternating the two per text."""
+    import numpy as np
+    from model2vec import StaticModel
+
+    from core.encoders.student import StaticEncoder
+    from core.encoders.threads import all_cores
+
+    model = StaticModel.from_pretrained(str(folder))
+    ours = StaticEncoder(StaticModel.from_pretrained(str(folder)))  # its own copy: nothing shared with the baseline
+    contenders = {"distillery": ours.encode, "model2vec_default": lambda texts: restoring_env(model.encode, texts),
+                  "model2vec_single_process": lambda texts: model.encode(texts, use_multiprocessing=False)}
+    expected = model.encode(full, use_multiprocessing=False)
+    max_diff = float(np.abs(ours.encode(full).astype(np.float32) - expected.astype(np.float32)).max())
+    bulk, single = {}, {}
+    for cores in sorted({1, all_cores()}):
+        with on_cores(cores):
+            for kind, texts in (("short", short), ("full", full)):
+                rates = best_rates(contenders, texts, rounds)
+                row = {f"{name}_per_s": round(rate, 1) for name, rate in rates.items()}
+                row["vs_default"] = round(rates["distillery"] / rates["model2vec_default"], 2)
+                row["vs_single_process"] = round(rates["distillery"] / rates["model2vec_single_process"], 2)
+                bulk[f"{kind}@{cores}"] = row
+                print(f"{len(texts):,} {kind} texts on {cores} core(s): {row}", flush=True)
+            for kind, texts in (("short", short[:1000]), ("full", full[:1000])):
+                times = alternated_latencies_ms({"distillery": ours.encode, "model2vec": contenders["model2vec_single_process"]},
+                                                texts)
+                row = {f"{name}_{q}_us": round(float(np.percentile(t, p)) * 1000, 1)
+                       for name, t in times.items() for q, p in (("p50", 50), ("p95", 95))}
+                row["p50_ratio"] = round(row["model2vec_p50_us"] / row["distillery_p50_us"], 2)
+                row["p95_ratio"] = round(row["model2vec_p95_us"] / row["distillery_p95_us"], 2)
+                single[f"{kind}@{cores}"] = row
+                print(f"one {kind} text per call on {cores} core(s): {row}", flush=True)
+    allc = all_cores()
+    return {
+        "encode_vs_model2vec_default": bulk[f"full@{allc}"]["vs_default"],
+        "encode_vs_model2vec_single_process": bulk[f"full@{allc}"]["vs_single_process"],
+        "single_text_p50_vs_model2vec": min(single[f"short@{allc}"]["p50_ratio"], single[f"full@{allc}"]["p50_ratio"]),
+        "versus_model2vec": {"texts": {"short": len(short), "full": len(full),
+                                       "full_words_p50": int(np.median([len(t.split()) for t in full]))},
+                             "rounds": rounds, "bulk": bulk, "single_text": single},
+        "max_abs_diff_vs_model2vec": max_diff,
+    }
 
 
-def encode_by_batch(ours, theirs, queries: list[str], passages: list[str], min_seconds: float,
-                    batches: tuple[int, ...] = (64, BULK_BATCH)) -> dict:
-    """Distillery's student encoder against `StaticModel.encode`, texts per second at all cores, per
-    batch size: 64 (the rows' protocol, shared with the teacher) and model2vec's default 1024. At 64
-    the tokenizer's per-call cost dominates both; in bulk the pooling and the overlap show."""
-    from core.serving.timing import throughput
+def restoring_env(encode, texts: list[str]):
+    """model2vec's default `encode` turns TOKENIZERS_PARALLELISM off for the whole process and leaves
+    it off; it is put back after each call so that what runs next is timed as it would run alone."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    try:
+        return encode(texts)
+    finally:
+        if before is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
 
-    out = {}
-    for batch in batches:
-        row = {}
-        for kind, texts in (("short", queries), ("passages", passages)):
-            row[f"{kind}_per_s"] = {name: round(throughput(encode, texts, batch, min_seconds), 1)
-                                    for name, encode in (("student", ours), ("model2vec", theirs))}
-            row[f"{kind}_ratio"] = round(row[f"{kind}_per_s"]["student"] / row[f"{kind}_per_s"]["model2vec"], 2)
-        out[str(batch)] = row
-        print(f"student vs model2vec, batch {batch}: {row}", flush=True)
-    return out
+
+@contextlib.contextmanager
+def on_cores(cores: int):
+    """The process pinned to `cores` of its CPUs and every thread pool limited to them, so that a
+    library sizing its pool from the machine (joblib's n_jobs=-1, the tokenizer's) gets those cores."""
+    from core.encoders.threads import thread_limit
+
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(before)[:cores])
+    try:
+        with thread_limit(cores):
+            yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def best_rates(contenders: dict, texts: list[str], rounds: int) -> dict[str, float]:
+    """Texts per second, each contender given all `texts` in one call, the best of `rounds` runs taken
+    in turn (a warm-up first), so a busy moment of the machine costs every contender alike."""
+    for encode in contenders.values():
+        encode(texts[:2000])
+    best = dict.fromkeys(contenders, float("inf"))
+    for _ in range(rounds):
+        for name, encode in contenders.items():
+            start = time.perf_counter()
+            encode(texts)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: len(texts) / seconds for name, seconds in best.items()}
+
+
+def alternated_latencies_ms(contenders: dict, texts: list[str], repeats: int = 3) -> dict[str, list[float]]:
+    """One text per call, the contenders in turn on each text, `repeats` passes."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for encode in contenders.values():
+        for text in texts[:20]:
+            encode([text])
+    for _ in range(repeats):
+        for text in texts:
+            for name, encode in contenders.items():
+                start = time.perf_counter()
+                encode([text])
+                times[name].append((time.perf_counter() - start) * 1000)
+    return times
 
 
 def ann_figures(path: Path) -> dict:
@@ -234,8 +334,8 @@ def print_table(rows: dict, result: dict) -> None:
     for row in rows.values():
         print(f"{row['model']:12}{row['threads']:8d}{row['short_per_s']:12,.0f}{row['passages_per_s']:12,.0f}"
               f"{row['p50_ms']:10.3f}{row['p95_ms']:10.3f}{row['p99_ms']:10.3f}")
-    for key in ("student_vs_teacher_short", "student_vs_teacher_passages", "encode_vs_model2vec",
-                "encode_vs_model2vec_by_batch", "featurize_vs_bare_encode", "ann_1m_recall_at_10",
+    for key in ("student_vs_teacher_short", "student_vs_teacher_passages", "encode_vs_model2vec_default",
+                "encode_vs_model2vec_single_process", "single_text_p50_vs_model2vec", "featurize_vs_bare_encode", "ann_1m_recall_at_10",
                 "max_abs_diff_vs_model2vec", "load_seconds", "size_mb", "peak_rss_mb", "search"):
         print(f"{key}: {result[key]}")
 
