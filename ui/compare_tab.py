@@ -15,8 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from core.artifact.folder import ModelFolder
-from core.corpus.sources import SourceSpec, iter_documents
-from core.corpus.uploads import check_upload
+from core.corpus.uploads import upload_lines
 from core.errors import DistilleryError
 from core.serving.compare import (
     OFF_COLLECTION_BELOW,
@@ -212,10 +211,7 @@ def _choice(model_id: str | None, own_texts: str | None, own_file: Any) -> tuple
 
 def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
     if own_file:
-        path = upload_path(own_file)
-        if check_upload(path) != "text":
-            raise DistilleryError("Upload a .txt file with one text per line.")
-        return list(iter_documents(SourceSpec("upload", "web", "upload", str(path))))
+        return upload_lines(upload_path(own_file))
     if own_texts and own_texts.strip():
         return own_texts.splitlines()
     return None
