@@ -68,7 +68,7 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
 def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
                       tasks: list[str] | None = None) -> dict[str, Any]:
     """Check, then queue an evaluation of a saved model. Raises `DistilleryError` (nothing queued)."""
-    ModelFolder.open(model_id)  # refuses an unknown id or a path
+    ModelFolder.open(model_id).check()  # refuses an unknown id, a path or a damaged folder
     Thresholds(**(thresholds or {})).validate()
     check_task_names(tasks)
     check_rows_per_task(limit)

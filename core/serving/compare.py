@@ -86,6 +86,7 @@ class CompareSession:
     @classmethod
     def open(cls, folder: ModelFolder, texts: Sequence[str] | None = None, progress: Progress = silent) -> CompareSession:
         """Load both models and index the collection (the model's corpus sample unless `texts` given)."""
+        folder.check()  # a damaged folder is refused with its reason, before anything loads
         teacher = resolve_teacher(folder.record.teacher.name, folder.record.teacher.trust_remote_code)
         collection = clean_user_texts(texts) if texts is not None else folder.collection()
         progress("student", 0.0, "loading the student")
