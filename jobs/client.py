@@ -57,7 +57,7 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
         for domain, files in (uploads or {}).items():
             for upload in files:
                 recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
-        validate_recipe(recipe, catalogue)
+        validate_recipe(recipe, catalogue, settings.teacher_dirs())  # a local teacher only from those folders
         (folder / RECIPE_FILE).write_text(json.dumps(recipe.to_dict(), indent=2))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
