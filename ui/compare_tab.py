@@ -239,6 +239,13 @@ def summary(result: Comparison, session: CompareSession, own_texts: bool) -> str
     line = (f"**{result.overlap} of {len(result.teacher)}** results shared · query encode: teacher "
             f"{result.teacher_ms:.1f} ms, student {result.student_ms:.2f} ms · collection of "
             f"{len(session.texts):,} texts")
+    if result.teacher_read:
+        line += (f"\n\n⚠️ **This query is long** ({len(result.query):,} characters): the teacher reads only its "
+                 f"first {result.teacher_read} tokens, so the two models are compared on its beginning.")
+    if result.student_blind:
+        line += ("\n\n⚠️ **The student knows none of the query's tokens** (emoji or a script its vocabulary "
+                 "lacks): its vector is empty, so its ranking says nothing. Add such words to the corpus, or "
+                 "search in words.")
     if not result.off_collection:
         return line
     best = result.teacher[0].score if result.teacher else 0.0
