@@ -8,7 +8,9 @@ from the form), and parameters of another method are refused rather than silentl
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.corpus.cleaning import CleaningOptions
@@ -20,6 +22,18 @@ from core.evaluation.tasks import check_rows_per_task
 from core.methods.registry import METHODS, Params, method, params_for
 
 MAX_COLLECTION = 5_000
+MAX_NAME = 200
+_NOT_IN_NAMES = ("/", "\\")
+
+
+def check_name(name: str) -> None:
+    """A model's name titles its card and, made into a slug, names its folder: no path, no control character."""
+    bad = [repr(c) for c in _NOT_IN_NAMES if c in name] + (["a control character"] if not name.isprintable() else [])
+    if bad:
+        raise DistilleryError(f"The model name {name[:80]!r} contains {' and '.join(bad)}, which cannot be part "
+                              f"of a folder name: use letters, digits, spaces and dashes.")
+    if len(name) > MAX_NAME:
+        raise DistilleryError(f"The model name is {len(name):,} characters long; keep it under {MAX_NAME}.")
 
 
 @dataclass
@@ -78,11 +92,21 @@ class Recipe:
         return CorpusPlan(dict(self.shares), self.corpus_size, self.source_specs(catalogue), self.cleaning, self.seed)
 
 
-def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue) -> TeacherInfo:
-    """Every check that can run before the job starts; returns the resolved teacher."""
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators take seeds up to here (torch refuses past 2^64)
+
+
+def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue,
+                    teacher_roots: Sequence[Path] | None = None) -> TeacherInfo:
+    """Every check that can run before the job starts; returns the resolved teacher.
+
+    `teacher_roots` limits a local teacher to those folders (`resolve_teacher`).
+    """
     chosen = method(recipe.method)
-    if not isinstance(recipe.seed, int):
+    check_name(recipe.name)
+    if not isinstance(recipe.seed, int) or isinstance(recipe.seed, bool):
         raise DistilleryError("The seed must be a whole number.")
+    if not 0 <= recipe.seed <= MAX_SEED:
+        raise DistilleryError(f"The seed must be between 0 and {MAX_SEED:,}, not {recipe.seed}.")
     check_rows_per_task(recipe.evaluation_rows)
     if isinstance(recipe.corpus_size, float) and (math.isnan(recipe.corpus_size) or recipe.corpus_size % 1):
         raise DistilleryError(f"The corpus size must be a whole number, not {recipe.corpus_size}.")
@@ -94,9 +118,9 @@ def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue) -> TeacherInfo:
     if not 10 <= recipe.collection_size <= MAX_COLLECTION:
         raise DistilleryError(f"The search collection must hold between 10 and {MAX_COLLECTION:,} texts.")
     recipe.corpus_plan(catalogue).validate()
-    teacher = resolve_teacher(recipe.teacher, recipe.trust_remote_code)
+    teacher = resolve_teacher(recipe.teacher, recipe.trust_remote_code, teacher_roots)
     recipe.params.validate(teacher)
     return teacher
 
 
-__all__ = ["METHODS", "MAX_COLLECTION", "Recipe", "validate_recipe"]
+__all__ = ["METHODS", "MAX_COLLECTION", "MAX_SEED", "Recipe", "check_name", "validate_recipe"]

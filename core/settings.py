@@ -40,6 +40,13 @@ def exports_dir() -> Path:
     return _sub("exports")
 
 
+def teacher_dirs() -> list[Path]:
+    """The folders a studio user may name a local teacher from: `<data>/teachers`, and those listed
+    in `DISTILLERY_TEACHER_DIRS` (separated by the system's path separator, `:` on Linux)."""
+    named = [Path(p).expanduser() for p in os.environ.get("DISTILLERY_TEACHER_DIRS", "").split(os.pathsep) if p]
+    return [_sub("teachers"), *named]
+
+
 def cache_dir() -> Path:
     """Embeddings that are expensive to recompute (the teacher's, mostly)."""
     return _sub("cache")

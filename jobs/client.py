@@ -57,7 +57,7 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
         for domain, files in (uploads or {}).items():
             for upload in files:
                 recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
-        validate_recipe(recipe, catalogue)
+        validate_recipe(recipe, catalogue, settings.teacher_dirs())  # a local teacher only from those folders
         (folder / RECIPE_FILE).write_text(json.dumps(recipe.to_dict(), indent=2))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -68,7 +68,7 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
 def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
                       tasks: list[str] | None = None) -> dict[str, Any]:
     """Check, then queue an evaluation of a saved model. Raises `DistilleryError` (nothing queued)."""
-    ModelFolder.open(model_id)  # refuses an unknown id or a path
+    ModelFolder.open(model_id).check()  # refuses an unknown id, a path or a damaged folder
     Thresholds(**(thresholds or {})).validate()
     check_task_names(tasks)
     check_rows_per_task(limit)

@@ -18,6 +18,30 @@ def small_recipe(name: str = "small", **overrides) -> Recipe:
     return Recipe(**fields)
 
 
+def recipe_form(**overrides) -> list:
+    """All Recipe-tab inputs, in FORM_FIELDS order, for the small test recipe."""
+    from core.corpus.sources import load_catalogue
+    from ui.forms import FORM_FIELDS
+
+    recipe = small_recipe()
+    values = {
+        "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False, "method": "vocabulary",
+        "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
+        "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
+        "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
+        "max_vocabulary_size": recipe.params.max_vocabulary_size, "min_frequency": recipe.params.min_frequency,
+        "pca_dims": recipe.params.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
+        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5, "seed": 0, "evaluate_after": False,
+        "evaluation_rows": None,
+    }
+    catalogue = load_catalogue()
+    for domain, share in recipe.shares.items():
+        values.update({f"{domain}:share": share, f"{domain}:sources": catalogue.default_keys(domain),
+                       f"{domain}:files": None, f"{domain}:fields": "text"})
+    values.update(overrides)
+    return [values[f] for f in FORM_FIELDS]
+
+
 def free_port() -> int:
     """A TCP port nobody listens on now (for a Gradio server, an app or a Redis server)."""
     with socket.socket() as sock:

@@ -93,6 +93,37 @@ def test_validate_recipe_checks_the_methods_needs(catalogue):
         validate_recipe(helpers.small_recipe(collection_size=5), catalogue)
     with pytest.raises(DistilleryError, match="whole number"):
         validate_recipe(helpers.small_recipe(corpus_size=400.5), catalogue)
+    with pytest.raises(DistilleryError, match="between 0 and 4,294,967,295"):
+        validate_recipe(helpers.small_recipe(seed=2**70), catalogue)  # torch refuses it inside the job
+    for name, what in (("../../etc", "'/'"), ("a\\b", "'\\\\\\\\'"), ("nul\x00", "a control character")):
+        with pytest.raises(DistilleryError, match=f"contains {what}.*folder name"):
+            validate_recipe(helpers.small_recipe(name), catalogue)
+
+
+def test_a_studio_teacher_is_read_only_from_the_teacher_folders(catalogue, tmp_path):
+    import shutil
+
+    from core.encoders.teacher import resolve_teacher
+
+    default = resolve_teacher(None)
+    root = tmp_path / "teachers"
+    shutil.copytree(default.source, root / "minilm")
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(default.source, outside)
+    recipe = helpers.small_recipe(teacher="minilm")  # relative names are looked up in the folders
+    assert validate_recipe(recipe, catalogue, [root]).source == str((root / "minilm").resolve())
+    assert validate_recipe(helpers.small_recipe(teacher=str(root / "minilm")), catalogue, [root]).dimension == 384
+    for name in (str(outside), "/etc", "~"):
+        with pytest.raises(DistilleryError, match="local teachers are read only from"):
+            validate_recipe(helpers.small_recipe(teacher=name), catalogue, [root])
+    (root / "escape").symlink_to(outside)  # a link inside that leads out
+    with pytest.raises(DistilleryError, match="local teachers are read only from"):
+        validate_recipe(helpers.small_recipe(teacher="escape"), catalogue, [root])
+    for name, expected in ((f"{root}/../elsewhere", "'..' is not allowed"), ("org/x\x00", "control character"),
+                           ("x" * 400, "too long")):
+        with pytest.raises(DistilleryError, match=expected):
+            validate_recipe(helpers.small_recipe(teacher=name), catalogue, [root])
+    assert validate_recipe(helpers.small_recipe(teacher=str(outside)), catalogue).dimension == 384  # no limit given
 
 
 def test_corpus_plan_uses_the_catalogue_defaults_and_the_uploads(catalogue, tmp_path):

@@ -15,8 +15,7 @@ import gradio as gr
 import pandas as pd
 
 from core.artifact.folder import ModelFolder
-from core.corpus.sources import SourceSpec, iter_documents
-from core.corpus.uploads import check_upload
+from core.corpus.uploads import upload_lines
 from core.encoders.threads import all_cores
 from core.errors import DistilleryError
 from core.serving.compare import (
@@ -212,10 +211,7 @@ def _choice(model_id: str | None, own_texts: str | None, own_file: Any) -> tuple
 
 def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
     if own_file:
-        path = upload_path(own_file)
-        if check_upload(path) != "text":
-            raise DistilleryError("Upload a .txt file with one text per line.")
-        return list(iter_documents(SourceSpec("upload", "web", "upload", str(path))))
+        return upload_lines(upload_path(own_file))
     if own_texts and own_texts.strip():
         return own_texts.splitlines()
     return None
@@ -243,6 +239,13 @@ def summary(result: Comparison, session: CompareSession, own_texts: bool) -> str
     line = (f"**{result.overlap} of {len(result.teacher)}** results shared · query encode: teacher "
             f"{result.teacher_ms:.1f} ms, student {result.student_ms:.2f} ms · collection of "
             f"{len(session.texts):,} texts")
+    if result.teacher_read:
+        line += (f"\n\n⚠️ **This query is long** ({len(result.query):,} characters): the teacher reads only its "
+                 f"first {result.teacher_read} tokens, so the two models are compared on its beginning.")
+    if result.student_blind:
+        line += ("\n\n⚠️ **The student knows none of the query's tokens** (emoji or a script its vocabulary "
+                 "lacks): its vector is empty, so its ranking says nothing. Add such words to the corpus, or "
+                 "search in words.")
     if not result.off_collection:
         return line
     best = result.teacher[0].score if result.teacher else 0.0

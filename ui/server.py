@@ -31,6 +31,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route
 
 from core import settings
+from core.corpus.uploads import MAX_UPLOAD_MB
 from core.errors import DistilleryError
 
 FOOTER_LINKS: list[Any] = ["api"]  # the API page for gradio_client users; no "built with" or settings links
@@ -62,7 +63,8 @@ def studio_asgi(demo: gr.Blocks, service: FastAPI | None = None, server_name: st
         app.router.routes.append(Route(path, endpoint=service))
     return gr.mount_gradio_app(app, demo, path="/", server_name=server_name, server_port=server_port,
                                footer_links=FOOTER_LINKS, css=CSS, js=CLAMP_SLIDER_BOXES,
-                               allowed_paths=[str(settings.exports_dir())])
+                               allowed_paths=[str(settings.exports_dir())],
+                               max_file_size=MAX_UPLOAD_MB * 2**20)  # refused as it arrives, not once stored
 
 
 @dataclass

@@ -40,16 +40,47 @@ _KEY = re.compile(r"[0-9]{8}-[0-9]{6}-[0-9]{9}")  # a history file's stem: when 
 CARD_FILE = "README.md"
 WEIGHTS_FILE = "model.safetensors"
 MODEL2VEC_FILES = ("config.json", WEIGHTS_FILE, "tokenizer.json")
+EMBEDDINGS, MAPPINGS = "embeddings", "mapping"  # model2vec's tensor names (a token mapping: vocabulary quantization)
 
 
 def model2vec_weights(folder: Path) -> Path:
-    """The weights file of a complete model2vec folder, or a message that says what is missing."""
+    """The weights file of a complete model2vec folder, or a message that says what is missing or
+    damaged (a weights file cut short is refused here, before a loader fails on it)."""
     folder = Path(folder)
     missing = [name for name in MODEL2VEC_FILES if not (folder / name).is_file()]
     if not folder.is_dir() or missing:
         raise DistilleryError(f"{folder} is not a complete model2vec folder "
                               f"(missing: {', '.join(missing) if folder.is_dir() else 'the folder itself'}).")
+    weights_shapes(folder / WEIGHTS_FILE)
     return folder / WEIGHTS_FILE
+
+
+MAX_HEADER = 100 * 2**20  # safetensors' own limit on a header's size
+
+
+def weights_shapes(path: Path) -> dict[str, list[int]]:
+    """Each tensor's shape, from a safetensors file's header (a few bytes read, no tensor loaded).
+
+    The header says where every tensor ends, so a file cut short (or padded, or not safetensors at
+    all) is told from a whole one by its size alone.
+    """
+    damaged = DistilleryError(f"{path} is damaged (cut short, or not a safetensors file): restore the model "
+                              f"folder from a copy, or distil the model again.")
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        length = int.from_bytes(handle.read(8), "little")
+        if size < 8 or not 2 <= length <= min(MAX_HEADER, size - 8):
+            raise damaged
+        try:
+            header = json.loads(handle.read(length))
+            tensors = {name: t for name, t in header.items() if name != "__metadata__"}
+            end = max((int(t["data_offsets"][1]) for t in tensors.values()), default=0)
+            shapes = {name: [int(n) for n in t["shape"]] for name, t in tensors.items()}
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise damaged from exc
+    if 8 + length + end != size:
+        raise damaged
+    return shapes
 
 
 @dataclass(frozen=True)
@@ -120,9 +151,13 @@ class ModelFolder:
     def open(cls, model_id: str, models_dir: Path | None = None) -> ModelFolder:
         """A finished model by id; the id may not name a path or a hidden (temporary) folder."""
         root = (models_dir or settings.models_dir()).resolve()
-        folder = (root / str(model_id)).resolve()
-        if not model_id or folder.parent != root or str(model_id).startswith(".") or not (folder / RECORD_FILE).is_file():
-            raise DistilleryError(f"There is no finished model '{model_id}'.")
+        name = str(model_id or "")
+        missing = DistilleryError(f"There is no finished model '{name[:200]}'.")
+        if not name or name.startswith(".") or not name.isprintable() or len(name) > 255:  # not a folder name
+            raise missing
+        folder = (root / name).resolve()
+        if folder.parent != root or not (folder / RECORD_FILE).is_file():
+            raise missing
         return cls.at(folder)
 
     @classmethod
@@ -139,6 +174,24 @@ class ModelFolder:
             except DistilleryError:
                 continue
         return sorted(found, key=lambda f: f.record.created, reverse=True)
+
+    def check(self) -> None:
+        """Refuse a folder that cannot be the model its record describes: a file missing or cut short,
+        or weights whose shape disagrees with the record (edited or replaced after it was saved)."""
+        shapes = weights_shapes(model2vec_weights(self.path))
+        table = shapes.get(EMBEDDINGS)
+        if table is None or len(table) != 2:
+            raise DistilleryError(f"The model '{self.id}' is damaged: {WEIGHTS_FILE} holds no 2-D '{EMBEDDINGS}' "
+                                  f"table; restore the folder or distil the model again.")
+        rows, dimension = table
+        if dimension != self.record.dimension:
+            raise DistilleryError(f"The model '{self.id}' is damaged: its weights have {dimension} dimensions but "
+                                  f"its record says {self.record.dimension}; restore the folder or distil the model "
+                                  f"again.")
+        if MAPPINGS not in shapes and rows != self.record.vocabulary_size:
+            raise DistilleryError(f"The model '{self.id}' is damaged: its weights hold {rows:,} vectors but its "
+                                  f"tokenizer has {self.record.vocabulary_size:,} tokens (the number of tokens does "
+                                  f"not match number of vectors); restore the folder or distil the model again.")
 
     def size_bytes(self) -> int:
         return folder_bytes(self.path)

@@ -148,8 +148,17 @@ def _iter_records(spec: SourceSpec, seed: int) -> Iterator[dict[str, Any]]:
     try:
         table = datasets.load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True)
     except Exception as exc:  # datasets raises many types for unreadable files
-        raise DistilleryError(f"Could not read '{path.name}' as {builder}: {exc}") from exc
+        what = "it is not valid JSON (one object per line)" if builder == "json" else f"it is not valid {builder}"
+        raise DistilleryError(f"Could not read '{path.name}': {what}: {_root_cause(exc)}") from exc
     yield from table.shuffle(seed=seed, keep_in_memory=True)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error's words: datasets wraps the parser's own message ("JSON parse error: ... in
+    row 0") in a general one ("An error occurred while generating the dataset")."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return str(exc).strip() or type(exc).__name__
 
 
 def file_format(path: Path) -> str:

@@ -1,15 +1,23 @@
 """User uploads: checked, then copied into the job's own folder before anything reads them.
 
 The uploaded file's name is reduced to a safe basename, so nothing a user sends can write or read
-outside `<job>/uploads/<domain>/`. Empty files, binary files posing as text and unsupported types
-are refused with a message that names the file.
+outside `<job>/uploads/<domain>/`. Empty files, binary files posing as text, unsupported types, files
+over `MAX_UPLOAD_MB` and gzip files that inflate past `MAX_INFLATED_MB` (a gzip bomb) are refused with
+a message that names the file.
+
+Text is read as UTF-8 downstream, so text in another encoding is decoded here and stored as UTF-8:
+a byte-order mark (UTF-8, UTF-16) says which; UTF-16 without one shows as a zero byte in every other
+position; text that is not UTF-8 is read as Windows-1252 (latin-1 with curly quotes and the euro
+sign), what spreadsheet and editor exports on Windows write.
 """
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import re
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +27,10 @@ from core.errors import DistilleryError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SNIFF = 64 * 1024
+MAX_UPLOAD_MB = 100  # per file as sent (the studio's upload limit too)
+MAX_INFLATED_MB = 256  # per gzip file once inflated
+UTF8 = "utf-8"
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -30,18 +42,26 @@ class Upload:
 
 
 def accept_upload(upload: Upload, job_dir: Path, domain: str) -> SourceSpec:
-    """Validate an uploaded file, copy it below `job_dir/uploads/<domain>/` and return its source."""
+    """Validate an uploaded file, copy it below `job_dir/uploads/<domain>/` (as UTF-8 text when it was
+    in another encoding) and return its source."""
     src, fields = Path(upload.path), upload.fields
     if domain not in DOMAINS:
         raise DistilleryError(f"Unknown domain '{domain}'.")
     name = _SAFE.sub("_", src.name).lstrip("._") or "upload.txt"
     builder = check_upload(src, Path(name))
+    encoding = text_encoding(src)
+    if encoding not in (None, UTF8) and name.lower().endswith(".gz"):
+        name = name[:-3]  # stored inflated, as UTF-8
     dest_dir = (job_dir / "uploads" / domain).resolve()
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name
     if dest.parent != dest_dir:  # defence in depth: the basename above cannot contain a separator
         raise DistilleryError(f"Refused upload name '{src.name}'.")
-    shutil.copyfile(src, dest)
+    if encoding in (None, UTF8):
+        shutil.copyfile(src, dest)
+    else:
+        with _open_text(src, encoding) as text, dest.open("w", encoding=UTF8, newline="") as out:
+            shutil.copyfileobj(text, out)
     if builder == "text":
         fields = ("text",)
     spec = SourceSpec(name=f"upload-{name}", domain=domain, kind="upload", location=str(dest), fields=fields)
@@ -54,33 +74,110 @@ def accept_upload(upload: Upload, job_dir: Path, domain: str) -> SourceSpec:
     return spec
 
 
+def upload_lines(path: Path) -> list[str]:
+    """The non-empty lines of an uploaded .txt file (one text per line), checked and decoded as
+    `accept_upload` does."""
+    if check_upload(path) != "text":
+        raise DistilleryError("Upload a .txt file with one text per line.")
+    with _open_text(path, text_encoding(path) or UTF8) as text:
+        return [line.strip() for line in text if line.strip()]
+
+
 def check_upload(path: Path, named: Path | None = None) -> str:
-    """Refuse an unsupported type, an empty file or binary content; return the `datasets` builder.
+    """Refuse an unsupported type, an empty, oversized or binary file; return the `datasets` builder.
 
     `named` is the name the type is judged by (the sanitised upload name), default the file's own.
     """
     builder = file_format(named or path)
     if not path.is_file() or path.stat().st_size == 0:
         raise DistilleryError(f"The upload '{path.name}' is empty.")
-    _check_content(path, builder)
+    size = path.stat().st_size
+    if size > MAX_UPLOAD_MB * 2**20:
+        raise DistilleryError(f"The upload '{path.name}' is {size / 2**20:,.0f} MB; uploads are limited to "
+                              f"{MAX_UPLOAD_MB} MB each: split it, or compress it as .gz.")
+    if path.suffix.lower() in (".bz2", ".xz", ".zst"):
+        raise DistilleryError(f"The upload '{path.name}' is compressed as {path.suffix}; compress it as .gz "
+                              f"instead (or upload it uncompressed).")
+    if builder == "parquet":
+        if not _read_head(path).startswith(b"PAR1"):
+            raise DistilleryError(f"The upload '{path.name}' is not a Parquet file.")
+        return builder
+    if path.suffix.lower() == ".gz":
+        _check_inflated_size(path)
+    text_encoding(path)
     return builder
 
 
-def _check_content(path: Path, builder: str) -> None:
+def text_encoding(path: Path) -> str | None:
+    """The encoding of a text upload (None for Parquet), or a message when it is not text.
+
+    The first 64 KB decide: a byte-order mark, then UTF-16 without one (every other byte zero), then
+    UTF-8, then Windows-1252; other zero or control bytes mean a binary file.
+    """
+    if file_format(path) == "parquet":
+        return None
     head = _read_head(path)
-    if builder == "parquet":
-        if not head.startswith(b"PAR1"):
-            raise DistilleryError(f"The upload '{path.name}' is not a Parquet file.")
-        return
+    if head.startswith(codecs.BOM_UTF8):
+        encoding = "utf-8-sig"
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
+    else:
+        encoding = _utf16_without_bom(head) or _eight_bit(head, path)
+    try:
+        text = codecs.getincrementaldecoder(encoding)().decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        raise DistilleryError(f"The upload '{path.name}' is a binary file, not text.") from exc
+    if not text.strip():
+        raise DistilleryError(f"The upload '{path.name}' holds only whitespace.")
+    if len(_CONTROL.findall(text.encode(UTF8))) > len(text) / 100:  # a stray escape is text; many are not
+        raise DistilleryError(f"The upload '{path.name}' is a binary file, not text.")
+    return encoding
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 without a byte-order mark: ASCII-range text has a zero in every other byte."""
+    even, odd = head[0::2], head[1::2]
+    if len(head) < 4:
+        return None
+    if odd.count(0) > len(odd) * 0.3 and even.count(0) == 0:
+        return "utf-16-le"
+    if even.count(0) > len(even) * 0.3 and odd.count(0) == 0:
+        return "utf-16-be"
+    return None
+
+
+def _eight_bit(head: bytes, path: Path) -> str:
+    """UTF-8 when the bytes are UTF-8 (a character cut at the sniff boundary allowed), else Windows-1252."""
     if b"\x00" in head:
         raise DistilleryError(f"The upload '{path.name}' is a binary file, not text.")
     try:
-        head.decode("utf-8")
+        head.decode(UTF8)
     except UnicodeDecodeError as exc:
-        if exc.start < len(head) - 4:  # a multi-byte character cut at the sniff boundary is fine
-            raise DistilleryError(f"The upload '{path.name}' is not UTF-8 text.") from exc
-    if not head.strip():
-        raise DistilleryError(f"The upload '{path.name}' holds only whitespace.")
+        if exc.start < len(head) - 4:
+            return "cp1252"
+    return UTF8
+
+
+def _check_inflated_size(path: Path) -> None:
+    """Inflate a gzip upload without keeping it, refusing it past `MAX_INFLATED_MB` or when it is corrupt."""
+    limit, total = MAX_INFLATED_MB * 2**20, 0
+    try:
+        with gzip.open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                total += len(block)
+                if total > limit:
+                    raise DistilleryError(f"The upload '{path.name}' inflates to more than {MAX_INFLATED_MB} MB; "
+                                          f"uploads are limited to {MAX_INFLATED_MB} MB of text each: split it.")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DistilleryError(f"The upload '{path.name}' is not a valid gzip file.") from exc
+
+
+def _open_text(path: Path, encoding: str):
+    """A text handle on an upload (inflated when gzip) that yields its lines decoded; a byte that is
+    not of the encoding, past the part `text_encoding` checked, becomes U+FFFD."""
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rt", encoding=encoding, errors="replace", newline="")
+    return path.open(encoding=encoding, errors="replace", newline="")
 
 
 def _read_head(path: Path) -> bytes:
@@ -88,7 +185,7 @@ def _read_head(path: Path) -> bytes:
         try:
             with gzip.open(path, "rb") as handle:
                 return handle.read(_SNIFF)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DistilleryError(f"The upload '{path.name}' is not a valid gzip file.") from exc
     with path.open("rb") as handle:
         return handle.read(_SNIFF)

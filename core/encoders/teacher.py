@@ -52,17 +52,62 @@ class TeacherInfo:
         return asdict(self)
 
 
-def resolve_teacher(name: str | None, trust_remote_code: bool = False) -> TeacherInfo:
-    """Turn what the user typed into a verified, loadable teacher, or explain why not."""
+MAX_TEACHER_ID = 300  # a Hub id is at most 96 + 1 + 96 characters; a folder path rarely longer
+
+
+def resolve_teacher(name: str | None, trust_remote_code: bool = False,
+                    local_roots: Sequence[Path] | None = None) -> TeacherInfo:
+    """Turn what the user typed into a verified, loadable teacher, or explain why not.
+
+    With `local_roots` (what a studio user types: `settings.teacher_dirs()`), a local teacher must be
+    a folder inside one of them, named by its path or relative to one; without, any folder is.
+    """
     name = (name or "").strip() or DEFAULT_TEACHER
     if name == DEFAULT_TEACHER:
         return _embedded_default()
-    path = Path(name).expanduser()
-    if path.exists():
+    _check_teacher_id(name)
+    path = _local_folder(name, local_roots)
+    if path is not None:
         return _local_teacher(name, path, trust_remote_code)
     if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
         raise DistilleryError(f"'{name}' is neither a local model folder nor a Hugging Face model id.")
     return _hub_teacher(name, trust_remote_code)
+
+
+def _check_teacher_id(name: str) -> None:
+    if not name.isprintable():
+        raise DistilleryError(f"The teacher {name[:80]!r} contains a control character; type a Hugging Face "
+                              f"model id (organisation/name) or a folder's path.")
+    if len(name) > MAX_TEACHER_ID:
+        raise DistilleryError(f"The teacher id is too long ({len(name):,} characters): type a Hugging Face model "
+                              f"id (organisation/name) or a folder's path.")
+    if ".." in re.split(r"[/\\]", name):
+        raise DistilleryError(f"'{name}': '..' is not allowed in a teacher id or folder; type a Hugging Face model "
+                              f"id (organisation/name) or the folder's full path.")
+
+
+def _local_folder(name: str, roots: Sequence[Path] | None) -> Path | None:
+    """The local folder (or file) `name` names, None when it names none (a Hub id, perhaps); with
+    `roots`, a path outside them is refused, and a relative name is looked up inside them."""
+    path = Path(name).expanduser()
+    if roots is None:
+        return path if _exists(path) else None
+    allowed = [Path(root).resolve() for root in roots]
+    found = next((c for c in ([path] if path.is_absolute() else [root / path for root in allowed]) if _exists(c)), None)
+    if found is not None and any(found.resolve().is_relative_to(root) for root in allowed):
+        return found.resolve()
+    if found is not None or path.is_absolute() or name.startswith(("~", "./")):  # a link inside may lead out
+        raise DistilleryError(f"'{name}' is neither a local model folder nor a Hugging Face model id that can be "
+                              f"used here: local teachers are read only from {', '.join(map(str, allowed))} (copy "
+                              f"the model's folder there, or add its folder to DISTILLERY_TEACHER_DIRS).")
+    return None
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long for the file system, a zero byte
+        return False
 
 
 @functools.lru_cache(maxsize=1)

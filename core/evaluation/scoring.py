@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +45,10 @@ def task_refs(names: Sequence[str] | None) -> tuple[TaskRef, ...]:
 
 def check_task_names(names: Sequence[str] | None) -> None:
     """Refuse unknown task or benchmark names before anything is queued (mteb's metadata is local)."""
+    for name in names or []:
+        if re.search(r"[/\\]|\.\.", name) or not name.isprintable():
+            raise DistilleryError(f"'{name[:100]}' is not a task name: tasks are named as mteb names them (e.g. "
+                                  f"STSBenchmark, SciFact, MTEB(eng, v2)), not a path.")
     for ref in task_refs(names):
         if isinstance(ref, str):
             _mteb_task_by_name(ref)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core import settings
 from core.artifact.folder import ModelFolder, model2vec_weights
 from core.encoders.student import StudentEncoder
@@ -49,6 +51,8 @@ class Comparison:
     overlap: int
     teacher_ms: float
     student_ms: float
+    teacher_read: int | None = None  # the tokens the teacher read when it cut the query there, else None
+    student_blind: bool = False  # the student knows none of the query's tokens: its vector is empty
 
     def rank_in_other(self, side: str) -> list[int | None]:
         """For each hit of `side` ("teacher" or "student"), its rank in the other model's list, or None.
@@ -86,6 +90,7 @@ class CompareSession:
     @classmethod
     def open(cls, folder: ModelFolder, texts: Sequence[str] | None = None, progress: Progress = silent) -> CompareSession:
         """Load both models and index the collection (the model's corpus sample unless `texts` given)."""
+        folder.check()  # a damaged folder is refused with its reason, before anything loads
         teacher = resolve_teacher(folder.record.teacher.name, folder.record.teacher.trust_remote_code)
         collection = clean_user_texts(texts) if texts is not None else folder.collection()
         progress("student", 0.0, "loading the student")
@@ -113,7 +118,16 @@ class CompareSession:
         student_ms = (time.perf_counter() - start) * 1000
         teacher_hits = search(teacher_vector, self.teacher_index, self.texts, k)
         student_hits = search(student_vector, self.student_index, self.texts, k)
-        return Comparison(query, teacher_hits, student_hits, overlap(teacher_hits, student_hits), teacher_ms, student_ms)
+        return Comparison(query, teacher_hits, student_hits, overlap(teacher_hits, student_hits), teacher_ms, student_ms,
+                          self._teacher_cut(query), not np.any(student_vector))
+
+    def _teacher_cut(self, query: str) -> int | None:
+        """The teacher's token limit when `query` reaches it (it reads only that many; a long query's
+        rest counts for the student alone), else None."""
+        limit = getattr(self.teacher_encoder.model, "max_seq_length", None)
+        if not limit or len(query) + 2 < limit:  # too short to fill it: a token covers a character or more
+            return None
+        return limit if self.teacher_encoder.count_tokens([query]) >= limit else None
 
     def speed(self, queries: Sequence[str], threads: int | Sequence[int] | None = None, max_texts: int = 256,
               on_report: Callable[[SpeedReport], None] | None = None) -> list[SpeedReport]:

@@ -103,10 +103,33 @@ def test_finished_lists_newest_first_and_skips_hidden_temp_folders(models):
         ModelFolder.at(models / "no-record")
 
 
-@pytest.mark.parametrize("bad", ["../x", "../small-model", "..", "small-model/../../etc", "/etc", ""])
+@pytest.mark.parametrize("bad", ["../x", "../small-model", "..", "small-model/../../etc", "/etc", "", "small-model\x00",
+                                 "x" * 5000])
 def test_open_refuses_ids_that_climb_out(models, bad):
     with pytest.raises(DistilleryError, match="no finished model"):
         ModelFolder.open(bad, models)
+
+
+def test_check_refuses_a_damaged_folder_by_its_reason(models):
+    from safetensors.numpy import load_file, save_file
+
+    folder = ModelFolder.open("small-model", models)
+    folder.check()  # whole
+    weights = folder.path / "model.safetensors"
+    table = load_file(str(weights))["embeddings"]
+    save_file({"embeddings": table[:, :4].copy()}, str(weights))
+    with pytest.raises(DistilleryError, match="4 dimensions but its record says 8"):
+        folder.check()
+    save_file({"embeddings": table[:100].copy()}, str(weights))
+    with pytest.raises(DistilleryError, match="100 vectors but its tokenizer has 30,522 tokens"):
+        folder.check()
+    save_file({"embeddings": table}, str(weights))
+    weights.write_bytes(weights.read_bytes()[:-10])  # cut short
+    with pytest.raises(DistilleryError, match="is damaged"):
+        folder.check()
+    (folder.path / "tokenizer.json").unlink()
+    with pytest.raises(DistilleryError, match="missing: tokenizer.json"):
+        folder.check()
 
 
 def test_open_reads_the_finished_models_of_the_data_folder(tmp_path):

@@ -64,7 +64,10 @@ REFUSED = [
     ("empty.txt", b"", "empty"),
     ("blank.txt", b" \n\t\n", "whitespace"),
     ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)), "binary"),
-    ("latin1.txt", "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, \u00e0 la fran\u00e7aise.\n".encode("latin-1") * 3, "UTF-8"),
+    ("random.txt", bytes(range(1, 256)) * 40, "binary"),  # no zero byte, and not text in any encoding
+    ("big.txt", None, "limited to 100 MB"),
+    ("bomb.txt.gz", gzip.compress(b"a" * 2**24) * 17, "inflates to more than 256 MB"),
+    ("notes.txt.bz2", b"BZh91AY&SY", "compress it as .gz"),
     ("setup.exe", b"MZ this is not really a program", "not a supported file type"),
     ("broken.jsonl.gz", b"this is not gzip data at all", "gzip"),
 ]
@@ -73,10 +76,40 @@ REFUSED = [
 @pytest.mark.parametrize(("name", "content", "expected"), REFUSED, ids=[r[0] for r in REFUSED])
 def test_bad_file_is_refused_and_not_kept(job_dir, incoming, name, content, expected):
     src = incoming / name
-    src.write_bytes(content)
+    if content is None:
+        with src.open("wb") as handle:  # sparse: refused by its size, never read
+            handle.truncate(200 * 2**20)
+    else:
+        src.write_bytes(content)
     with pytest.raises(DistilleryError, match=expected):
         accept_upload(Upload(src), job_dir, "web")
     assert uploads_of(job_dir, "web") == []
+
+
+FRENCH = "Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e, \u00e0 la fran\u00e7aise \u2019 \u20ac.\n"
+ENCODED = [
+    ("latin1.txt", FRENCH.replace("\u2019 \u20ac", "").encode("latin-1") * 3),
+    ("windows.txt", FRENCH.encode("cp1252") * 3),  # curly quote and euro sign: Windows-1252, not latin-1
+    ("utf16-bom.txt", (FRENCH * 3).encode("utf-16")),
+    ("utf16-le.txt", (FRENCH * 3).encode("utf-16-le")),
+    ("utf16-be.txt", (FRENCH * 3).encode("utf-16-be")),
+    ("utf8-bom.jsonl", "".join(json.dumps({"text": FRENCH.strip()}) + "\n" for _ in range(3)).encode("utf-8-sig")),
+    ("utf16.jsonl.gz", gzip.compress("".join(json.dumps({"text": FRENCH.strip()}, ensure_ascii=False) + "\n"
+                                            for _ in range(3)).encode("utf-16"))),
+]
+
+
+@pytest.mark.parametrize(("name", "content"), ENCODED, ids=[e[0] for e in ENCODED])
+def test_text_in_another_encoding_is_decoded_and_kept_as_utf8(job_dir, incoming, name, content):
+    src = incoming / name
+    src.write_bytes(content)
+    spec = accept_upload(Upload(src), job_dir, "web")
+    texts = list(iter_documents(spec))
+    assert len(texts) == 3 and all(t.startswith("Caf\u00e9 cr\u00e8me br\u00fbl\u00e9e") for t in texts), texts
+    stored = Path(spec.location)
+    assert stored.suffix != ".gz"  # a gzip in another encoding is stored inflated, as UTF-8
+    assert not stored.read_bytes().startswith(b"\xef\xbb\xbf")  # and without a byte-order mark
+    stored.read_bytes().decode("utf-8")  # what datasets reads downstream
 
 
 def test_jsonl_without_the_named_field_is_refused(job_dir, incoming):

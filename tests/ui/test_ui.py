@@ -1,6 +1,7 @@
 """The real Gradio server, driven through gradio_client, with the real consumer behind it.
 
-The `server` fixture (the app on a free port) is in conftest.py; `form` builds the Recipe tab's inputs.
+The `server` fixture (the app on a free port) is in conftest.py; `form` (helpers.recipe_form) builds the
+Recipe tab's inputs.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import time
 
 import pytest
 from gradio_client import Client, handle_file
-from helpers import small_recipe
+from helpers import recipe_form as form
 
 from core.corpus.plan import DOMAINS
-from core.corpus.sources import load_catalogue
-from ui.forms import FORM_FIELDS
 
 pytestmark = pytest.mark.slow  # a Gradio server with the consumer behind it
 
@@ -26,27 +25,6 @@ TERMINAL = {"done", "failed", "cancelled", "interrupted"}
 @pytest.fixture(scope="module")
 def client(server) -> Client:
     return Client(server, verbose=False)
-
-
-def form(**overrides) -> list:
-    """All Recipe-tab inputs, in FORM_FIELDS order, for the small test recipe."""
-    recipe = small_recipe()
-    values = {
-        "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False, "method": "vocabulary",
-        "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
-        "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
-        "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
-        "max_vocabulary_size": recipe.params.max_vocabulary_size, "min_frequency": recipe.params.min_frequency,
-        "pca_dims": recipe.params.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
-        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5, "seed": 0, "evaluate_after": False,
-        "evaluation_rows": None,
-    }
-    catalogue = load_catalogue()
-    for domain, share in recipe.shares.items():
-        values.update({f"{domain}:share": share, f"{domain}:sources": catalogue.default_keys(domain),
-                       f"{domain}:files": None, f"{domain}:fields": "text"})
-    values.update(overrides)
-    return [values[f] for f in FORM_FIELDS]
 
 
 def wait_for(client: Client, job_id: str, timeout: float = 300) -> tuple[dict, list[dict]]:
