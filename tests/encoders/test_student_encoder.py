@@ -217,5 +217,9 @@ def test_student_encoder_refuses_missing_or_corrupt_folders(tmp_path):
     broken.mkdir()
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         (broken / name).write_bytes(b"\x00garbage")
+    with pytest.raises(DistilleryError, match="is damaged"):  # the weights' header is checked first
+        StudentEncoder.open(broken)
+    helpers.tiny_static_model(dim=16).save_pretrained(str(broken))  # sound weights, a garbage tokenizer
+    (broken / "tokenizer.json").write_bytes(b"\x00garbage")
     with pytest.raises(DistilleryError, match="could not be loaded"):
         StudentEncoder.open(broken)
