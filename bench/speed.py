@@ -157,8 +157,10 @@ def versus_model2vec(folder: Path, short: list[str], full: list[str], rounds: in
     """Distillery's encoder (`StaticEncoder`, what `StudentEncoder` wraps) against `StaticModel.encode`
     as its users call it: with its defaults (above 10,000 texts: a joblib thread per core, the
     tokenizer's own parallelism off) and with `use_multiprocessing=False`, each given all the texts
-    in one call, on one core and on all of them. Then one text per call (the service's and the
-    search box's way), alternating the two per text."""
+    in one call, on one core and on all of them. Distillery's encoder runs as the studio and the
+    service run it (TOKENIZERS_PARALLELISM=false: `core.encoders.threads.serving_process_threads`)
+    and, as a plain script would, with the variable unset. Then one text per call (the service's and
+    the search box's way), alternating the two per text."""
     import numpy as np
     from model2vec import StaticModel
 
@@ -167,8 +169,12 @@ def versus_model2vec(folder: Path, short: list[str], full: list[str], rounds: in
 
     model = StaticModel.from_pretrained(str(folder))
     ours = StaticEncoder(StaticModel.from_pretrained(str(folder)))  # its own copy: nothing shared with the baseline
-    contenders = {"distillery": ours.encode, "model2vec_default": lambda texts: restoring_env(model.encode, texts),
-                  "model2vec_single_process": lambda texts: model.encode(texts, use_multiprocessing=False)}
+    contenders = {  # name: (TOKENIZERS_PARALLELISM during the call, encode)
+        "distillery": ("false", ours.encode),
+        "distillery_env_unset": (None, ours.encode),
+        "model2vec_default": (None, model.encode),  # it turns the variable off itself, and leaves it off
+        "model2vec_single_process": (None, lambda texts: model.encode(texts, use_multiprocessing=False)),
+    }
     expected = model.encode(full, use_multiprocessing=False)
     max_diff = float(np.abs(ours.encode(full).astype(np.float32) - expected.astype(np.float32)).max())
     bulk, single = {}, {}
@@ -177,12 +183,14 @@ def versus_model2vec(folder: Path, short: list[str], full: list[str], rounds: in
             for kind, texts in (("short", short), ("full", full)):
                 rates = best_rates(contenders, texts, rounds)
                 row = {f"{name}_per_s": round(rate, 1) for name, rate in rates.items()}
-                row["vs_default"] = round(rates["distillery"] / rates["model2vec_default"], 2)
-                row["vs_single_process"] = round(rates["distillery"] / rates["model2vec_single_process"], 2)
+                for name in ("distillery", "distillery_env_unset"):
+                    prefix = "" if name == "distillery" else "env_unset_"
+                    row[f"{prefix}vs_default"] = round(rates[name] / rates["model2vec_default"], 2)
+                    row[f"{prefix}vs_single_process"] = round(rates[name] / rates["model2vec_single_process"], 2)
                 bulk[f"{kind}@{cores}"] = row
                 print(f"{len(texts):,} {kind} texts on {cores} core(s): {row}", flush=True)
             for kind, texts in (("short", short[:1000]), ("full", full[:1000])):
-                times = alternated_latencies_ms({"distillery": ours.encode, "model2vec": contenders["model2vec_single_process"]},
+                times = alternated_latencies_ms({"distillery": ours.encode, "model2vec": contenders["model2vec_single_process"][1]},
                                                 texts)
                 row = {f"{name}_{q}_us": round(float(np.percentile(t, p)) * 1000, 1)
                        for name, t in times.items() for q, p in (("p50", 50), ("p95", 95))}
@@ -202,17 +210,22 @@ def versus_model2vec(folder: Path, short: list[str], full: list[str], rounds: in
     }
 
 
-def restoring_env(encode, texts: list[str]):
-    """model2vec's default `encode` turns TOKENIZERS_PARALLELISM off for the whole process and leaves
-    it off; it is put back after each call so that what runs next is timed as it would run alone."""
+@contextlib.contextmanager
+def tokenizer_env(value: str | None):
+    """TOKENIZERS_PARALLELISM set to `value` (None: unset) for the block, put back after it."""
     before = os.environ.get("TOKENIZERS_PARALLELISM")
+    _set_tokenizer_env(value)
     try:
-        return encode(texts)
+        yield
     finally:
-        if before is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = before
+        _set_tokenizer_env(before)
+
+
+def _set_tokenizer_env(value: str | None) -> None:
+    if value is None:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = value
 
 
 @contextlib.contextmanager
@@ -231,16 +244,19 @@ def on_cores(cores: int):
 
 
 def best_rates(contenders: dict, texts: list[str], rounds: int) -> dict[str, float]:
-    """Texts per second, each contender given all `texts` in one call, the best of `rounds` runs taken
-    in turn (a warm-up first), so a busy moment of the machine costs every contender alike."""
-    for encode in contenders.values():
-        encode(texts[:2000])
+    """Texts per second, each contender (`name: (TOKENIZERS_PARALLELISM, encode)`) given all `texts`
+    in one call, the best of `rounds` runs taken in turn (a warm-up first), so a busy moment of the
+    machine costs every contender alike."""
+    for env, encode in contenders.values():
+        with tokenizer_env(env):
+            encode(texts[:2000])
     best = dict.fromkeys(contenders, float("inf"))
     for _ in range(rounds):
-        for name, encode in contenders.items():
-            start = time.perf_counter()
-            encode(texts)
-            best[name] = min(best[name], time.perf_counter() - start)
+        for name, (env, encode) in contenders.items():
+            with tokenizer_env(env):
+                start = time.perf_counter()
+                encode(texts)
+                best[name] = min(best[name], time.perf_counter() - start)
     return {name: len(texts) / seconds for name, seconds in best.items()}
 
 

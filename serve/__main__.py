@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from core.encoders.teacher import DEFAULT_TEACHER
+    from core.encoders.threads import serving_process_threads
     from core.serving.service import ModelRegistry, service_from_env
+
+    serving_process_threads()
 
     try:
         registry = ModelRegistry.from_names(args.model, args.models_dir, None if args.no_teacher else DEFAULT_TEACHER)

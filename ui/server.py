@@ -96,8 +96,10 @@ def start(host: str = "127.0.0.1", port: int = 7860, quiet: bool = False, timeou
     """Build the studio and serve it with the embeddings service on `host:port`, in a thread."""
     import uvicorn
 
+    from core.encoders.threads import serving_process_threads
     from ui.app import build_app
 
+    serving_process_threads()
     demo = build_app().queue(default_concurrency_limit=4)
     app = studio_asgi(demo, server_name=host, server_port=port)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))

@@ -31,6 +31,16 @@ def encode_threads() -> int:
     return _encode_threads.get() or all_cores()
 
 
+def serving_process_threads() -> None:
+    """For a process that serves (the studio, `python -m serve`): the Rust tokenizer's own pool off,
+    unless TOKENIZERS_PARALLELISM already says otherwise. The student's encoder spreads large inputs
+    over its own threads, one per core, and the Rust pool's threads spinning beside them cost it a
+    fifth of its throughput (docs/benchmarks.md, "Student encode"); a serving process's teacher
+    spends its time in torch, not in its tokenizer. The jobs worker keeps the Rust pool: there the
+    teacher's tokenizer may feed a GPU."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 @contextlib.contextmanager
 def thread_limit(threads: int) -> Iterator[None]:
     """At most `threads` threads for torch, BLAS, the Rust tokenizer and the student's encoder.

@@ -9,10 +9,12 @@ ASCII (docs/benchmarks.md, "Student encode").
 On printable ASCII (plus tab and line breaks), `BertNormalizer` can only lowercase: there are no
 accents to strip, no Chinese characters to space out, no control characters to drop, and the
 whitespace it maps to spaces is split on by `BertPreTokenizer` anyway. So `StaticTokenizer` keeps a
-twin of the tokenizer whose normaliser only lowercases, and sends each plain-ASCII text to it and
-every other text to (a copy of) the original. The twin is made only when the tokenizer has exactly
-that shape (tests compare both paths on the shared corpora and on random strings); any other
-tokenizer keeps its single path.
+twin of the tokenizer with no normaliser, lowercases such texts with Python's `str.lower` (exact on
+ASCII, and cheaper than any normaliser), and sends them to the twin; every other text goes to (a
+copy of) the original. Added tokens matched on the raw text (`[CLS]`, `[UNK]`, ...) are matched
+before normalisation, so a text holding the first character of one (`[`) keeps the original path
+too. The twin is made only when the tokenizer has exactly that shape (tests compare both paths on
+the shared corpora and on random strings); any other tokenizer keeps its single path.
 """
 
 from __future__ import annotations
@@ -20,12 +22,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from tokenizers import Tokenizer, normalizers
-
-# Anything but printable ASCII, tab, line feed and carriage return.
-_NOT_PLAIN = re.compile(r"[^\t\n\r -~]")
+from tokenizers import Tokenizer
 
 
 class StaticTokenizer:
@@ -39,7 +39,10 @@ class StaticTokenizer:
         if model.max_length is not None:
             self.max_chars = model.max_length * model.median_token_length
         self.full = _copy(model.tokenizer, model.max_length)
-        self.plain = plain_ascii_twin(self.full)
+        twin = plain_ascii_twin(self.full)
+        self.plain: Tokenizer | None = twin.tokenizer if twin else None
+        self._lowercase = twin.lowercase if twin else False
+        self._raw_starts = twin.raw_starts if twin else ""
 
     @property
     def copies(self) -> int:
@@ -50,19 +53,20 @@ class StaticTokenizer:
         """Each text's token ids, in order."""
         if self.max_chars is not None:
             texts = [text[: self.max_chars] for text in texts]
-        if self.plain is None:
+        if self.plain is None:  # not a BERT-shaped tokenizer
             return [e.ids for e in self.full.encode_batch_fast(texts, add_special_tokens=False)]
         plain: list[int] = []
         other: list[int] = []
+        is_plain = self._is_plain
         for i, text in enumerate(texts):
-            (plain if _NOT_PLAIN.search(text) is None else other).append(i)
+            (plain if is_plain(text) else other).append(i)
         if not other:
-            return [e.ids for e in self.plain.encode_batch_fast(texts, add_special_tokens=False)]
+            return [e.ids for e in self.plain.encode_batch_fast(self._lowered(texts), add_special_tokens=False)]
         ids: list[list[int]] = [[] for _ in texts]
-        for rows, tokenizer in ((plain, self.plain), (other, self.full)):
+        for rows, tokenizer, chosen in ((plain, self.plain, self._lowered([texts[i] for i in plain])),
+                                        (other, self.full, [texts[i] for i in other])):
             if rows:
-                encodings = tokenizer.encode_batch_fast([texts[i] for i in rows], add_special_tokens=False)
-                for i, encoding in zip(rows, encodings):
+                for i, encoding in zip(rows, tokenizer.encode_batch_fast(chosen, add_special_tokens=False)):
                     ids[i] = encoding.ids
         return ids
 
@@ -70,24 +74,53 @@ class StaticTokenizer:
         """One text's ids: the search box's query, with nothing but the call itself."""
         if self.max_chars is not None:
             text = text[: self.max_chars]
-        tokenizer = self.plain if self.plain is not None and _NOT_PLAIN.search(text) is None else self.full
-        return tokenizer.encode_batch_fast([text], add_special_tokens=False)[0].ids
+        if self.plain is not None and self._is_plain(text):
+            return self.plain.encode_batch_fast([text.lower() if self._lowercase else text],
+                                                add_special_tokens=False)[0].ids
+        return self.full.encode_batch_fast([text], add_special_tokens=False)[0].ids
+
+    def _is_plain(self, text: str) -> bool:
+        """Printable ASCII, tabs and line breaks, and none of the raw-matched tokens' first characters
+        (`str.isascii` reads a flag, `str.isprintable` and `in` are C loops: a regex costs ten times more)."""
+        if not text.isascii() or not (text.isprintable() or _NOT_PLAIN_ASCII.search(text) is None):
+            return False
+        return not any(char in text for char in self._raw_starts)
+
+    def _lowered(self, texts: Sequence[str]) -> Sequence[str]:
+        return [text.lower() for text in texts] if self._lowercase else texts
 
 
-def plain_ascii_twin(tokenizer: Tokenizer) -> Tokenizer | None:
-    """A copy of a `BertNormalizer` + `BertPreTokenizer` tokenizer whose normaliser only lowercases
-    (or does nothing, when the original keeps case): the same ids on printable ASCII. None for any
-    other tokenizer, and when an added token holds whitespace (the one place where `BertNormalizer`'s
-    mapping of tabs and line breaks to spaces could show)."""
+@dataclass(frozen=True)
+class PlainTwin:
+    """A tokenizer with no normaliser, the same ids as its original on printable ASCII texts (tabs and
+    line breaks allowed) that hold none of `raw_starts`, once lowercased when `lowercase`."""
+
+    tokenizer: Tokenizer
+    lowercase: bool
+    raw_starts: str  # the first characters of the added tokens matched on the raw text
+
+
+def plain_ascii_twin(tokenizer: Tokenizer) -> PlainTwin | None:
+    """The twin of a `BertNormalizer` + `BertPreTokenizer` tokenizer, or None for any other tokenizer
+    and when an added token holds whitespace (the one place where `BertNormalizer`'s mapping of tabs
+    and line breaks to spaces could show)."""
     config = json.loads(tokenizer.to_str())
     normalizer, pre_tokenizer = config.get("normalizer") or {}, config.get("pre_tokenizer") or {}
     if normalizer.get("type") != "BertNormalizer" or pre_tokenizer.get("type") != "BertPreTokenizer":
         return None
-    if any(re.search(r"\s", token["content"]) for token in config.get("added_tokens") or []):
+    added = config.get("added_tokens") or []
+    if any(re.search(r"\s", token["content"]) for token in added):
         return None
     twin = Tokenizer.from_str(tokenizer.to_str())
-    twin.normalizer = normalizers.Lowercase() if normalizer.get("lowercase", True) else None
-    return twin
+    twin.normalizer = None
+    # Added tokens matched on the raw text, whose case the lowering would change: a text holding the
+    # first character of one takes the original path.
+    raw_starts = "".join(sorted({t["content"][0] for t in added if t["content"] and not t.get("normalized")}))
+    return PlainTwin(twin, bool(normalizer.get("lowercase", True)), raw_starts)
+
+
+# Within ASCII: the control characters other than tab, line feed and carriage return.
+_NOT_PLAIN_ASCII = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _copy(tokenizer: Tokenizer, max_length: int | None) -> Tokenizer:

@@ -123,7 +123,7 @@ def random_strings(n: int, seed: int = 0) -> list[str]:
     rng = random.Random(seed)
     alphabet = ([chr(c) for c in range(0x20, 0x7F)] * 3 + list("\t\n\r\x0b\x0c\x00\x01\x1f\x7f")
                 + list("éÉñÜßçøÅ\u0301\u00a0\u2003\u200b\ufffd中文字😀\u3000"))
-    words = ["hello", "World", "HTTP", "naïve", "co-operate", "x" * 120, "don't", "[UNK]", "[PAD]", "e.g."]
+    words = ["hello", "World", "HTTP", "naïve", "co-operate", "x" * 120, "don't", "[UNK]", "[PAD]", "[CLS]x", "[unk]", "e.g."]
     out = []
     for i in range(n):
         if i % 2:
