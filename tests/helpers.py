@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
 
 from core.corpus.cleaning import CleaningOptions
 from core.methods.vocabulary import VocabularyParams
@@ -71,3 +76,40 @@ def evaluation_report(model_id: str = "small-model", limit: int | None = 40, dat
             "tasks": list(types), "limit": limit, "mteb_version": "2.26.24", "teacher_scores": teacher_scores,
             "student_scores": student_scores, "retention": kept, "speed": speed, "verdict": verdict(kept, 70.0),
             "seconds": 1.0}
+
+
+@contextlib.contextmanager
+def running(app, host: str = "127.0.0.1") -> Iterator[str]:
+    """The app on a real uvicorn server on a free port, in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def wait_healthy(url: str, seconds: float = 60, process: subprocess.Popen | None = None) -> dict:
+    """The service's /health answer once it is 200 (a model loaded); fails when the process exits."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.communicate()[0]}")
+        with contextlib.suppress(httpx.TransportError):
+            last = httpx.get(f"{url}/health", timeout=2)
+            if last.status_code == 200:
+                return last.json()
+        time.sleep(0.1)
+    raise AssertionError(f"not healthy after {seconds} s: {last and last.text}")
