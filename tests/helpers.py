@@ -113,3 +113,48 @@ def wait_healthy(url: str, seconds: float = 60, process: subprocess.Popen | None
                 return last.json()
         time.sleep(0.1)
     raise AssertionError(f"not healthy after {seconds} s: {last and last.text}")
+
+
+# The key the loopback embeddings service (conftest's `endpoint_service`) asks for, and the variable
+# that holds it while tests run; tests search written files for it.
+ENDPOINT_KEY_ENV = "DISTILLERY_TEST_ENDPOINT_KEY"
+ENDPOINT_KEY = f"sk-test-{__import__('secrets').token_hex(12)}"
+
+
+def teacher_service():
+    """The project's embeddings service serving only the bundled teacher, behind `ENDPOINT_KEY`."""
+    from core.serving.service import ModelRegistry, create_service
+
+    return create_service(ModelRegistry(folders=[]), api_key=ENDPOINT_KEY, preload=["teacher"])
+
+
+def unreliable(app, share: float = 0.1, slow: float = 0.1, seed: int = 2):
+    """`app` behind a front door that answers 429 or 500 to a `share` of requests and delays
+    another `slow` share by 0.2 s (seeded: the same draws in the same order each run; seed 2 fails
+    5 of its first 30 draws, so a short test sees several retries). `door.seen` counts what it did;
+    `door.down = True` answers 503 to everything (a server that went away and came back)."""
+    import asyncio
+    import random
+    from collections import Counter
+
+    from fastapi.responses import JSONResponse
+
+    rng = random.Random(seed)
+    seen: Counter[str] = Counter()
+
+    async def door(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] != "/health":
+            draw = rng.random()
+            status = 503 if door.down else 429 if draw < share / 2 else 500 if draw < share else None
+            if status is not None:
+                seen[str(status)] += 1
+                await JSONResponse({"error": "unreliable on purpose"}, status_code=status)(scope, receive, send)
+                return
+            if draw < share + slow:
+                seen["slow"] += 1
+                await asyncio.sleep(0.2)
+        await app(scope, receive, send)
+
+    door.seen = seen  # type: ignore[attr-defined]
+    door.down = False  # type: ignore[attr-defined]
+    return door

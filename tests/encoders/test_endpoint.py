@@ -5,13 +5,10 @@ on purpose (a dimension that varies, NaN, the wrong count, not JSON)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Iterator
 
 import helpers
 import numpy as np
@@ -23,61 +20,9 @@ from core.encoders.endpoint import EndpointClient, EndpointEncoder, EndpointSpec
 from core.encoders.teacher import TeacherEncoder, resolve_teacher, teacher_encoder
 from core.errors import DistilleryError
 
-KEY_ENV = "DISTILLERY_TEST_ENDPOINT_KEY"
-KEY = f"sk-test-{secrets.token_hex(12)}"
+KEY_ENV, KEY = helpers.ENDPOINT_KEY_ENV, helpers.ENDPOINT_KEY
 TEXTS = [f"Sentence {i}: the {w} service answers {i % 7} questions about {w}." for i in range(30)
          for w in ("billing", "weather")]
-
-
-def unreliable(app, share: float = 0.1, slow: float = 0.1, seed: int = 2):
-    """`app` behind a front door that answers 429 or 500 to a `share` of requests and delays
-    another `slow` share by 0.2 s (seeded: the same draws in the same order each run; seed 2 fails
-    5 of its first 30 draws, so a short test sees several retries)."""
-    rng = random.Random(seed)
-    seen: Counter[str] = Counter()
-
-    async def door(scope, receive, send):
-        if scope["type"] == "http" and scope["path"] != "/health":
-            draw = rng.random()
-            if draw < share:
-                status = 429 if draw < share / 2 else 500
-                seen[str(status)] += 1
-                await JSONResponse({"error": "unreliable on purpose"}, status_code=status)(scope, receive, send)
-                return
-            if draw < share + slow:
-                seen["slow"] += 1
-                await asyncio.sleep(0.2)
-        await app(scope, receive, send)
-
-    door.seen = seen  # type: ignore[attr-defined]
-    return door
-
-
-def service_app():
-    """The project's embeddings service serving only the bundled teacher, behind a key."""
-    from core.serving.service import ModelRegistry, create_service
-
-    return create_service(ModelRegistry(folders=[]), api_key=KEY, preload=["teacher"])
-
-
-@pytest.fixture(scope="module")
-def service() -> Iterator[str]:
-    with helpers.running(service_app()) as url:
-        helpers.wait_healthy(url)
-        yield url
-
-
-@pytest.fixture(scope="module")
-def flaky() -> Iterator[tuple[str, Counter[str]]]:
-    door = unreliable(service_app())
-    with helpers.running(door) as url:
-        helpers.wait_healthy(url)
-        yield url, door.seen  # type: ignore[attr-defined]
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch) -> None:
-    monkeypatch.setenv(KEY_ENV, KEY)
 
 
 def spec(url: str, kind: str = "openai", **fields) -> EndpointSpec:
@@ -86,8 +31,8 @@ def spec(url: str, kind: str = "openai", **fields) -> EndpointSpec:
 
 @pytest.mark.slow  # starts the service with the teacher
 @pytest.mark.parametrize("kind", ["openai", "ollama"])
-def test_both_routes_give_the_local_teachers_vectors(service: str, kind: str) -> None:
-    info = endpoint_teacher(spec(service, kind, batch_size=16, concurrency=3))
+def test_both_routes_give_the_local_teachers_vectors(endpoint_service: str, kind: str) -> None:
+    info = endpoint_teacher(spec(endpoint_service, kind, batch_size=16, concurrency=3))
     assert info.dimension == 384 and info.name == f"{kind}:teacher" and not info.has_weights
     assert info.endpoint is not None and KEY not in json.dumps(info.to_dict())
     encoder = teacher_encoder(info)
@@ -100,13 +45,13 @@ def test_both_routes_give_the_local_teachers_vectors(service: str, kind: str) ->
     rows = encoder.encode_queries(["", TEXTS[0]])
     assert not rows[0].any() and abs(np.linalg.norm(rows[1]) - 1) < 1e-5
     # Caches are keyed by endpoint and model: another route is another teacher.
-    other = endpoint_teacher(spec(service, "ollama" if kind == "openai" else "openai"))
+    other = endpoint_teacher(spec(endpoint_service, "ollama" if kind == "openai" else "openai"))
     assert other.fingerprint != info.fingerprint
 
 
 @pytest.mark.slow
-def test_prefixes_are_prepended_as_prompts_are(service: str) -> None:
-    info = endpoint_teacher(spec(service, query_prefix="query: ", document_prefix="passage: "))
+def test_prefixes_are_prepended_as_prompts_are(endpoint_service: str) -> None:
+    info = endpoint_teacher(spec(endpoint_service, query_prefix="query: ", document_prefix="passage: "))
     assert info.prompts == {"query": "query: ", "document": "passage: "}
     encoder = EndpointEncoder(info)
     local = TeacherEncoder(resolve_teacher(None))
@@ -117,34 +62,35 @@ def test_prefixes_are_prepended_as_prompts_are(service: str) -> None:
 
 
 @pytest.mark.slow
-def test_unreliable_server_gives_the_same_vectors(service: str, flaky: tuple[str, Counter[str]]) -> None:
-    url, seen = flaky
-    reliable = EndpointClient(spec(service, batch_size=2, concurrency=4)).embed(TEXTS)
+def test_unreliable_server_gives_the_same_vectors(endpoint_service: str, unreliable_endpoint) -> None:
+    url, door = unreliable_endpoint
+    before = door.seen["429"] + door.seen["500"]
+    reliable = EndpointClient(spec(endpoint_service, batch_size=2, concurrency=4)).embed(TEXTS)
     client = EndpointClient(spec(url, batch_size=2, concurrency=4))
     got = client.embed(TEXTS)
     np.testing.assert_array_equal(got, reliable)  # the same batches, so the same bytes
-    assert seen["429"] + seen["500"] == client.stats.retries > 0
+    assert door.seen["429"] + door.seen["500"] - before == client.stats.retries > 0
     assert client.stats.requests == 30 + client.stats.retries
 
 
 @pytest.mark.slow
-def test_wrong_or_missing_key_is_refused_clearly(service: str, monkeypatch) -> None:
+def test_wrong_or_missing_key_is_refused_clearly(endpoint_service: str, monkeypatch) -> None:
     wrong = f"sk-wrong-{secrets.token_hex(8)}"
     monkeypatch.setenv(KEY_ENV, wrong)
     with pytest.raises(DistilleryError, match=rf"refused the API key \(HTTP 401\): check the key in {KEY_ENV}") as err:
-        endpoint_teacher(spec(service))
+        endpoint_teacher(spec(endpoint_service))
     assert wrong not in str(err.value)
     with pytest.raises(DistilleryError, match="set api_key_env"):
-        endpoint_teacher(EndpointSpec(kind="openai", url=service, model="teacher"))
+        endpoint_teacher(EndpointSpec(kind="openai", url=endpoint_service, model="teacher"))
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(DistilleryError, match=f"{KEY_ENV} .* is not set"):
-        endpoint_teacher(spec(service))
+        endpoint_teacher(spec(endpoint_service))
 
 
 @pytest.mark.slow
-def test_unknown_model_names_the_problem(service: str) -> None:
+def test_unknown_model_names_the_problem(endpoint_service: str) -> None:
     with pytest.raises(DistilleryError, match="HTTP 400.*no model 'nope'"):
-        endpoint_teacher(EndpointSpec(kind="openai", url=service, model="nope", api_key_env=KEY_ENV))
+        endpoint_teacher(EndpointSpec(kind="openai", url=endpoint_service, model="nope", api_key_env=KEY_ENV))
 
 
 def test_unreachable_url_fails_at_once() -> None:
