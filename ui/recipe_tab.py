@@ -10,6 +10,7 @@ import pandas as pd
 from core.corpus.build import preview_domains
 from core.corpus.plan import DEFAULT_SHARES, DOMAINS
 from core.corpus.sources import SourceCatalogue
+from core.encoders.endpoint import KINDS
 from core.errors import DistilleryError
 from core.methods.corpus import CorpusParams
 from core.methods.registry import METHODS, params_for
@@ -81,6 +82,26 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                                       info="a sentence-transformers id on the Hub, or a local folder")
             c["trust_remote_code"] = gr.Checkbox(label="Trust remote code", value=False, scale=1, min_width=200,
                                                  info="only for teachers whose own code you trust")
+        gr.Markdown("**Or a teacher reached over HTTP** (an embeddings API; the corpus method only). The API "
+                    "key stays in an environment variable of the server: name it here, never type the key.")
+        with gr.Row():
+            c["endpoint_kind"] = gr.Dropdown([("none: the teacher above", ""), *((k.title, k.name)
+                                              for k in KINDS.values())], value="", label="Endpoint kind",
+                                             min_width=200, info="OpenAI /v1/embeddings, Ollama /api/embed, TEI /embed")
+            c["endpoint_url"] = gr.Textbox(label="Endpoint URL", placeholder="http://localhost:11434", scale=2,
+                                           min_width=220, info="the server's base URL")
+            c["endpoint_model"] = gr.Textbox(label="Endpoint model", placeholder="all-minilm", min_width=160,
+                                             info="the name the API expects")
+            c["api_key_env"] = gr.Textbox(label="API key variable", placeholder="OPENAI_API_KEY", min_width=160,
+                                          info="the environment variable holding the key (empty: no key)")
+        with gr.Row():
+            c["query_prefix"] = gr.Textbox(label="Query prefix", placeholder="query: ", min_width=160,
+                                           info="prepended to queries (Compare, Evaluate)")
+            c["document_prefix"] = gr.Textbox(label="Document prefix", placeholder="passage: ", min_width=160,
+                                              info="prepended to every corpus text")
+            c["student_tokenizer"] = gr.Textbox(label="Student tokenizer", placeholder=defaults.teacher, scale=2,
+                                                min_width=220, info="a tokenizer folder or Hub id for an endpoint "
+                                                "teacher's student (empty: the bundled teacher's)")
         with gr.Row():
             c["normalise"] = gr.Checkbox(label="Normalise unicode and whitespace", value=True, min_width=220,
                                          info="NFKC, one space between words")

@@ -33,6 +33,8 @@ def form(**overrides) -> list:
     recipe = small_recipe()
     values = {
         "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False, "method": "vocabulary",
+        "endpoint_kind": "", "endpoint_url": "", "endpoint_model": "", "api_key_env": "", "query_prefix": "",
+        "document_prefix": "", "student_tokenizer": "",
         "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
         "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
         "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
@@ -145,6 +147,12 @@ def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_di
         ({"method": "corpus", "start_share": 1.5}, "share of the fitted start"),
         ({"method": "corpus", "epochs": 0}, "Epochs"),
         ({"evaluate_after": True, "evaluation_rows": 3}, "at least 10"),
+        ({"endpoint_kind": "openai", "endpoint_url": "http://127.0.0.1:9", "endpoint_model": "m"},
+         "endpoint without weights"),  # the vocabulary method, refused before any request
+        ({"method": "corpus", "endpoint_kind": "openai", "endpoint_url": "http://127.0.0.1:9", "endpoint_model": "m",
+          "api_key_env": "sk-live-123"}, "never the key itself"),
+        ({"method": "corpus", "endpoint_kind": "ollama", "endpoint_url": "http://127.0.0.1:9", "endpoint_model": "m"},
+         "Could not reach the Ollama endpoint"),
     ],
 )
 def test_bad_input_is_explained_and_nothing_is_queued(client: Client, data_dir, overrides, expected):
