@@ -151,6 +151,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         preview_domain = gr.Dropdown(["all domains", *DOMAINS], value="all domains", label="Preview",
                                      info="three samples per domain from its sources", min_width=180)
         preview_btn = gr.Button("Preview corpus samples", min_width=180)
+        cost_btn = gr.Button("Estimate API requests", min_width=180)
         submit_btn = gr.Button("Distill", variant="primary", min_width=180)
     submit_md = gr.Markdown()
     preview_df = gr.Dataframe(headers=["domain", "source", "text"], label="Preview", wrap=True, interactive=False)
@@ -168,6 +169,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
             c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, **quiet)
     preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
                       api_name="preview_corpus")
+    cost_btn.click(lambda *v: _api_cost(catalogue, v), inputs, submit_md, api_name="estimate_api_cost")
     submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe")
     return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
 
@@ -215,6 +217,27 @@ def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...], domain: str | 
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
     return pd.DataFrame(rows, columns=["domain", "source", "text"])
+
+
+def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
+    """What featurizing the corpus through the endpoint teacher will send, before a job is queued: the
+    corpus is built in a throw-away folder (seconds) and counted; nothing is sent but one probe."""
+    import tempfile
+    from pathlib import Path
+
+    from core.encoders.endpoint import EndpointSpec
+    from core.pipeline import estimate_recipe
+
+    try:
+        recipe, uploads = recipe_from_form(as_form(values))
+        if uploads:
+            raise DistilleryError("The estimate counts the catalogue's sources only; submit to include uploads.")
+        with tempfile.TemporaryDirectory(prefix="distillery-estimate-") as folder:
+            cost = estimate_recipe(recipe, Path(folder), catalogue=catalogue)
+    except (DistilleryError, ValueError, TypeError) as exc:
+        return f"❌ **No estimate:** {exc}"
+    assert isinstance(recipe.teacher, EndpointSpec)
+    return f"💰 {cost.sentence(recipe.teacher.title)}"
 
 
 def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
