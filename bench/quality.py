@@ -9,6 +9,13 @@ In one run, on one corpus drawn at the default plan (30/30/20/10/10) from ../sha
       teacher pass, as the issue allows (installed by
       `pip install --no-deps tokenlearn==0.2.1 more-itertools`, never by the app);
   (c) corpus: Distillery's corpus method (core.corpus_method), pca_dims=256;
+  (d) corpus_endpoint: the same method with the teacher reached over HTTP: the project's own embeddings
+      service (core.serving.service) serves the teacher on loopback and the corpus method calls its
+      OpenAI-compatible route (core.encoders.endpoint); its featurize stage is compared with the local
+      corpus method's (the target: within 1.3x) and its score with "corpus" (within 0.5 points). With
+      the default student tokenizer its start is fitted around the bundled teacher's model2vec vectors
+      (core.methods.target_start), which here is the served teacher itself: read it as the cost of the
+      HTTP path, not as what a different API's teacher would reach;
 and the teacher itself, all scored on the development sets in ../shared/data/eval through the app's own
 evaluation path (`core.evaluation.scoring`: mteb, one task at a time, the teacher's scores cached). The
 average is the mean of the task-type means, as the app's retention uses it; the table also gives it
@@ -35,7 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench._common import RESULTS, peak_rss_mb, write_results  # noqa: E402
 
-MODELS = ("vocabulary", "tokenlearn", "corpus")
+MODELS = ("vocabulary", "tokenlearn", "corpus", "corpus_endpoint")
 # Sets on which the development suite flatters students (see the module docstring).
 FLATTERING = ("MRPC", "MedQuAD", "PythonStdlibDoc2Code")
 
@@ -58,6 +65,9 @@ def main() -> None:
                         help="a quality.json whose run measured the cost on this corpus and machine: its cost "
                         "and stage times are carried over (labelled), and the bare encode is not timed again; "
                         "for a run that resumes the stored teacher targets in --work-dir")
+    parser.add_argument("--endpoint-port", type=int, default=47321,
+                        help="loopback port of the served teacher for corpus_endpoint (fixed, so that its "
+                        "targets in --work-dir resume: the endpoint's URL is part of their key)")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     args = parser.parse_args()
     wanted = [m for m in args.models.split(",") if m]
@@ -111,6 +121,15 @@ def main() -> None:
         total = sum(results["stages"]["corpus"].values())
         results["cost"].update({"corpus_method_seconds": round(total, 2), "ratio_to_bare_encode": round(total / bare, 3),
                                 "peak_rss_mb": round(peak_rss_mb(), 1)})
+    if "corpus_endpoint" in wanted:
+        students["corpus_endpoint"], results["stages"]["corpus_endpoint"] = build_endpoint_model(
+            args.teacher, args.pca_dims, texts, work, progress, args.endpoint_port)
+        featurize = results["stages"]["corpus_endpoint"]["featurize"]
+        local = results["stages"].get("corpus", {}).get("featurize")
+        results["cost"].update({"corpus_endpoint_featurize_seconds": round(featurize, 2),
+                                "endpoint_featurize_ratio_to_bare_encode": round(featurize / bare, 3),
+                                **({"endpoint_featurize_ratio_to_local_featurize": round(featurize / local, 3)}
+                                   if local else {})})
     if "tokenlearn" in wanted:
         students["tokenlearn"], results["stages"]["tokenlearn"] = build_tokenlearn(teacher, texts, store, device,
                                                                                     args.pca_dims)
@@ -179,6 +198,38 @@ def build_corpus_model(teacher, pca_dims: int, texts, work: Path, progress, with
     print(f"corpus method stages: {stages}; best epoch {distilled.details.best_epoch}", flush=True)
     training = {**(distilled.training or {}), "vocabulary_added": distilled.vocabulary_added}
     return save(distilled.model, "corpus", stages), stages, training, distilled.details.targets
+
+
+def build_endpoint_model(teacher_name: str | None, pca_dims: int, texts, work: Path, progress, port: int):
+    """The corpus method with the teacher served over HTTP on loopback by the project's own service
+    (its OpenAI-compatible route, the kind's default batching), with the method's own defaults."""
+    import threading
+
+    import uvicorn
+
+    from core.encoders.endpoint import EndpointSpec, endpoint_teacher
+    from core.encoders.teacher import DEFAULT_TEACHER
+    from core.methods import corpus
+    from core.serving.service import ModelRegistry, create_service
+
+    app = create_service(ModelRegistry(folders=[], teacher=teacher_name or DEFAULT_TEACHER), preload=["teacher"])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise SystemExit("the loopback embeddings service did not start")
+        time.sleep(0.05)
+    try:
+        teacher = endpoint_teacher(EndpointSpec(kind="openai", url=f"http://127.0.0.1:{port}", model="teacher"))
+        distilled = corpus.distill(teacher, corpus.CorpusParams(pca_dims=pca_dims), texts,
+                                   work / "corpus-endpoint-method", progress=progress)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    stages = {name: v["seconds"] for name, v in distilled.stages.items()}
+    print(f"corpus method over HTTP, stages: {stages}; best epoch {distilled.details.best_epoch}", flush=True)
+    return save(distilled.model, "corpus_endpoint", stages), stages
 
 
 def resolve_dim(teacher) -> int:

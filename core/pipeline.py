@@ -16,8 +16,11 @@ from core.artifact.folder import ModelFolder
 from core.artifact.record import ModelRecord
 from core.corpus.build import build_corpus
 from core.corpus.sources import SourceCatalogue, load_catalogue
-from core.encoders.teacher import TeacherEncoder
+from core.encoders.endpoint import CostEstimate, EndpointSpec, estimate_cost
+from core.encoders.teacher import teacher_encoder
+from core.errors import DistilleryError
 from core.methods.registry import method
+from core.methods.target_start import load_student_tokenizer
 from core.progress import Progress, StageClock, StagePlan, expected_seconds, peak_rss_mb, silent
 from core.recipe import Recipe, validate_recipe
 from core.serving.collection import embed_collection
@@ -45,7 +48,7 @@ def run_recipe(
     with clock.stage("index"):
         collection = sample_collection(texts, recipe.collection_size, recipe.seed)
         # The teacher's side of the Compare tab, computed now (in the worker) and cached by content.
-        embed_collection(TeacherEncoder(teacher), collection, settings.cache_dir(), progress=progress)
+        embed_collection(teacher_encoder(teacher), collection, settings.cache_dir(), progress=progress)
 
     record = ModelRecord(
         id=model_dir.name, name=recipe.name or model_dir.name,
@@ -74,6 +77,20 @@ def stage_plan(recipe: Recipe) -> StagePlan:
     return StagePlan.of([("corpus", expected_seconds("corpus", size)),
                          *method(recipe.method).stages(recipe.params, size),
                          ("index", index), ("save", expected_seconds("save", size))])
+
+
+def estimate_recipe(recipe: Recipe, job_dir: Path, progress: Progress = silent,
+                    catalogue: SourceCatalogue | None = None) -> CostEstimate:
+    """What featurizing the recipe's corpus through its endpoint teacher will send (texts, tokens by
+    the student's tokenizer, requests), before any of it is sent: the recipe is checked (one probe
+    request) and the corpus built into `job_dir`, nothing else."""
+    if not isinstance(recipe.teacher, EndpointSpec):
+        raise DistilleryError("A cost estimate is for an endpoint teacher; a local teacher costs no requests.")
+    catalogue = catalogue or load_catalogue()
+    validate_recipe(recipe, catalogue)
+    corpus = build_corpus(recipe.corpus_plan(catalogue), job_dir / "corpus", progress)
+    tokenizer = load_student_tokenizer(getattr(recipe.params, "student_tokenizer", None))
+    return estimate_cost(recipe.teacher, corpus.texts(), tokenizer)
 
 
 def sample_collection(texts: list[str], size: int, seed: int) -> list[str]:

@@ -3,6 +3,9 @@
 The recipe holds its method's parameters, tagged by the method's name: `Recipe(method="corpus")`
 gets `CorpusParams()` with the corpus method's defaults, however it is built (in Python, from JSON,
 from the form), and parameters of another method are refused rather than silently mixed.
+
+The teacher is a Hub id or local folder (a string), or an endpoint (`EndpointSpec`, a JSON object
+with kind, url, model, prefixes and api_key_env): the key itself is never part of a recipe.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any
 from core.corpus.cleaning import CleaningOptions
 from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan
 from core.corpus.sources import SourceCatalogue, SourceSpec
-from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo, resolve_teacher
+from core.encoders.endpoint import EndpointSpec
+from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo, require_weights, resolve_teacher
 from core.errors import DistilleryError
 from core.evaluation.tasks import check_rows_per_task
 from core.methods.registry import METHODS, Params, method, params_for
@@ -43,7 +47,7 @@ class Recipe:
     defaults)."""
 
     name: str = ""
-    teacher: str = DEFAULT_TEACHER
+    teacher: str | EndpointSpec = DEFAULT_TEACHER
     trust_remote_code: bool = False
     method: str = "vocabulary"
     shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
@@ -60,6 +64,8 @@ class Recipe:
     def __post_init__(self) -> None:
         if isinstance(self.cleaning, dict):
             self.cleaning = CleaningOptions(**self.cleaning)
+        if isinstance(self.teacher, dict):
+            self.teacher = EndpointSpec.from_dict(self.teacher)
         self.distill = params_for(self.method, self.distill)
 
     @property
@@ -70,6 +76,8 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["cleaning"] = self.cleaning.to_dict()
+        if isinstance(self.teacher, EndpointSpec):
+            data["teacher"] = self.teacher.to_dict()
         data["distill"] = self.params.to_dict()
         return data
 
@@ -118,6 +126,8 @@ def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue,
     if not 10 <= recipe.collection_size <= MAX_COLLECTION:
         raise DistilleryError(f"The search collection must hold between 10 and {MAX_COLLECTION:,} texts.")
     recipe.corpus_plan(catalogue).validate()
+    if chosen.needs_weights and isinstance(recipe.teacher, EndpointSpec):
+        require_weights(recipe.teacher, chosen.name)
     teacher = resolve_teacher(recipe.teacher, recipe.trust_remote_code, teacher_roots)
     recipe.params.validate(teacher)
     return teacher

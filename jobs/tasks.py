@@ -14,7 +14,7 @@ from huey.exceptions import CancelExecution
 from core import pace, settings
 from core.artifact.folder import ModelFolder
 from core.artifact.record import ModelRecord
-from core.encoders.teacher import resolve_teacher
+from core.encoders.teacher import resolve_recorded
 from core.errors import Cancelled, DistilleryError
 from core.evaluation.run import evaluate_saved_model, evaluation_plan
 from core.evaluation.scoring import task_refs
@@ -104,7 +104,7 @@ def evaluate_model_task(job_id: str, model_id: str, request: dict[str, Any], tas
 
     def plan() -> StagePlan:
         record = ModelFolder.open(model_id).record
-        teacher = resolve_teacher(record.teacher.name, record.teacher.trust_remote_code)
+        teacher = resolve_recorded(record.teacher)
         return evaluation_plan(teacher, tasks, request.get("limit"))
 
     outcome = _guarded(job_id, task, lambda progress: evaluate_saved_model(

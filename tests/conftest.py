@@ -95,3 +95,29 @@ def small_model(tmp_path_factory) -> BuiltModel:
     path, job_dir = root / "models" / "small-model", root / "jobs" / "small-model"
     record = run_recipe(helpers.small_recipe("small-test"), job_dir, path)
     return BuiltModel(record, path, job_dir)
+
+
+@pytest.fixture(scope="session")
+def endpoint_service() -> Any:
+    """The project's embeddings service on loopback serving the bundled teacher behind a key (held in
+    `helpers.ENDPOINT_KEY_ENV` for the session): the teacher an endpoint test reaches over HTTP."""
+    import helpers
+
+    os.environ[helpers.ENDPOINT_KEY_ENV] = helpers.ENDPOINT_KEY
+    with helpers.running(helpers.teacher_service()) as url:
+        helpers.wait_healthy(url)
+        yield url
+    os.environ.pop(helpers.ENDPOINT_KEY_ENV, None)
+
+
+@pytest.fixture(scope="session")
+def unreliable_endpoint() -> Any:
+    """The same service behind `helpers.unreliable` (10% of requests 429 or 500, 10% slow); yields
+    the URL and the door (its `seen` counts, its `down` switch)."""
+    import helpers
+
+    os.environ[helpers.ENDPOINT_KEY_ENV] = helpers.ENDPOINT_KEY
+    door = helpers.unreliable(helpers.teacher_service())
+    with helpers.running(door) as url:
+        helpers.wait_healthy(url)
+        yield url, door

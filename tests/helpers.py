@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
 
 from core.corpus.cleaning import CleaningOptions
 from core.methods.vocabulary import VocabularyParams
@@ -26,6 +31,8 @@ def recipe_form(**overrides) -> list:
     recipe = small_recipe()
     values = {
         "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False, "method": "vocabulary",
+        "endpoint_kind": "", "endpoint_url": "", "endpoint_model": "", "api_key_env": "", "query_prefix": "",
+        "document_prefix": "", "student_tokenizer": "",
         "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
         "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
         "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
@@ -95,3 +102,85 @@ def evaluation_report(model_id: str = "small-model", limit: int | None = 40, dat
             "tasks": list(types), "limit": limit, "mteb_version": "2.26.24", "teacher_scores": teacher_scores,
             "student_scores": student_scores, "retention": kept, "speed": speed, "verdict": verdict(kept, 70.0),
             "seconds": 1.0}
+
+
+@contextlib.contextmanager
+def running(app, host: str = "127.0.0.1") -> Iterator[str]:
+    """The app on a real uvicorn server on a free port, in a thread; yields its base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def wait_healthy(url: str, seconds: float = 60, process: subprocess.Popen | None = None) -> dict:
+    """The service's /health answer once it is 200 (a model loaded); fails when the process exits."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the server exited: {process.communicate()[0]}")
+        with contextlib.suppress(httpx.TransportError):
+            last = httpx.get(f"{url}/health", timeout=2)
+            if last.status_code == 200:
+                return last.json()
+        time.sleep(0.1)
+    raise AssertionError(f"not healthy after {seconds} s: {last and last.text}")
+
+
+# The key the loopback embeddings service (conftest's `endpoint_service`) asks for, and the variable
+# that holds it while tests run; tests search written files for it.
+ENDPOINT_KEY_ENV = "DISTILLERY_TEST_ENDPOINT_KEY"
+ENDPOINT_KEY = f"sk-test-{__import__('secrets').token_hex(12)}"
+
+
+def teacher_service():
+    """The project's embeddings service serving only the bundled teacher, behind `ENDPOINT_KEY`."""
+    from core.serving.service import ModelRegistry, create_service
+
+    return create_service(ModelRegistry(folders=[]), api_key=ENDPOINT_KEY, preload=["teacher"])
+
+
+def unreliable(app, share: float = 0.1, slow: float = 0.1, seed: int = 2):
+    """`app` behind a front door that answers 429 or 500 to a `share` of requests and delays
+    another `slow` share by 0.2 s (seeded: the same draws in the same order each run; seed 2 fails
+    5 of its first 30 draws, so a short test sees several retries). `door.seen` counts what it did;
+    `door.down = True` answers 503 to everything (a server that went away and came back)."""
+    import asyncio
+    import random
+    from collections import Counter
+
+    from fastapi.responses import JSONResponse
+
+    rng = random.Random(seed)
+    seen: Counter[str] = Counter()
+
+    async def door(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] != "/health":
+            draw = rng.random()
+            status = 503 if door.down else 429 if draw < share / 2 else 500 if draw < share else None
+            if status is not None:
+                seen[str(status)] += 1
+                await JSONResponse({"error": "unreliable on purpose"}, status_code=status)(scope, receive, send)
+                return
+            if draw < share + slow:
+                seen["slow"] += 1
+                await asyncio.sleep(0.2)
+        await app(scope, receive, send)
+
+    door.seen = seen  # type: ignore[attr-defined]
+    door.down = False  # type: ignore[attr-defined]
+    return door

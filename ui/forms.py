@@ -17,6 +17,7 @@ from core import pace
 from core.corpus.cleaning import CleaningOptions
 from core.corpus.plan import DOMAINS, normalise_shares
 from core.corpus.uploads import Upload
+from core.encoders.endpoint import EndpointSpec
 from core.errors import DistilleryError
 from core.methods.corpus import CorpusParams
 from core.methods.registry import params_for
@@ -29,6 +30,8 @@ from core.recipe import Recipe
 DOMAIN_FIELDS = ("share", "sources", "files", "fields")
 FORM_FIELDS: tuple[str, ...] = (
     "name", "teacher", "trust_remote_code", "method",
+    "endpoint_kind", "endpoint_url", "endpoint_model", "api_key_env", "query_prefix", "document_prefix",
+    "student_tokenizer",
     *(f"{d}:{f}" for d in DOMAINS for f in DOMAIN_FIELDS),
     "corpus_size", "collection_size", "normalise", "dedupe", "min_words", "max_words",
     "use_corpus_vocabulary", "max_vocabulary_size", "min_frequency", "pca_dims", "sif_coefficient",
@@ -146,9 +149,10 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
         )
         params["start_share"] = _or_default(decimal(form.get("start_share"), "The share of the fitted start",
                                                     allow_none=True), defaults.start_share)
+        params["student_tokenizer"] = str(form.get("student_tokenizer") or "").strip() or None
     recipe = Recipe(
         name=str(form.get("name") or "").strip(),
-        teacher=str(form.get("teacher") or "").strip() or Recipe().teacher,
+        teacher=endpoint_from_form(form) or str(form.get("teacher") or "").strip() or Recipe().teacher,
         trust_remote_code=bool(form.get("trust_remote_code")),
         method=method,
         shares=shares_from_form(form),
@@ -166,6 +170,21 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
         evaluation_rows=rows_limit(form.get("evaluation_rows")),
     )
     return recipe, form_uploads(form)
+
+
+def endpoint_from_form(form: dict[str, Any]) -> EndpointSpec | None:
+    """The teacher endpoint the form names, or None (the teacher is then the weights field's). Only
+    the name of the key's environment variable is read: the form has no field for the key itself."""
+    kind = str(form.get("endpoint_kind") or "").strip()
+    if not kind:
+        return None
+    text = {name: str(form.get(name) or "") for name in ("endpoint_url", "endpoint_model", "api_key_env",
+                                                          "query_prefix", "document_prefix")}
+    spec = EndpointSpec(kind=kind, url=text["endpoint_url"].strip(), model=text["endpoint_model"].strip(),
+                        query_prefix=text["query_prefix"], document_prefix=text["document_prefix"],
+                        api_key_env=text["api_key_env"].strip() or None)
+    spec.validate()
+    return spec
 
 
 def _or_default(value: Any, default: Any) -> Any:

@@ -10,6 +10,7 @@ import pandas as pd
 from core.corpus.build import preview_domains
 from core.corpus.plan import DEFAULT_SHARES, DOMAINS
 from core.corpus.sources import SourceCatalogue
+from core.encoders.endpoint import KINDS
 from core.errors import DistilleryError
 from core.methods.corpus import CorpusParams
 from core.methods.registry import METHODS, params_for
@@ -81,6 +82,26 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                                       info="a sentence-transformers id on the Hub, or a local folder")
             c["trust_remote_code"] = gr.Checkbox(label="Trust remote code", value=False, scale=1, min_width=200,
                                                  info="only for teachers whose own code you trust")
+        gr.Markdown("**Or a teacher reached over HTTP** (an embeddings API; the corpus method only). The API "
+                    "key stays in an environment variable of the server: name it here, never type the key.")
+        with gr.Row():
+            c["endpoint_kind"] = gr.Dropdown([("none: the teacher above", ""), *((k.title, k.name)
+                                              for k in KINDS.values())], value="", label="Endpoint kind",
+                                             min_width=200, info="OpenAI /v1/embeddings, Ollama /api/embed, TEI /embed")
+            c["endpoint_url"] = gr.Textbox(label="Endpoint URL", placeholder="http://localhost:11434", scale=2,
+                                           min_width=220, info="the server's base URL")
+            c["endpoint_model"] = gr.Textbox(label="Endpoint model", placeholder="all-minilm", min_width=160,
+                                             info="the name the API expects")
+            c["api_key_env"] = gr.Textbox(label="API key variable", placeholder="OPENAI_API_KEY", min_width=160,
+                                          info="the environment variable holding the key (empty: no key)")
+        with gr.Row():
+            c["query_prefix"] = gr.Textbox(label="Query prefix", placeholder="query: ", min_width=160,
+                                           info="prepended to queries (Compare, Evaluate)")
+            c["document_prefix"] = gr.Textbox(label="Document prefix", placeholder="passage: ", min_width=160,
+                                              info="prepended to every corpus text")
+            c["student_tokenizer"] = gr.Textbox(label="Student tokenizer", placeholder=defaults.teacher, scale=2,
+                                                min_width=220, info="a tokenizer folder or Hub id for an endpoint "
+                                                "teacher's student (empty: the bundled teacher's)")
         with gr.Row():
             c["normalise"] = gr.Checkbox(label="Normalise unicode and whitespace", value=True, min_width=220,
                                          info="NFKC, one space between words")
@@ -130,6 +151,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         preview_domain = gr.Dropdown(["all domains", *DOMAINS], value="all domains", label="Preview",
                                      info="three samples per domain from its sources", min_width=180)
         preview_btn = gr.Button("Preview corpus samples", min_width=180)
+        cost_btn = gr.Button("Estimate API requests", min_width=180)
         submit_btn = gr.Button("Distill", variant="primary", min_width=180)
     submit_md = gr.Markdown()
     preview_df = gr.Dataframe(headers=["domain", "source", "text"], label="Preview", wrap=True, interactive=False)
@@ -147,6 +169,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
             c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, **quiet)
     preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
                       api_name="preview_corpus")
+    cost_btn.click(lambda *v: _api_cost(catalogue, v), inputs, submit_md, api_name="estimate_api_cost")
     submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe")
     return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
 
@@ -194,6 +217,27 @@ def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...], domain: str | 
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
     return pd.DataFrame(rows, columns=["domain", "source", "text"])
+
+
+def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
+    """What featurizing the corpus through the endpoint teacher will send, before a job is queued: the
+    corpus is built in a throw-away folder (seconds) and counted; nothing is sent but one probe."""
+    import tempfile
+    from pathlib import Path
+
+    from core.encoders.endpoint import EndpointSpec
+    from core.pipeline import estimate_recipe
+
+    try:
+        recipe, uploads = recipe_from_form(as_form(values))
+        if uploads:
+            raise DistilleryError("The estimate counts the catalogue's sources only; submit to include uploads.")
+        with tempfile.TemporaryDirectory(prefix="distillery-estimate-") as folder:
+            cost = estimate_recipe(recipe, Path(folder), catalogue=catalogue)
+    except (DistilleryError, ValueError, TypeError) as exc:
+        return f"❌ **No estimate:** {exc}"
+    assert isinstance(recipe.teacher, EndpointSpec)
+    return f"💰 {cost.sentence(recipe.teacher.title)}"
 
 
 def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from core.encoders.teacher import DEFAULT_TEACHER
+from core.encoders.endpoint import EndpointSpec, without_url
+from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo
 from core.progress import stage_times
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ def render_card(record: ModelRecord, location: str = "path/or/repo") -> str:
         "tags": ["model2vec", "static-embeddings", "sentence-transformers", "distillery"],
         "pipeline_tag": "sentence-similarity",
     }
-    if not teacher.is_local or teacher.name == DEFAULT_TEACHER:  # a Hub id, not a local folder
+    endpoint = EndpointSpec.from_dict(teacher.endpoint) if teacher.endpoint else None
+    if endpoint is None and (not teacher.is_local or teacher.name == DEFAULT_TEACHER):  # a Hub id, not a folder
         front["base_model"] = teacher.name
     evaluation = record.evaluation
     if evaluation:
@@ -48,7 +50,7 @@ def render_card(record: ModelRecord, location: str = "path/or/repo") -> str:
 # {record.title}
 
 A static [Model2Vec](https://github.com/MinishLab/model2vec) embedding model distilled by Distillery
-from **{teacher.name}** (teacher weights `{teacher.fingerprint}`) with the
+from {_teacher_line(teacher, endpoint)} with the
 **{recipe['method']}** method.
 
 ```python
@@ -69,14 +71,29 @@ Shortfalls:
 {training}{_evaluation_section(evaluation)}## Recipe
 
 ```json
-{json.dumps(recipe, indent=2)}
+{json.dumps(without_url(recipe), indent=2)}
 ```
 
 ## Licence
 
-The student is a derivative of its teacher and is released under the teacher's licence
-(`{teacher.licence or 'unknown: check the teacher'}`).
+{_licence_section(teacher, endpoint)}
 """
+
+
+def _teacher_line(teacher: TeacherInfo, endpoint: EndpointSpec | None) -> str:
+    """The teacher as the card names it: an endpoint by kind and model only (never its URL or key)."""
+    if endpoint is None:
+        return f"**{teacher.name}** (teacher weights `{teacher.fingerprint}`)"
+    return f"the embeddings API **{endpoint.title}** (reached over HTTP; no weights were used)"
+
+
+def _licence_section(teacher: TeacherInfo, endpoint: EndpointSpec | None) -> str:
+    if endpoint is None:
+        return (f"The student is a derivative of its teacher and is released under the teacher's licence\n"
+                f"(`{teacher.licence or 'unknown: check the teacher'}`).")
+    return ("The teacher's embeddings came from an API (" + endpoint.title + "). Its licence and terms of use, "
+            "including whether\nthey allow training another model on its outputs, are yours to check before "
+            "you use or share this model.")
 
 
 def _training_section(training: dict[str, Any] | None, stages: dict[str, dict[str, float]]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
+from core.encoders.endpoint import without_url
 from core.encoders.teacher import TeacherInfo
 
 
@@ -57,8 +58,9 @@ class ModelRecord:
     def published(self) -> ModelRecord:
         """The record as it may leave this machine (a Hub push): no job folder, and every absolute
         local path (the teacher's weights, a local source's file) cut to `local:<file name>`. The
-        recipe stays readable, but a username or a private folder layout is not published."""
-        data = _without_local_paths(self.to_dict())
+        recipe stays readable, but a username or a private folder layout is not published; nor is an
+        endpoint teacher's URL."""
+        data = _without_local_paths(without_url(self.to_dict()))
         data["job_dir"] = None
         return ModelRecord.from_dict(data)
 

@@ -19,14 +19,17 @@ import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.encoders.base import unit_rows
+from core.encoders.base import Encoder, unit_rows
 from core.errors import DistilleryError
 from core.files import file_sha256
 from core.settings import hub_reachable
+
+if TYPE_CHECKING:
+    from core.encoders.endpoint import EndpointSpec
 
 DEFAULT_TEACHER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_TEACHER_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -47,6 +50,14 @@ class TeacherInfo:
     is_local: bool
     trust_remote_code: bool = False
     prompts: dict[str, str] = field(default_factory=dict)
+    # An endpoint teacher's `EndpointSpec.to_dict()` (core.encoders.endpoint; never a key): it has
+    # no weights, `source` is empty and `name` is "<kind>:<model>".
+    endpoint: dict[str, Any] | None = None
+
+    @property
+    def has_weights(self) -> bool:
+        """False for an endpoint teacher: methods that embed tokens with the weights cannot use it."""
+        return self.endpoint is None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,13 +66,21 @@ class TeacherInfo:
 MAX_TEACHER_ID = 300  # a Hub id is at most 96 + 1 + 96 characters; a folder path rarely longer
 
 
-def resolve_teacher(name: str | None, trust_remote_code: bool = False,
+def resolve_teacher(name: str | EndpointSpec | dict[str, Any] | None, trust_remote_code: bool = False,
                     local_roots: Sequence[Path] | None = None) -> TeacherInfo:
     """Turn what the user typed into a verified, loadable teacher, or explain why not.
 
-    With `local_roots` (what a studio user types: `settings.teacher_dirs()`), a local teacher must be
-    a folder inside one of them, named by its path or relative to one; without, any folder is.
+    `name` is a Hub id, a local folder, or an endpoint (`EndpointSpec` or its dict), which is checked
+    with one request. With `local_roots` (what a studio user types: `settings.teacher_dirs()`), a
+    local teacher must be a folder inside one of them, named by its path or relative to one; without,
+    any folder is.
     """
+    from core.encoders.endpoint import EndpointSpec, endpoint_teacher
+
+    if isinstance(name, dict):
+        name = EndpointSpec.from_dict(name)
+    if isinstance(name, EndpointSpec):
+        return endpoint_teacher(name)
     name = (name or "").strip() or DEFAULT_TEACHER
     if name == DEFAULT_TEACHER:
         return _embedded_default()
@@ -72,6 +91,32 @@ def resolve_teacher(name: str | None, trust_remote_code: bool = False,
     if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
         raise DistilleryError(f"'{name}' is neither a local model folder nor a Hugging Face model id.")
     return _hub_teacher(name, trust_remote_code)
+
+
+def resolve_recorded(info: TeacherInfo) -> TeacherInfo:
+    """The teacher a saved model names, resolved again (weights re-checked, an endpoint probed)."""
+    return resolve_teacher(info.endpoint if info.endpoint is not None else info.name, info.trust_remote_code)
+
+
+def teacher_encoder(info: TeacherInfo, device: str | None = None) -> Encoder:
+    """The teacher as an `Encoder`: its weights (`TeacherEncoder`) or its endpoint (`EndpointEncoder`)."""
+    if info.endpoint is not None:
+        from core.encoders.endpoint import EndpointEncoder
+
+        return EndpointEncoder(info)
+    return TeacherEncoder(info, device=device)
+
+
+def require_weights(teacher: TeacherInfo | EndpointSpec, method: str) -> None:
+    """Refuse a method that embeds tokens with the teacher's weights when the teacher is an endpoint
+    (resolved, or as a recipe names it, so a recipe is refused before any request)."""
+    from core.encoders.endpoint import EndpointSpec
+
+    if isinstance(teacher, EndpointSpec) or not teacher.has_weights:
+        name = teacher.title if isinstance(teacher, EndpointSpec) else teacher.name
+        raise DistilleryError(f"The {method} method embeds every token with the teacher's weights, and the teacher "
+                              f"'{name}' is an endpoint without weights: use the corpus method, which needs only "
+                              f"the endpoint's embeddings of the corpus texts.")
 
 
 def _check_teacher_id(name: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.artifact.folder import ModelFolder
 from core.encoders.student import StudentEncoder
-from core.encoders.teacher import TeacherEncoder, TeacherInfo, resolve_teacher
+from core.encoders.teacher import TeacherInfo, resolve_recorded, teacher_encoder
 from core.errors import DistilleryError
 from core.evaluation.scoring import (
     STUDENT_STAGE,
@@ -37,7 +37,7 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
     thresholds.validate()
     folder = ModelFolder.at(Path(model_dir))
     student = StudentEncoder.open(folder.path)  # refuses a missing or corrupt folder before any work
-    teacher = resolve_teacher(folder.record.teacher.name, folder.record.teacher.trust_remote_code)
+    teacher = resolve_recorded(folder.record.teacher)
     started = time.perf_counter()
     teacher_result = teacher_scores(teacher, tasks, progress, limit)
     student_result = evaluate_model(student.sentence_transformer(), folder.id, tasks, progress, limit,
@@ -84,7 +84,7 @@ def measure_speedup(folder: ModelFolder, teacher: TeacherInfo, student: StudentE
         texts = folder.collection()[:max_texts]
     except DistilleryError:
         return None
-    reports = teacher_vs_student(TeacherEncoder(teacher, device="cpu").encode_queries, student.encode, texts[:20], texts)
+    reports = teacher_vs_student(teacher_encoder(teacher, device="cpu").encode_queries, student.encode, texts[:20], texts)
     by_label = {r.label: r for r in reports}
     ratio = by_label["student"].throughput_per_s / by_label["teacher"].throughput_per_s
     return {"speedup": round(ratio, 1), "threads": reports[0].threads, "texts": len(texts),

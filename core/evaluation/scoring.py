@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from core import settings
+from core.encoders.base import Encoder
 from core.encoders.student import StudentEncoder
-from core.encoders.teacher import TeacherInfo, load_teacher
+from core.encoders.teacher import TeacherInfo, load_teacher, teacher_encoder
 from core.errors import DistilleryError
 from core.evaluation.tasks import DEV_SUITE, MTEB_VERSION, LocalTask, data_digest, import_mteb, mteb_task
 from core.evaluation.verdict import summarise
@@ -106,8 +109,8 @@ def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, p
         else:
             missing.append(ref)
     if missing:
-        fresh = evaluate_model(load_teacher(teacher), f"teacher {teacher.name}", missing, progress, limit, eval_dir,
-                               stage=TEACHER_STAGE)
+        fresh = evaluate_model(teacher_for_mteb(teacher), f"teacher {teacher.name}", missing, progress, limit,
+                               eval_dir, stage=TEACHER_STAGE)
         for ref in missing:
             name = task_name(ref)
             if name in fresh["tasks"]:  # skipped tasks are not cached: the data may be fixed later
@@ -122,6 +125,35 @@ def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, p
     summary = summarise({n: cached[n]["score"] for n in ordered}, {n: cached[n]["type"] for n in ordered})
     return {**summary, "skipped": skipped, "cached": len(tasks) - len(missing), "limit": limit,
             "mteb_version": MTEB_VERSION}
+
+
+def teacher_for_mteb(teacher: TeacherInfo) -> Any:
+    """What mteb evaluates for the teacher: its `SentenceTransformer`, or for an endpoint teacher the
+    endpoint's `Encoder` wrapped as an mteb encoder (queries and documents each with its prefix)."""
+    if teacher.has_weights:
+        return load_teacher(teacher)
+    return encoder_for_mteb(teacher_encoder(teacher))
+
+
+def encoder_for_mteb(encoder: Encoder) -> Any:
+    """Any `Encoder` as an mteb encoder: documents through `encode`, everything else (queries,
+    STS and classification texts) through `encode_queries`, as the service answers by default."""
+    import_mteb()
+    from mteb.models.abs_encoder import AbsEncoder
+    from mteb.types import PromptType
+
+    class Wrapped(AbsEncoder):
+        mteb_model_meta = None  # mteb then names the run "no model name" and scores by cosine
+
+        def __init__(self) -> None:
+            self.encoder = encoder
+
+        def encode(self, inputs, *, task_metadata, hf_split, hf_subset, prompt_type=None, **kwargs) -> np.ndarray:
+            texts = [text for batch in inputs for text in batch["text"]]
+            encode = self.encoder.encode if prompt_type == PromptType.document else self.encoder.encode_queries
+            return encode(texts)
+
+    return Wrapped()
 
 
 def teacher_tasks_cached(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, limit: int | None = None,

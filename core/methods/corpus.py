@@ -10,6 +10,10 @@ Why not model2vec or tokenlearn alone: `distill` sees each token alone and skips
 layers and prompts; tokenlearn regresses on mean token states, holds every target in RAM and finds
 the pad token by name. Here the loss is on the real sentence embedding, targets are memory-mapped,
 and no pad token exists (bags of ids with offsets).
+
+A teacher without weights (an endpoint, `core.encoders.endpoint`) changes two stages: featurize sends
+the texts over HTTP (same shards), and distill fits the starting table to the targets
+(`core.methods.target_start`) over a student tokenizer chosen separately; the rest is the same.
 """
 
 from __future__ import annotations
@@ -21,16 +25,26 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
+from core.encoders.endpoint import EndpointClient, EndpointSpec, estimate_cost
 from core.encoders.student import sum_rows
-from core.encoders.teacher import TeacherInfo, load_teacher
+from core.encoders.teacher import TeacherInfo, load_teacher, resolve_teacher
 from core.errors import DistilleryError
 from core.methods.base import Distilled
 from core.methods.corpus_words import corpus_vocabulary
-from core.methods.featurize import ExtraTarget, TargetReader, TargetStore, featurize, featurize_key
+from core.methods.featurize import (
+    ENDPOINT_SHARD_ROWS,
+    ExtraTarget,
+    TargetReader,
+    TargetStore,
+    featurize,
+    featurize_key,
+)
+from core.methods.target_start import default_ridge, empty_student, fit_start, load_student_tokenizer
 from core.methods.training import (
     TokenizedCorpus,
     TrainParams,
     sif_weights,
+    split_rows,
     tokenize_corpus,
     top_directions,
     train_table,
@@ -59,10 +73,26 @@ class CorpusParams(VocabularyParams):
     # 0.5): training follows the teacher closely, the start keeps more lexical overlap, and their
     # average scored above both on the development sets (docs/benchmarks.md).
     start_share: float = 0.5
+    # The student's tokenizer when the teacher is an endpoint (a local tokenizer folder or a Hub id;
+    # None: the bundled teacher's). A teacher with weights always lends its own.
+    student_tokenizer: str | None = None
+    # The ridge of the starting table's fit when the teacher has no weights (`target_start.fit_start`);
+    # None: `target_start.default_ridge` (which depends on whether a prior is used).
+    start_ridge: float | None = None
+    # Without teacher weights and with the default student tokenizer, the bundled teacher's model2vec
+    # vectors are the prior the start is fitted around: mapped into the endpoint's space, they give
+    # every token (also those the corpus never uses) a vector. False: fitted from the targets alone.
+    start_prior: bool = True
 
     def validate(self, teacher: TeacherInfo | None = None) -> None:
         super().validate(teacher)
         self.training.validate()
+        if self.student_tokenizer and teacher is not None and teacher.has_weights:
+            raise DistilleryError("A teacher with weights lends the student its own tokenizer; choose a student "
+                                  "tokenizer only for an endpoint teacher.")
+        if self.start_ridge is not None and not 0 < self.start_ridge <= 1000:
+            raise DistilleryError("The ridge of the starting fit must be above 0 and at most 1000, e.g. 10 (or "
+                                  "empty for the default).")
         if not 0 <= self.start_share <= 1:
             raise DistilleryError("The share of the fitted start must be between 0 (trained table only) and 1 "
                                   "(no training effect), e.g. 0.5.")
@@ -121,36 +151,62 @@ def distill(
                               f"vocabulary method.")
     clock = StageClock()
     with clock.stage("featurize"):
-        model = load_teacher(teacher)
         prompt = teacher.prompts.get("document")
         key = featurize_key(teacher.fingerprint, texts, prompt, [e[0] for e in extra])
-        store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt,
-                          batch_size=teacher_batch_size, progress=progress, extra=extra)
+        if teacher.has_weights:
+            model = load_teacher(teacher)
+            tokenizer = model.tokenizer
+            store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt,
+                              batch_size=teacher_batch_size, progress=progress, extra=extra)
+        else:
+            tokenizer = load_student_tokenizer(params.student_tokenizer)
+            store = featurize_endpoint(teacher, texts, Path(work_dir) / "targets", key, tokenizer, progress, extra)
         targets = store.open()
+        k = params.pca_dims or targets.dim
 
     with clock.stage("vocabulary"):
         vocabulary: list[str] = []
         if params.use_corpus_vocabulary:
-            vocabulary = corpus_vocabulary(texts, model.tokenizer, params.max_vocabulary_size, params.min_frequency,
+            vocabulary = corpus_vocabulary(texts, tokenizer, params.max_vocabulary_size, params.min_frequency,
                                            progress)
 
     with clock.stage("distill"):
-        raw = VocabularyParams(pca_dims=None, sif_coefficient=None, pooling=params.pooling, quantize_to="float32",
-                               use_corpus_vocabulary=False)
-        base = distill_vocabulary(teacher, raw, vocabulary, progress)
+        corpus: TokenizedCorpus | None = None
+        target_map: np.ndarray | None = None
+        if teacher.has_weights:
+            base = distill_vocabulary(teacher, raw_params(params), vocabulary, progress)
+        else:  # no weights: the start is fitted to the targets (core.methods.target_start)
+            prior = None
+            if params.start_prior and not params.student_tokenizer:  # the bundled teacher's tokenizer
+                base = distill_vocabulary(resolve_teacher(None), raw_params(params), vocabulary, progress)
+                prior = np.asarray(base.embedding, dtype=np.float32)
+            else:
+                base = empty_student(tokenizer, vocabulary, k, params.pooling)
+            progress("distill", 0.0, "tokenizing the corpus with the student's tokenizer")
+            corpus = tokenize_corpus(base.tokenize, texts)
+            target_map = top_directions(targets, k, seed=seed)
+            token_weights = sif_weights(corpus.token_counts(len(base.tokens)), params.sif_coefficient)
+            # Fitted through the student's own pooling (SIF weights), so the weights stage that follows
+            # (table norms × SIF weights) pools exactly what was fitted.
+            _, fitted_rows, _ = split_rows(corpus, params.training.validation_share, seed)
+            ridge = params.start_ridge or default_ridge(prior is not None)
+            table = fit_start(corpus, token_weights, targets, target_map, fitted_rows, ridge, progress=progress,
+                              prior=prior)
+            base.embedding = table
 
     with clock.stage("weights"):
-        progress("weights", 0.0, "tokenizing the corpus")
-        corpus = tokenize_corpus(base.tokenize, texts)
+        if corpus is None:
+            progress("weights", 0.0, "tokenizing the corpus")
+            corpus = tokenize_corpus(base.tokenize, texts)
         vectors = np.asarray(base.embedding, dtype=np.float32)
         norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-8)
         weights = norms * sif_weights(corpus.token_counts(len(vectors)), params.sif_coefficient)
         unit = vectors / norms[:, None]
 
     with clock.stage("pca"):
-        k = params.pca_dims or targets.dim
         progress("pca", 0.0, f"the teacher's top {k} directions")
-        target_map = top_directions(targets, k, seed=seed)
+        if target_map is None:
+            target_map = top_directions(targets, k, seed=seed)
         linear_init = initial_map(unit * weights[:, None], corpus, targets, target_map, seed)
         progress("pca", 1.0, f"{k} dimensions")
 
@@ -163,6 +219,29 @@ def distill(
     details = CorpusDistillation(result.history, result.best_epoch, store, fitted_start, result.table)
     training = {"best_epoch": result.best_epoch, "history": result.history, "start_share": params.start_share}
     return Distilled(student, len(vocabulary), clock.stages, training, details)
+
+
+def raw_params(params: CorpusParams) -> VocabularyParams:
+    """model2vec's distillation as the start needs it: unreduced, unweighted float32 vectors."""
+    return VocabularyParams(pca_dims=None, sif_coefficient=None, pooling=params.pooling, quantize_to="float32",
+                            use_corpus_vocabulary=False)
+
+
+def featurize_endpoint(
+    teacher: TeacherInfo, texts: Sequence[str], folder: Path, key: str, tokenizer: Any, progress: Progress = silent,
+    extra: Sequence[ExtraTarget] = (),
+) -> TargetStore:
+    """The targets of an endpoint teacher, in the same resumable shards (smaller ones: an interruption
+    loses the paid requests of one shard); the cost is announced first."""
+    spec = EndpointSpec.from_dict(teacher.endpoint or {})
+    cost = estimate_cost(spec, texts, tokenizer)
+    progress("featurize", 0.0, cost.sentence(spec.title))
+    client = EndpointClient(spec, teacher.dimension)
+    try:
+        return featurize(client, texts, folder, key, prompt=teacher.prompts.get("document"), progress=progress,
+                         extra=extra, shard_rows=ENDPOINT_SHARD_ROWS)
+    finally:
+        client.close()
 
 
 def initial_map(

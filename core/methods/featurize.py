@@ -8,6 +8,11 @@ was interrupted resumes at the first missing shard instead of starting over.
 
 Texts are encoded longest first over the whole corpus (what `encode` does within one call), so
 batches hold texts of similar length and padding costs as little as in one bare `encode` call.
+
+A teacher reached over HTTP (`core.encoders.endpoint.EndpointClient`) goes through the same shards:
+its client batches, retries and rate-limits the requests, and the prompt is prepended to each text
+as `encode(prompt=...)` does. Its shards are smaller (`ENDPOINT_SHARD_ROWS`), since an interruption
+loses the paid requests of the shard in progress.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.encoders.endpoint import EndpointClient
 from core.errors import DistilleryError
 from core.files import save_array, texts_digest, write_json
 from core.progress import Progress, silent
@@ -36,6 +42,7 @@ CHUNK_ROWS = 1024
 # matters. A batch that overflows GPU memory is halved.
 GPU_BATCH_SIZE = 512
 CPU_BATCH_SIZE = 64
+ENDPOINT_SHARD_ROWS = 2048
 
 
 def default_batch_size(device: object) -> int:
@@ -102,7 +109,7 @@ class TargetReader:
 
 
 def featurize(
-    model,  # sentence_transformers.SentenceTransformer
+    model,  # sentence_transformers.SentenceTransformer, or an EndpointClient
     texts: Sequence[str],
     folder: Path,
     key: str,
@@ -120,8 +127,15 @@ def featurize(
     if not texts:
         raise DistilleryError("The corpus is empty: there is nothing to featurize.")
     folder = Path(folder)
-    batch_size = batch_size or default_batch_size(model.device)
-    dim = int(model.get_embedding_dimension())
+    if isinstance(model, EndpointClient):
+        if extra:
+            raise DistilleryError("Extra targets need the teacher's forward pass; an endpoint returns only embeddings.")
+        if model.dimension is None:
+            raise DistilleryError("The endpoint's dimension is not known yet: resolve the teacher first.")
+        batch_size, dim = model.spec.batch, model.dimension
+    else:
+        batch_size = batch_size or default_batch_size(model.device)
+        dim = int(model.get_embedding_dimension())
     store = TargetStore(folder, len(texts), dim, shard_rows, ("targets", *(e[0] for e in extra)))
     order = _prepare(folder, store, key, texts, prompt)
     done = sum(store.shard_path(s).exists() for s in range(store.shards))
@@ -170,22 +184,31 @@ def _encode_shard(
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = [texts[i] for i in rows[start:start + CHUNK_ROWS]]
         stop = start + len(chunk)
-        while True:
-            try:
-                _encode_chunk(model, chunk, prompt, batch_size, extra, out, start, stop)
-                break
-            except Exception as exc:  # noqa: BLE001 - only GPU out-of-memory is retried
-                if not _is_out_of_memory(exc) or batch_size <= 1:
-                    raise
-                batch_size //= 2
-                _free_gpu_memory()
-                progress("featurize", (shard * store.shard_rows + start) / store.rows,
-                         f"GPU memory full: teacher batch size lowered to {batch_size}")
+        if isinstance(model, EndpointClient):  # batching, concurrency and retries are the client's
+            out["targets"][start:stop] = model.embed([prompt + text for text in chunk] if prompt else chunk)
+        else:
+            batch_size = _encode_fitting(model, chunk, prompt, batch_size, extra, out, start, stop,
+                                         progress, (shard * store.shard_rows + start) / store.rows)
         done = shard * store.shard_rows + stop
         progress("featurize", done / store.rows, f"{done:,}/{store.rows:,} texts embedded by the teacher")
     if not np.isfinite(out["targets"]).all():
         raise DistilleryError("The teacher produced NaN or infinite embeddings (float16 overflow or a broken model).")
     return out, batch_size
+
+
+def _encode_fitting(model, chunk: list[str], prompt: str | None, batch_size: int, extra: Sequence[ExtraTarget],
+                    out: dict[str, np.ndarray], start: int, stop: int, progress: Progress, fraction: float) -> int:
+    """`_encode_chunk`, halving the batch size while the GPU runs out of memory; returns the size that fitted."""
+    while True:
+        try:
+            _encode_chunk(model, chunk, prompt, batch_size, extra, out, start, stop)
+            return batch_size
+        except Exception as exc:  # noqa: BLE001 - only GPU out-of-memory is retried
+            if not _is_out_of_memory(exc) or batch_size <= 1:
+                raise
+            batch_size //= 2
+            _free_gpu_memory()
+            progress("featurize", fraction, f"GPU memory full: teacher batch size lowered to {batch_size}")
 
 
 def _encode_chunk(model, chunk: list[str], prompt: str | None, batch_size: int, extra: Sequence[ExtraTarget],

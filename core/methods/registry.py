@@ -24,10 +24,12 @@ class Method:
     distill: Callable[..., Distilled]
     stages: Callable[[Any, int], list[tuple[str, float]]]  # (params, corpus texts) → expected seconds per stage
     min_texts: int = 1  # the corpus size below which the method cannot work
+    needs_weights: bool = False  # embeds tokens with the teacher's weights: refused for an endpoint teacher
 
 
 METHODS: dict[str, Method] = {
-    "vocabulary": Method("vocabulary", vocabulary.VocabularyParams, vocabulary.distill, vocabulary.stages),
+    "vocabulary": Method("vocabulary", vocabulary.VocabularyParams, vocabulary.distill, vocabulary.stages,
+                         needs_weights=True),
     "corpus": Method("corpus", corpus.CorpusParams, corpus.distill, corpus.stages, corpus.MIN_TEXTS),
 }
 

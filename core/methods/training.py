@@ -134,13 +134,7 @@ def train_table(
     _check_inputs(vectors, weights, linear_init, target_map, corpus, targets)
     torch.manual_seed(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rng = np.random.default_rng(seed)
-    usable = np.flatnonzero(corpus.lengths() > 0)
-    if len(usable) < 20:
-        raise DistilleryError("Fewer than 20 corpus texts contain known tokens; the corpus is too small to train on.")
-    usable = rng.permutation(usable)
-    n_val = max(10, min(10_000, int(len(usable) * params.validation_share)))
-    val_rows, train_rows = np.sort(usable[:n_val]), usable[n_val:]
+    val_rows, train_rows, rng = split_rows(corpus, params.validation_share, seed)
 
     def tensor(array: np.ndarray, dtype=np.float32) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=dtype)).to(device)
@@ -207,6 +201,20 @@ def train_table(
     e, w, m = best_state
     folded = (w[:, None] * e) @ m
     return TrainResult(folded.cpu().numpy(), history, best_epoch, time.perf_counter() - started)
+
+
+def split_rows(corpus: TokenizedCorpus, validation_share: float, seed: int = 0,
+               ) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    """The held-back rows (sorted), the training rows, and the generator that drew them (training
+    goes on drawing its epochs from it). One owner: a start fitted to the targets must leave out the
+    same held-back rows, or early stopping would judge it on texts it was fitted to."""
+    rng = np.random.default_rng(seed)
+    usable = np.flatnonzero(corpus.lengths() > 0)
+    if len(usable) < 20:
+        raise DistilleryError("Fewer than 20 corpus texts contain known tokens; the corpus is too small to train on.")
+    usable = rng.permutation(usable)
+    n_val = max(10, min(10_000, int(len(usable) * validation_share)))
+    return np.sort(usable[:n_val]), usable[n_val:], rng
 
 
 def _snapshot(*tensors) -> tuple:

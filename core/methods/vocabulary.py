@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from core.encoders.teacher import TeacherInfo, load_teacher
+from core.encoders.teacher import TeacherInfo, load_teacher, require_weights
 from core.errors import Cancelled, DistilleryError
 from core.methods.base import Distilled
 from core.methods.corpus_words import corpus_vocabulary
@@ -88,6 +88,7 @@ def stages(params: VocabularyParams, texts: int) -> list[tuple[str, float]]:
 def distill(teacher: TeacherInfo, params: VocabularyParams, texts: Sequence[str], work_dir: Path, seed: int = 0,
             progress: Progress = silent) -> Distilled:
     """The method's entry point (see `core.methods.base.Method`); `work_dir` and `seed` are unused."""
+    require_weights(teacher, "vocabulary")
     clock = StageClock()
     with clock.stage("vocabulary"):
         words: list[str] = []
@@ -104,6 +105,7 @@ def distill_vocabulary(
 ) -> Any:  # model2vec.StaticModel
     """Run model2vec's distillation (`distill_from_model`, with padding off) with progress per batch of tokens."""
     params.validate(teacher)
+    require_weights(teacher, "vocabulary")
     from model2vec.distill import distill_from_model
     from transformers import AutoModel, AutoTokenizer
 

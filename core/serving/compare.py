@@ -24,8 +24,9 @@ import numpy as np
 
 from core import settings
 from core.artifact.folder import ModelFolder, model2vec_weights
+from core.encoders.base import Encoder
 from core.encoders.student import StudentEncoder
-from core.encoders.teacher import TeacherEncoder, TeacherInfo, resolve_teacher
+from core.encoders.teacher import TeacherInfo, resolve_recorded, teacher_encoder
 from core.errors import DistilleryError
 from core.files import texts_digest
 from core.progress import Progress, silent
@@ -80,7 +81,7 @@ class CompareSession:
     folder: ModelFolder
     teacher: TeacherInfo
     texts: list[str]
-    teacher_encoder: TeacherEncoder
+    teacher_encoder: Encoder
     student: StudentEncoder
     teacher_index: VectorIndex
     student_index: VectorIndex
@@ -91,18 +92,18 @@ class CompareSession:
     def open(cls, folder: ModelFolder, texts: Sequence[str] | None = None, progress: Progress = silent) -> CompareSession:
         """Load both models and index the collection (the model's corpus sample unless `texts` given)."""
         folder.check()  # a damaged folder is refused with its reason, before anything loads
-        teacher = resolve_teacher(folder.record.teacher.name, folder.record.teacher.trust_remote_code)
+        teacher = resolve_recorded(folder.record.teacher)
         collection = clean_user_texts(texts) if texts is not None else folder.collection()
         progress("student", 0.0, "loading the student")
         student = StudentEncoder.open(folder.path)
         progress("teacher", 0.0, f"loading the teacher ({teacher.name})")
-        teacher_encoder = TeacherEncoder(teacher)
+        teacher_side = teacher_encoder(teacher)
         progress("teacher", 0.0, f"embedding the {len(collection):,} texts of the collection with the teacher")
-        teacher_matrix = embed_collection(teacher_encoder, collection, settings.cache_dir(), progress=progress,
+        teacher_matrix = embed_collection(teacher_side, collection, settings.cache_dir(), progress=progress,
                                           stage="teacher")
         progress("student", 0.0, "embedding the collection with the student")
         student_matrix = embed_collection(student, collection, batch=1024)
-        session = cls(folder, teacher, collection, teacher_encoder, student, VectorIndex.build(teacher_matrix),
+        session = cls(folder, teacher, collection, teacher_side, student, VectorIndex.build(teacher_matrix),
                       VectorIndex.build(student_matrix), load_seconds(folder.path), folder.size_mb())
         progress("ready", 1.0, "ready")
         return session
@@ -124,10 +125,12 @@ class CompareSession:
     def _teacher_cut(self, query: str) -> int | None:
         """The teacher's token limit when `query` reaches it (it reads only that many; a long query's
         rest counts for the student alone), else None."""
-        limit = getattr(self.teacher_encoder.model, "max_seq_length", None)
-        if not limit or len(query) + 2 < limit:  # too short to fill it: a token covers a character or more
+        model = getattr(self.teacher_encoder, "model", None)  # an endpoint teacher has none: its limit is unknown
+        limit = getattr(model, "max_seq_length", None)
+        count_tokens = getattr(self.teacher_encoder, "count_tokens", None)
+        if not limit or count_tokens is None or len(query) + 2 < limit:  # a token covers a character or more
             return None
-        return limit if self.teacher_encoder.count_tokens([query]) >= limit else None
+        return limit if count_tokens([query]) >= limit else None
 
     def speed(self, queries: Sequence[str], threads: int | Sequence[int] | None = None, max_texts: int = 256,
               on_report: Callable[[SpeedReport], None] | None = None) -> list[SpeedReport]:

@@ -50,7 +50,7 @@ from core import settings
 from core.artifact.folder import ModelFolder, model2vec_weights
 from core.encoders.base import Encoder, unit_rows
 from core.encoders.student import StudentEncoder
-from core.encoders.teacher import DEFAULT_TEACHER, TeacherEncoder, TeacherInfo, resolve_teacher
+from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo, resolve_teacher, teacher_encoder
 from core.errors import DistilleryError
 from core.files import file_sha256, folder_bytes
 from core.serving.routing import ROUTED_SUFFIX, RoutedEncoder, open_routed
@@ -306,7 +306,7 @@ class ModelRegistry:
         if model.folder is not None:
             return StudentEncoder.open(model.folder.path)
         assert model.teacher is not None
-        return TeacherEncoder(model.teacher)
+        return teacher_encoder(model.teacher)
 
     def _evict(self, keep: str) -> list[tuple[str, _Loaded]]:
         """Least recently used first, until the count and the budget hold or only `keep` is left

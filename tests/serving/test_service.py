@@ -10,8 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import helpers
 import httpx
 import numpy as np
 import pytest
+from helpers import running, wait_healthy
 
 from core.artifact.folder import ModelFolder
 from core.encoders.student import StudentEncoder
@@ -27,40 +26,6 @@ from core.serving.service import Limits, ModelRegistry, create_service
 pytestmark = pytest.mark.slow  # starts servers
 REPO = Path(__file__).resolve().parents[2]
 LIMITS = Limits(max_inputs=8, max_chars=200, max_body_bytes=2**20)
-
-
-@contextlib.contextmanager
-def running(app, host: str = "127.0.0.1") -> Iterator[str]:
-    """The app on a real uvicorn server on a free port, in a thread; yields its base URL."""
-    import uvicorn
-
-    port = helpers.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def wait_healthy(url: str, seconds: float = 60, process: subprocess.Popen | None = None) -> dict:
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the server exited: {process.communicate()[0]}")
-        with contextlib.suppress(httpx.TransportError):
-            last = httpx.get(f"{url}/health", timeout=2)
-            if last.status_code == 200:
-                return last.json()
-        time.sleep(0.1)
-    raise AssertionError(f"not healthy after {seconds} s: {last and last.text}")
 
 
 @pytest.fixture(scope="module")

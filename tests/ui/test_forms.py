@@ -33,6 +33,8 @@ from ui.forms import (
 def values(**overrides) -> dict:
     form = {
         "name": " my model ", "teacher": "", "trust_remote_code": False, "method": "vocabulary",
+        "endpoint_kind": "", "endpoint_url": "", "endpoint_model": "", "api_key_env": "", "query_prefix": "",
+        "document_prefix": "", "student_tokenizer": "",
         "corpus_size": 400.0, "collection_size": 40, "normalise": True, "dedupe": True, "min_words": 3,
         "max_words": 64, "use_corpus_vocabulary": True, "max_vocabulary_size": 300, "min_frequency": 2,
         "pca_dims": 64, "sif_coefficient": 1e-4, "pooling": "mean", "quantize_to": "float16", "epochs": None,
@@ -133,3 +135,20 @@ def test_shares_summary_warns_about_a_domain_without_a_source():
     assert "⚠️" not in shares_summary({d: 20 for d in DOMAINS}, sources, {"code": 1})  # an upload serves it
     assert summary.count("⚠️") == 1
     assert shares_summary({d: 0 for d in DOMAINS}, sources, {}).startswith("⚠️ All domain proportions are zero")
+
+
+def test_an_endpoint_form_gives_an_endpoint_teacher_and_never_a_key():
+    from core.encoders.endpoint import EndpointSpec
+
+    recipe, _ = recipe_from_form(values(method="corpus", endpoint_kind="ollama", endpoint_url=" http://h:11434 ",
+                                        endpoint_model="all-minilm", api_key_env="OLLAMA_KEY",
+                                        query_prefix="query: ", student_tokenizer=" /models/tok "))
+    assert recipe.teacher == EndpointSpec(kind="ollama", url="http://h:11434", model="all-minilm",
+                                          query_prefix="query: ", api_key_env="OLLAMA_KEY")
+    assert recipe.params.student_tokenizer == "/models/tok"
+    assert recipe.to_dict()["teacher"]["api_key_env"] == "OLLAMA_KEY"
+    with pytest.raises(DistilleryError, match="never the key itself"):
+        recipe_from_form(values(method="corpus", endpoint_kind="openai", endpoint_url="https://api.example.com",
+                                endpoint_model="m", api_key_env="sk-live-123"))
+    plain, _ = recipe_from_form(values(endpoint_url="http://ignored"))  # no kind: the weights teacher
+    assert plain.teacher == "sentence-transformers/all-MiniLM-L6-v2"

@@ -123,6 +123,12 @@ def test_corpus_method_job_trains_and_records_its_stages(client: Client, data_di
         ({"method": "corpus", "start_share": 1.5}, "share of the fitted start"),
         ({"method": "corpus", "epochs": 0}, "Epochs"),
         ({"evaluate_after": True, "evaluation_rows": 3}, "at least 10"),
+        ({"endpoint_kind": "openai", "endpoint_url": "http://127.0.0.1:9", "endpoint_model": "m"},
+         "endpoint without weights"),  # the vocabulary method, refused before any request
+        ({"method": "corpus", "endpoint_kind": "openai", "endpoint_url": "http://127.0.0.1:9", "endpoint_model": "m",
+          "api_key_env": "sk-live-123"}, "never the key itself"),
+        ({"method": "corpus", "endpoint_kind": "ollama", "endpoint_url": "http://127.0.0.1:9", "endpoint_model": "m"},
+         "Could not reach the Ollama endpoint"),
     ],
 )
 def test_bad_input_is_explained_and_nothing_is_queued(client: Client, data_dir, overrides, expected):
@@ -345,3 +351,17 @@ def test_compare_page_explains_scores_threads_and_shows_full_texts(server):
     shown = compare_tab.full_text_shower("teacher")(hits, gr.SelectData(None, {"index": [1, 2], "value": "x"}))
     assert shown.startswith("**Teacher #2, full text:**") and COMPARE_TEXTS[-1] in shown
     assert compare_tab.full_text(hits, "student", 3) == ""  # a click on an empty table shows nothing
+
+
+def test_api_cost_is_estimated_before_submitting(client: Client, endpoint_service: str, data_dir):
+    from helpers import ENDPOINT_KEY_ENV
+
+    endpoint = {"method": "corpus", "endpoint_kind": "openai", "endpoint_url": endpoint_service,
+                "endpoint_model": "teacher", "api_key_env": ENDPOINT_KEY_ENV}
+    before = set((data_dir / "jobs").iterdir()) if (data_dir / "jobs").exists() else set()
+    message = client.predict(*form(**endpoint, corpus_size=300), api_name="/estimate_api_cost")
+    assert message.startswith("💰 OpenAI-compatible endpoint, model teacher: 300 texts"), message
+    assert "2 requests of up to 256 texts, 4 at a time" in message
+    assert (set((data_dir / "jobs").iterdir()) if (data_dir / "jobs").exists() else set()) == before  # nothing queued
+    refused = client.predict(*form(corpus_size=300), api_name="/estimate_api_cost")
+    assert refused.startswith("❌") and "endpoint teacher" in refused
