@@ -93,7 +93,8 @@ def test_unknown_model_names_the_problem(endpoint_service: str) -> None:
         endpoint_teacher(EndpointSpec(kind="openai", url=endpoint_service, model="nope", api_key_env=KEY_ENV))
 
 
-def test_unreachable_url_fails_at_once() -> None:
+def test_unreachable_url_fails_at_once(monkeypatch) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)  # the key is checked before the request
     url = f"http://127.0.0.1:{helpers.free_port()}"
     started = time.monotonic()
     with pytest.raises(DistilleryError, match=f"Could not reach the OpenAI-compatible endpoint.*{url}"):
