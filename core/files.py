@@ -188,14 +188,15 @@ def save_array(path: Path, array: np.ndarray) -> Path:
 
 
 @contextmanager
-def folder_atomically(destination: Path) -> Iterator[Path]:
+def folder_atomically(destination: Path, size: int | None = None) -> Iterator[Path]:
     """Yield a hidden temporary folder beside `destination`; on success it is renamed into place.
 
     A crash or cancel at any point leaves either nothing or the complete folder, never a partial one;
     an existing destination is never overwritten.
 
     A write the disk refuses inside the block (a library's own writer included) is raised as a
-    `DiskError` about the destination's folder, with at least the bytes written before it failed.
+    `DiskError` about the destination's folder, with the folder's expected `size` when the caller
+    knows it, else at least the bytes written before it failed.
     """
     destination = Path(destination)
     tmp = _hidden_name(destination)
@@ -204,7 +205,7 @@ def folder_atomically(destination: Path) -> Iterator[Path]:
     def written() -> int:
         return done or (folder_bytes(tmp) if tmp.exists() else 0)
 
-    with disk_errors(destination.parent, written=written):
+    with disk_errors(destination.parent, size, written):
         if destination.exists():
             raise FileExistsError(destination)
         destination.parent.mkdir(parents=True, exist_ok=True)
