@@ -23,6 +23,7 @@ from core.evaluation.scoring import check_task_names
 from core.evaluation.tasks import check_rows_per_task
 from core.evaluation.verdict import Thresholds
 from core.files import write_json
+from core.memory import check_memory
 from core.recipe import Recipe, validate_recipe
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, evaluation_job_id, new_job_dir
 from jobs.queue import huey
@@ -50,14 +51,15 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
     """Create the job folder, accept `uploads` (per domain) into it, check the recipe, queue it.
 
     Raises `DistilleryError` with nothing queued and no folder left when an upload or the recipe
-    is refused.
+    is refused, or when the recipe's estimated peak memory exceeds what this machine has free.
     """
     job_id, folder = new_job_dir(recipe.name)
     try:
         for domain, files in (uploads or {}).items():
             for upload in files:
                 recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
-        validate_recipe(recipe, catalogue, settings.teacher_dirs())  # a local teacher only from those folders
+        teacher = validate_recipe(recipe, catalogue, settings.teacher_dirs())  # a local teacher only from those folders
+        check_memory(recipe, teacher)  # refused here, with the estimate, rather than killed mid-job
         write_json(folder / RECIPE_FILE, recipe.to_dict())  # a full disk is named as such (`DiskError`)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
