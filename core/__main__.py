@@ -1,6 +1,8 @@
 """Run a recipe from the command line, with tqdm progress bars: `python -m core recipe.json`.
 
-Without a file, the default recipe runs. Prints the model folder and the time per stage.
+Without a file, the default recipe runs. Prints the model folder and the time per stage. A recipe
+whose estimated peak memory exceeds what the machine has free is refused first (`core.memory`;
+DISTILLERY_MEMORY_LIMIT_MB overrides the figure).
 
 An embeddings API can be the teacher (`--endpoint-kind openai --endpoint-url https://api.openai.com/v1
 --endpoint-model text-embedding-3-small --api-key-env OPENAI_API_KEY --method corpus`): the key is read
@@ -18,12 +20,14 @@ import uuid
 from pathlib import Path
 
 from core import settings
+from core.corpus.sources import load_catalogue
 from core.encoders.endpoint import KINDS
 from core.errors import DistilleryError
+from core.memory import check_memory
 from core.methods.registry import METHODS
 from core.pipeline import estimate_recipe, run_recipe, stage_plan
 from core.progress import TqdmProgress
-from core.recipe import Recipe
+from core.recipe import Recipe, validate_recipe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     progress = TqdmProgress(stage_plan(recipe))
     try:
+        check_memory(recipe, validate_recipe(recipe, load_catalogue()))  # before any work, with the estimate
         record = run_recipe(recipe, settings.jobs_dir() / run_id, settings.models_dir() / run_id, progress)
     except DistilleryError as exc:
         progress.close()

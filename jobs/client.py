@@ -8,7 +8,6 @@ when the recipe is refused.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,8 @@ from core.errors import DistilleryError
 from core.evaluation.scoring import check_task_names
 from core.evaluation.tasks import check_rows_per_task
 from core.evaluation.verdict import Thresholds
+from core.files import write_json
+from core.memory import check_memory
 from core.recipe import Recipe, validate_recipe
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, evaluation_job_id, new_job_dir
 from jobs.queue import huey
@@ -50,15 +51,16 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
     """Create the job folder, accept `uploads` (per domain) into it, check the recipe, queue it.
 
     Raises `DistilleryError` with nothing queued and no folder left when an upload or the recipe
-    is refused.
+    is refused, or when the recipe's estimated peak memory exceeds what this machine has free.
     """
     job_id, folder = new_job_dir(recipe.name)
     try:
         for domain, files in (uploads or {}).items():
             for upload in files:
                 recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
-        validate_recipe(recipe, catalogue, settings.teacher_dirs())  # a local teacher only from those folders
-        (folder / RECIPE_FILE).write_text(json.dumps(recipe.to_dict(), indent=2))
+        teacher = validate_recipe(recipe, catalogue, settings.teacher_dirs())  # a local teacher only from those folders
+        check_memory(recipe, teacher)  # refused here, with the estimate, rather than killed mid-job
+        write_json(folder / RECIPE_FILE, recipe.to_dict())  # a full disk is named as such (`DiskError`)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -78,7 +80,11 @@ def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[
 def queue_evaluation(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
     """A job folder with the request, and the evaluation queued (also used by a recipe's follow-up)."""
     job_id, folder = new_job_dir(model_id, evaluation_job_id(model_id))
-    (folder / EVALUATION_REQUEST).write_text(json.dumps({"model_id": model_id, **request}, indent=2))
+    try:
+        write_json(folder / EVALUATION_REQUEST, {"model_id": model_id, **request})
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return enqueue(job_id, evaluate_model_task.s(job_id, model_id, request), f"evaluate {model_id}", "evaluation")
 
 

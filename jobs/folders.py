@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from core import settings
+from core.files import disk_errors
 
 RECIPE_FILE = "recipe.json"
 EVALUATION_REQUEST = "evaluation-request.json"
@@ -40,5 +41,6 @@ def new_job_dir(name: str, job_id: str | None = None) -> tuple[str, Path]:
     recipe is submitted."""
     job_id = job_id or new_job_id(name)
     folder = settings.jobs_dir() / job_id
-    folder.mkdir(parents=True)
+    with disk_errors(folder.parent):
+        folder.mkdir(parents=True)
     return job_id, folder

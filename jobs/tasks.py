@@ -151,6 +151,10 @@ def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any], plan: C
 
 
 def _save_trace(job_dir: Path) -> None:
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / "error.txt").write_text(traceback.format_exc())
+    """The trace beside the job, when the disk takes it (a full disk must not hide the job's failure)."""
+    try:
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "error.txt").write_text(traceback.format_exc())
+    except OSError:
+        log.warning("could not save the trace in %s", job_dir)
 

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core import pace
+from core import pace, settings
 from core.corpus.cleaning import CleaningOptions
 from core.corpus.plan import DOMAINS, normalise_shares
 from core.corpus.uploads import Upload
 from core.encoders.endpoint import EndpointSpec
+from core.encoders.teacher import resolve_teacher
 from core.errors import DistilleryError
+from core.memory import available_mb, estimate_peak, gb
 from core.methods.corpus import CorpusParams
 from core.methods.registry import params_for
 from core.methods.training import TrainParams
@@ -262,7 +264,20 @@ def estimate_recipe(recipe: Recipe) -> str:
     jobs = pace.measured("distillation")
     basis = (f"on this machine (its pace over {jobs} finished job{'s' if jobs > 1 else ''})" if jobs else
              "on a 2-core CPU (the pipeline bench; this machine's own pace is used once a job has finished)")
-    return f"⏱️ Estimated time: **about {duration(plan.total_seconds)}** {basis} — mostly {where}."
+    return f"⏱️ Estimated time: **about {duration(plan.total_seconds)}** {basis} — mostly {where}." + _memory_line(recipe)
+
+
+def _memory_line(recipe: Recipe) -> str:
+    """The recipe's estimated peak memory against what the machine has free (`core.memory`), or nothing
+    while the teacher cannot be resolved (the submit names that)."""
+    try:
+        teacher = resolve_teacher(recipe.teacher, recipe.trust_remote_code, settings.teacher_dirs())
+        estimate = estimate_peak(recipe, teacher)
+        free, basis = available_mb()
+    except (DistilleryError, ValueError, TypeError):
+        return ""
+    line = f"\n\n🧠 Peak memory: **about {gb(estimate.peak_mb)}** (the {estimate.peak_stage} stage); {basis} {gb(free)}"
+    return line + (" — **too much: this recipe will be refused.**" if estimate.peak_mb > free else ".")
 
 
 def answer(value: Any, missing: str, action: Callable[[Any], Any], report: Callable[[Any], str]) -> str:

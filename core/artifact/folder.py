@@ -111,6 +111,14 @@ def _stamp(ns: int) -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime(ns // 10**9)) + f"-{ns % 10**9:09d}"
 
 
+def _weights_bytes(model: Any) -> int | None:
+    """The bytes of a `StaticModel`'s arrays, the bulk of its folder (what a full disk must hold)."""
+    total = 0
+    for name in ("embedding", "weights", "token_mapping"):
+        total += int(getattr(getattr(model, name, None), "nbytes", 0))
+    return total or None
+
+
 class ModelFolder:
     def __init__(self, path: Path, record: ModelRecord) -> None:
         self.path = Path(path)
@@ -125,7 +133,7 @@ class ModelFolder:
         """Save a `StaticModel` with its record, card and search collection, atomically."""
         destination = Path(destination)
         try:
-            with folder_atomically(destination) as tmp:
+            with folder_atomically(destination, _weights_bytes(model)) as tmp:
                 model.save_pretrained(str(tmp))
                 write_json(tmp / RECORD_FILE, record.to_dict())
                 write_text(tmp / CARD_FILE, render_card(record))

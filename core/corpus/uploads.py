@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import io
 import re
 import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from core.corpus.plan import DOMAINS
 from core.corpus.sources import SourceSpec, file_format, iter_documents
 from core.errors import DistilleryError
+from core.files import write_atomically
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _SNIFF = 64 * 1024
@@ -53,15 +56,22 @@ def accept_upload(upload: Upload, job_dir: Path, domain: str) -> SourceSpec:
     if encoding not in (None, UTF8) and name.lower().endswith(".gz"):
         name = name[:-3]  # stored inflated, as UTF-8
     dest_dir = (job_dir / "uploads" / domain).resolve()
-    dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / name
     if dest.parent != dest_dir:  # defence in depth: the basename above cannot contain a separator
         raise DistilleryError(f"Refused upload name '{src.name}'.")
-    if encoding in (None, UTF8):
-        shutil.copyfile(src, dest)
-    else:
-        with _open_text(src, encoding) as text, dest.open("w", encoding=UTF8, newline="") as out:
+
+    def copy(handle: IO[bytes]) -> None:
+        if encoding in (None, UTF8):
+            with src.open("rb") as raw:
+                shutil.copyfileobj(raw, handle)
+            return
+        out = io.TextIOWrapper(handle, encoding=UTF8, newline="")
+        with _open_text(src, encoding) as text:
             shutil.copyfileobj(text, out)
+        out.flush()
+        out.detach()  # the handle stays open for write_atomically to close
+
+    write_atomically(dest, copy, src.stat().st_size)  # whole or absent; a full disk is named (`DiskError`)
     if builder == "text":
         fields = ("text",)
     spec = SourceSpec(name=f"upload-{name}", domain=domain, kind="upload", location=str(dest), fields=fields)

@@ -117,6 +117,8 @@ def test_presets_and_the_estimate_follow_the_pipeline_bench():
     assert "≈" in labels[0] and "min" in labels[1] and labels[-1].startswith("Custom")
     assert "Estimated time: **about" in estimate(values(method="corpus", corpus_size="100000"))
     assert "mostly featurize" in estimate(values(method="corpus", corpus_size="100000"))
+    assert "🧠 Peak memory: **about 1.9 GB** (the featurize stage)" in estimate(values(method="corpus",
+                                                                                    corpus_size="100000"))
     assert estimate(values(corpus_size="lots")).startswith("⏱️ No estimate yet: The corpus size must be a number")
     assert duration(40) == "40 s" and duration(1200) == "20 min" and duration(7200) == "2 h 00 min"
 
