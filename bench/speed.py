@@ -231,16 +231,24 @@ def _set_tokenizer_env(value: str | None) -> None:
 @contextlib.contextmanager
 def on_cores(cores: int):
     """The process pinned to `cores` of its CPUs and every thread pool limited to them, so that a
-    library sizing its pool from the machine (joblib's n_jobs=-1, the tokenizer's) gets those cores."""
+    library sizing its pool from the machine (joblib's n_jobs=-1) gets those cores. Every thread
+    already running is pinned too (Linux pins one thread per call, and threads inherit their
+    creator's CPUs): the Rust tokenizer's pool, started earlier, would otherwise keep every core."""
     from core.encoders.threads import thread_limit
 
     before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, sorted(before)[:cores])
+    pin_threads(sorted(before)[:cores])
     try:
         with thread_limit(cores):
             yield
     finally:
-        os.sched_setaffinity(0, before)
+        pin_threads(before)
+
+
+def pin_threads(cpus) -> None:
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(tid), cpus)
 
 
 def best_rates(contenders: dict, texts: list[str], rounds: int) -> dict[str, float]:
