@@ -142,6 +142,10 @@ def requeue(job_id: str, message: str, **fields: Any) -> dict[str, Any]:
         task, kind = evaluate_model_task.s(job_id, model_id, request), "evaluation"
     else:
         raise DistilleryError(f"Job '{job_id}' has no request in its folder; it cannot be queued again.")
+    if kind == "distillation" and (settings.models_dir() / job_id).is_dir():
+        # Killed after its model was renamed into place (so it is complete) but before "done" was written.
+        return write_status(job_id, state="done", stage="done", fraction=1.0, overall=1.0, error=None,
+                            model_id=job_id, message=f"saved {job_id} before its worker stopped; nothing to run again")
     write_status(job_id, resumes=int(status.get("resumes", 0)) + 1, error=None, worker=None, **fields)
     return enqueue(job_id, task, status.get("name") or job_id, kind, message)
 

@@ -184,3 +184,16 @@ def test_only_a_running_job_whose_worker_is_gone_counts_as_dead(job_folder):
     assert job_folder not in dead_jobs()  # its process exists, its status is fresh
     write_status(job_folder, state="running", worker=dead_worker)
     assert job_folder in dead_jobs()
+
+
+def test_a_job_killed_after_its_model_was_saved_resumes_as_done(job_folder):
+    from jobs.status import _key
+
+    huey.put(_key(job_folder), {"job_id": job_folder, "state": "running", "updated": time.time() - 60})
+    assert read_status(job_folder)["state"] == "interrupted"
+    (settings.models_dir() / job_folder).mkdir()  # models are renamed into place whole: there means complete
+    try:
+        status = resume(job_folder)
+        assert status["state"] == "done" and status["model_id"] == job_folder and huey.pending_count() == 0
+    finally:
+        (settings.models_dir() / job_folder).rmdir()
