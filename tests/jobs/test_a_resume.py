@@ -132,6 +132,8 @@ def test_a_killed_job_resumes_reusing_its_shards_and_equals_an_uninterrupted_run
 def test_a_worker_death_is_retried_once_automatically_and_not_twice(data_dir):
     job_id, _ = submit_and_kill_in_featurize(data_dir, retries=1)
     first_worker = read_status(job_id)["worker"]
+    others = set(dead_jobs()) - {job_id}  # a retrying consumer would run them too (conftest's RUNS_FIRST order)
+    assert not others, f"jobs of other tests are dead on this queue: {others}"
     folder = settings.jobs_dir() / job_id
 
     with own_consumer(data_dir, retries=1) as process:  # finds the dead job when it starts
