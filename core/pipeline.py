@@ -14,7 +14,7 @@ from pathlib import Path
 from core import settings
 from core.artifact.folder import ModelFolder
 from core.artifact.record import ModelRecord
-from core.corpus.build import build_corpus
+from core.corpus.build import MANIFEST_FILE, Corpus, build_corpus
 from core.corpus.sources import SourceCatalogue, load_catalogue
 from core.encoders.endpoint import CostEstimate, EndpointSpec, estimate_cost
 from core.encoders.teacher import teacher_encoder
@@ -38,7 +38,7 @@ def run_recipe(
     job_dir.mkdir(parents=True, exist_ok=True)
 
     with clock.stage("corpus"):
-        corpus = build_corpus(recipe.corpus_plan(catalogue), job_dir / "corpus", progress)
+        corpus = reuse_or_build_corpus(recipe, catalogue, job_dir / "corpus", progress)
         texts = corpus.texts()
 
     distilled = method(recipe.method).distill(teacher, recipe.params, texts, job_dir / f"{recipe.method}-method",
@@ -62,6 +62,15 @@ def run_recipe(
         ModelFolder.create(distilled.model, record, collection, model_dir)
         progress("save", 1.0, str(model_dir))
     return record
+
+
+def reuse_or_build_corpus(recipe: Recipe, catalogue: SourceCatalogue, folder: Path, progress: Progress) -> Corpus:
+    """The job's corpus: reused when a resumed job already built it (a job folder's corpus comes only
+    from its own recipe, and its manifest is written after the texts, so a manifest means complete)."""
+    if (folder / MANIFEST_FILE).is_file():
+        progress("corpus", 1.0, "reusing the corpus this job built before it was interrupted")
+        return Corpus.load(folder)
+    return build_corpus(recipe.corpus_plan(catalogue), folder, progress)
 
 
 # The index stage loads the teacher and embeds the search collection: measured with the default

@@ -67,6 +67,19 @@ def sources_file() -> Path:
     return Path(os.environ.get("DISTILLERY_SOURCES", REPO_ROOT / "config" / "sources.yaml"))
 
 
+def shard_rows(default: int) -> int:
+    """Teacher targets per featurization shard (`DISTILLERY_SHARD_ROWS`, else `default`): what an
+    interruption can lose. Tests set it small so a tiny corpus spans several shards."""
+    named = os.environ.get("DISTILLERY_SHARD_ROWS")
+    return int(named) if named else default
+
+
+def auto_retries() -> int:
+    """How many times a job whose worker died is queued again automatically (`DISTILLERY_AUTO_RETRIES`,
+    default 1); a job refused with a `DistilleryError` is never retried."""
+    return int(os.environ.get("DISTILLERY_AUTO_RETRIES", "1"))
+
+
 def _sub(name: str) -> Path:
     path = data_dir() / name
     path.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ when the recipe is refused.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -34,11 +35,11 @@ NO_WORKER = ("No worker is running: the job is queued and starts when a worker s
              "(`make run` or `python app.py` start one).")
 
 
-def enqueue(job_id: str, task: Any, name: str, kind: str) -> dict[str, Any]:
+def enqueue(job_id: str, task: Any, name: str, kind: str, message: str = "waiting for a worker") -> dict[str, Any]:
     """The one way a job is queued: its queued status first (so a fast worker finds it), then the
     task; the status returned carries a warning when no worker is alive to run it."""
     write_status(job_id, state="queued", task_id=task.id, name=name, kind=kind, stage="queued", fraction=0.0,
-                 message="waiting for a worker", submitted=time.time())
+                 message=message, submitted=time.time())
     huey.enqueue(task)
     status = dict(read_status(job_id) or {})
     if not worker_alive():
@@ -98,6 +99,55 @@ def cancel(job_id: str) -> dict[str, Any]:
     if status.get("state") == "queued":  # never started: it will be skipped when dequeued
         return write_status(job_id, state="cancelled", message="Cancelled before it started.")
     return write_status(job_id, message="cancelling…", cancel_requested=True)
+
+
+def resume(job_id: str) -> dict[str, Any]:
+    """Queue an interrupted job again (its worker was killed, or the machine restarted): the same job
+    id and folder, so the stages whose outputs are complete are not run again — the corpus is reused,
+    featurization embeds only its missing shards, and the model folder (written atomically) is made
+    once. Refused, with the reason, for any job that is not interrupted."""
+    status = read_status(job_id)
+    if status is None:
+        raise DistilleryError(f"There is no job '{job_id}'.")
+    state = status.get("state")
+    if state != "interrupted":
+        raise DistilleryError(_not_resumable(job_id, status))
+    return requeue(job_id, "resumed: finished stages are reused")
+
+
+def _not_resumable(job_id: str, status: dict[str, Any]) -> str:
+    state = status.get("state")
+    reason = {
+        "queued": "is queued: it has not started yet",
+        "running": "is running",
+        "done": f"is done: its model is saved as '{status.get('model_id', job_id)}'",
+        "cancelled": "was cancelled by a user; submit its recipe again to run it",
+        "failed": f"failed ({status.get('error', 'no reason recorded')}); it was refused or raised, so resuming "
+                  f"would fail the same way: change the recipe and submit it again",
+    }.get(str(state), f"is {state}")
+    return f"Job '{job_id}' cannot be resumed: it {reason}. Only a job whose worker stopped (interrupted) can be resumed."
+
+
+def requeue(job_id: str, message: str, **fields: Any) -> dict[str, Any]:
+    """Queue an existing job again from its folder (a resume by hand or an automatic retry): the
+    request it was submitted with is read back from the folder, so the task is the one it had."""
+    folder = job_folder(job_id)
+    status = read_status(job_id) or {}
+    if (folder / RECIPE_FILE).is_file():
+        recipe = json.loads((folder / RECIPE_FILE).read_text())
+        task, kind = run_recipe_task.s(job_id, recipe, job_id), "distillation"
+    elif (folder / EVALUATION_REQUEST).is_file():
+        request = json.loads((folder / EVALUATION_REQUEST).read_text())
+        model_id = request.pop("model_id")
+        task, kind = evaluate_model_task.s(job_id, model_id, request), "evaluation"
+    else:
+        raise DistilleryError(f"Job '{job_id}' has no request in its folder; it cannot be queued again.")
+    if kind == "distillation" and (settings.models_dir() / job_id).is_dir():
+        # Killed after its model was renamed into place (so it is complete) but before "done" was written.
+        return write_status(job_id, state="done", stage="done", fraction=1.0, overall=1.0, error=None,
+                            model_id=job_id, message=f"saved {job_id} before its worker stopped; nothing to run again")
+    write_status(job_id, resumes=int(status.get("resumes", 0)) + 1, error=None, worker=None, **fields)
+    return enqueue(job_id, task, status.get("name") or job_id, kind, message)
 
 
 def job_folder(job_id: str) -> Path:

@@ -39,8 +39,32 @@ def read_status(job_id: str) -> dict[str, Any] | None:
     recently_updated = time.time() - status.get("updated", 0) < STALE_AFTER
     if status.get("state") == "running" and not recently_updated and not job_alive(job_id):
         status = {**status, "state": "interrupted",
-                  "error": "The worker running this job stopped (killed or crashed); nothing was saved. Submit it again."}
+                  "error": "The worker running this job stopped (killed or crashed); no model was saved. Resume it "
+                           "(Jobs tab or `jobs.client.resume`): finished stages are kept."}
     return status
+
+
+def worker_identity() -> str:
+    """`host:pid` of this process: a running job records the worker process that runs it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_gone(status: dict[str, Any]) -> bool:
+    """The job's worker process ran on this machine and no longer exists (killed): known at once,
+    without waiting for its heartbeat to go stale. False when it cannot tell (another machine, an
+    older status without `worker`, or a process with that pid exists)."""
+    host, _, pid = str(status.get("worker") or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():  # this very process (a restarted container reuses pids): is it running it?
+        return Heartbeat.current_job != status.get("job_id")
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
 
 
 def job_alive(job_id: str) -> bool:
@@ -59,7 +83,7 @@ class Heartbeat:
     current_job: str | None = None
 
     def __init__(self) -> None:
-        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.identity = worker_identity()
         self._thread = threading.Thread(target=self._run, name="distillery-heartbeat", daemon=True)
 
     def start(self) -> None:

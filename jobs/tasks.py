@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -23,7 +24,8 @@ from core.pipeline import run_recipe, stage_plan
 from core.progress import OverallClock, StagePlan, stage_times
 from core.recipe import Recipe
 from jobs.queue import huey
-from jobs.status import Heartbeat, read_status, write_status
+from jobs.recovery import SCAN_SECONDS, retry_dead_jobs
+from jobs.status import Heartbeat, read_status, worker_identity, write_status
 
 log = logging.getLogger("distillery.jobs")
 _heartbeat: Heartbeat | None = None
@@ -34,6 +36,18 @@ def start_heartbeat() -> None:
     global _heartbeat
     _heartbeat = Heartbeat()
     _heartbeat.start()
+    if settings.auto_retries() > 0:
+        threading.Thread(target=_retry_dead_jobs, name="distillery-recovery", daemon=True).start()
+
+
+def _retry_dead_jobs() -> None:
+    """At start-up, then every few seconds: jobs whose worker died are queued again once (`jobs.recovery`)."""
+    while True:
+        try:
+            retry_dead_jobs()
+        except Exception:  # a busy database or a folder removed mid-scan: the next scan retries
+            log.exception("scanning for jobs whose worker died")
+        time.sleep(SCAN_SECONDS)
 
 
 class JobProgress:
@@ -129,7 +143,8 @@ def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any], plan: C
     CancelExecution. A job that ends well records its pace (`core.pace`) for the next estimates."""
     Heartbeat.current_job = job_id
     job_dir = settings.jobs_dir() / job_id
-    write_status(job_id, state="running", stage="starting", fraction=0.0, message="", started=time.time())
+    write_status(job_id, state="running", stage="starting", fraction=0.0, message="", started=time.time(),
+                 worker=worker_identity())
     try:
         planned = plan()
         progress = JobProgress(job_id, task, planned.scaled(pace.factor(kind)))

@@ -25,17 +25,22 @@ atexit.register(shutil.rmtree, _DATA, ignore_errors=True)
 os.environ["DISTILLERY_DATA_DIR"] = str(_DATA)
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 os.environ.setdefault("DISTILLERY_CORPUS_DIR", str(SHARED / "corpus"))
+# The session consumer never retries a job on its own: a job another test killed on purpose must not
+# be run again behind the tests' backs. tests/jobs/test_a_resume.py starts consumers that do.
+os.environ.setdefault("DISTILLERY_AUTO_RETRIES", "0")
 
 import pytest  # noqa: E402
 
-# This module starts and kills its own consumer on the session's queue, so it must run before any
-# test that starts the session `consumer` (two consumers would race for its task). Its name sorts
-# first in its folder; `pytest_collection_modifyitems` below puts it first whatever the folders.
-RUNS_FIRST = "test_a_worker_killed.py"
+# These modules start and kill their own consumers on the session's queue, so they must run before
+# any test that starts the session `consumer` (two consumers would race for its tasks). Their names
+# sort first in their folder; `pytest_collection_modifyitems` below puts them first whatever the folders.
+RUNS_FIRST = ("test_a_resume.py", "test_a_worker_killed.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name != RUNS_FIRST)  # stable: the rest keep their order
+    # In RUNS_FIRST's order (test_a_resume's retrying consumers must not find test_a_worker_killed's
+    # dead job); stable: the rest keep their order.
+    items.sort(key=lambda item: RUNS_FIRST.index(item.path.name) if item.path.name in RUNS_FIRST else len(RUNS_FIRST))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Jobs tab: live progress of queued and running jobs (polled with gr.Timer), cancel, model history."""
+"""Jobs tab: live progress of queued and running jobs (polled with gr.Timer), cancel, resume, model history."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ def build() -> dict[str, Any]:
         cancel_btn = gr.Button("Cancel this job", variant="stop", scale=1, min_width=140)
     cancel_md = gr.Markdown()
     cancelled = gr.State(None)  # the job the user last cancelled: its line follows it to the end
+    with gr.Row(equal_height=True):
+        resume_choice = gr.Dropdown(label="Job to resume (interrupted: its worker was killed or restarted)",
+                                    choices=[], allow_custom_value=True, scale=3, min_width=220)
+        resume_btn = gr.Button("Resume this job", scale=1, min_width=140)
+    resume_md = gr.Markdown("A resumed job keeps what it finished: its corpus and teacher embeddings are reused.")
     gr.Markdown("### Finished models\n*short domains*: domains that got fewer texts than their share asked for "
                 "(their sources ran out); the Compare tab shows which and by how much.")
     models_df = gr.Dataframe(headers=MODEL_COLUMNS, label="Models", interactive=False, wrap=True)
@@ -43,28 +48,33 @@ def build() -> dict[str, Any]:
         eval_btn = gr.Button("Evaluate model", scale=1, min_width=140)
     eval_md = gr.Markdown()
     timer = gr.Timer(POLL_SECONDS)
-    outputs = [worker_md, bars, jobs_df, job_choice, models_df, cancel_md]
-    # The dropdown is an input too: a refresh keeps the job the user chose, so Cancel acts on it.
-    timer.tick(refresh, [job_choice, cancelled], outputs, api_visibility="private", show_progress="hidden")
+    outputs = [worker_md, bars, jobs_df, job_choice, models_df, cancel_md, resume_choice]
+    inputs = [job_choice, cancelled, resume_choice]
+    # The dropdowns are inputs too: a refresh keeps the job the user chose, so Cancel acts on it.
+    timer.tick(refresh, inputs, outputs, api_visibility="private", show_progress="hidden")
     cancel_btn.click(cancel, job_choice, [cancel_md, cancelled], api_name="cancel_job")
+    resume_btn.click(resume, resume_choice, resume_md, api_name="resume_job")
     eval_btn.click(evaluate, eval_choice, eval_md, api_name="evaluate_from_jobs")
     models_df.select(_picked_model, None, eval_choice, api_visibility="private")
-    gr.Button("Refresh", size="sm").click(refresh, [job_choice, cancelled], outputs, api_visibility="private")
-    return {"timer": timer, "models_df": models_df, "refresh_outputs": outputs, "refresh_inputs": [job_choice, cancelled]}
+    gr.Button("Refresh", size="sm").click(refresh, inputs, outputs, api_visibility="private")
+    return {"timer": timer, "models_df": models_df, "refresh_outputs": outputs, "refresh_inputs": inputs}
 
 
-def refresh(chosen: str | None = None, cancelled: str | None = None):
+def refresh(chosen: str | None = None, cancelled: str | None = None, resume_chosen: str | None = None):
     """Everything the tab shows. The job the user chose stays chosen while it is queued or running;
     only when it has ended (or none was chosen) does the choice move to the newest active job. The
-    line under Cancel follows the job last cancelled until it has stopped."""
+    line under Cancel follows the job last cancelled until it has stopped. The resume choice lists
+    the interrupted jobs and likewise keeps the user's."""
     jobs = client.list_jobs()
     table = pd.DataFrame([_job_row(j) for j in jobs], columns=JOB_COLUMNS)
     active = [j for j in jobs if j.get("state") in ("queued", "running")]
     choices = [j["job_id"] for j in active]
     value = chosen if chosen in choices else (choices[0] if choices else None)
     cancel_line = gr.Markdown() if not cancelled else _cancel_line(cancelled, read_status(cancelled))
+    interrupted = [j["job_id"] for j in jobs if j.get("state") == "interrupted"]
+    resume_value = resume_chosen if resume_chosen in interrupted else (interrupted[0] if interrupted else None)
     return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=value), models_table(),
-            cancel_line)
+            cancel_line, gr.Dropdown(choices=interrupted, value=resume_value))
 
 
 def models_table() -> pd.DataFrame:
@@ -91,6 +101,12 @@ def cancel(job_id: str | None) -> tuple[str, str | None]:
     """Cancel the job the dropdown shows; the answer names it, and the refresh keeps its line current."""
     line = answer(job_id, "Choose a queued or running job first.", client.cancel, lambda s: _cancel_line(job_id, s))
     return line, (job_id or None)
+
+
+def resume(job_id: str | None) -> str:
+    """Queue an interrupted job again (`jobs.client.resume`); a job that cannot be resumed gets the reason."""
+    return answer(job_id, "Choose an interrupted job first.", client.resume,
+                  lambda s: f"▶ `{job_id}` is queued again: {s.get('message', '')}. {s.get('warning', '')}".strip())
 
 
 def _cancel_line(job_id: str | None, status: dict[str, Any] | None) -> str:

@@ -217,7 +217,10 @@ def distill(
 
     student = _static_model(base, table, params, k)
     details = CorpusDistillation(result.history, result.best_epoch, store, fitted_start, result.table)
-    training = {"best_epoch": result.best_epoch, "history": result.history, "start_share": params.start_share}
+    training = {"best_epoch": result.best_epoch, "history": result.history, "start_share": params.start_share,
+                # a resumed job embeds only the shards an interruption left missing
+                "featurize": {"shards": store.shards, "reused_shards": store.reused_shards,
+                              "texts_embedded": store.texts_embedded}}
     return Distilled(student, len(vocabulary), clock.stages, training, details)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core import settings
 from core.encoders.endpoint import EndpointClient
 from core.errors import DistilleryError
 from core.files import save_array, texts_digest, write_json
@@ -63,6 +64,10 @@ class TargetStore:
     dim: int
     shard_rows: int
     names: tuple[str, ...] = ("targets",)
+    # What the run that returned this store did: shards found complete on disk (a resumed run reuses
+    # them) and texts the teacher embedded (only those of the missing shards).
+    reused_shards: int = 0
+    texts_embedded: int = 0
 
     def shard_path(self, shard: int, name: str = "targets") -> Path:
         return self.folder / f"{name}_{shard:05d}.npy"
@@ -117,13 +122,16 @@ def featurize(
     batch_size: int | None = None,
     progress: Progress = silent,
     extra: Sequence[ExtraTarget] = (),
-    shard_rows: int = SHARD_ROWS,
+    shard_rows: int | None = None,
 ) -> TargetStore:
     """Encode `texts` with the teacher into `folder`, resuming a previous run with the same `key`.
 
     `key` identifies the work (teacher fingerprint, corpus digest, prompt): a folder holding another
-    key's shards is cleared first, so stale targets are never mixed with new ones.
+    key's shards is cleared first, so stale targets are never mixed with new ones. `shard_rows`
+    defaults to `SHARD_ROWS` (or `DISTILLERY_SHARD_ROWS`). The store returned counts the shards reused
+    and the texts embedded by this call.
     """
+    shard_rows = shard_rows or settings.shard_rows(SHARD_ROWS)
     if not texts:
         raise DistilleryError("The corpus is empty: there is nothing to featurize.")
     folder = Path(folder)
@@ -143,8 +151,10 @@ def featurize(
         progress("featurize", done / store.shards, f"resuming at shard {done + 1} of {store.shards}")
     for shard in range(store.shards):
         if all(store.shard_path(shard, n).exists() for n in store.names):
+            store.reused_shards += 1
             continue
         rows = order[shard * shard_rows:(shard + 1) * shard_rows]
+        store.texts_embedded += len(rows)
         arrays, batch_size = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
         for name, array in arrays.items():
             save_array(store.shard_path(shard, name), array)

@@ -74,7 +74,7 @@ def test_killed_worker_leaves_an_interrupted_job_and_no_model(own_consumer):
     assert status["state"] == "interrupted", status
     assert huey.get(f"{_key(job_id)}:alive", peek=True) == last_beat  # nobody beats for it any more
     assert time.time() - last_beat >= STALE_AFTER  # not declared dead while its heartbeat was fresh
-    assert "worker" in status["error"] and "Submit it again" in status["error"]
+    assert "worker" in status["error"] and "Resume it" in status["error"]
     assert read_status(job_id)["state"] == "interrupted"  # reading does not consume
 
     models = settings.models_dir()

@@ -105,7 +105,8 @@ def test_distill_corpus_trains_and_loads(tmp_path):
     # Early stopping keeps the epoch with the lowest held-back loss (epoch 0 = the fitted start).
     assert details.history[details.best_epoch]["validation_loss"] == min(h["validation_loss"] for h in details.history)
     # What the record keeps of it.
-    assert result.training == {"best_epoch": details.best_epoch, "history": details.history, "start_share": 0.5}
+    assert result.training == {"best_epoch": details.best_epoch, "history": details.history, "start_share": 0.5,
+                               "featurize": {"shards": 1, "reused_shards": 0, "texts_embedded": len(TEXTS)}}
     assert details.targets is not None and details.targets.complete()
     # The shipped table averages the fitted start and the trained table (start_share 0.5 by default).
     # (On these 200 templated texts the least-squares start is already the best epoch; that training

@@ -187,6 +187,7 @@ CASES = [
     Case("evaluation pick with a path", "/evaluation_results",
          lambda env: [[GOOD], [f"{GOOD}::../../../etc/passwd"]], "is not in the list of choices"),
     Case("evaluate from Jobs: job id with ../", "/evaluate_from_jobs", lambda env: ["../../etc"], "❌"),
+    Case("resume: job id with ../", "/resume_job", lambda env: ["../../etc"], "There is no job"),
 ]
 
 

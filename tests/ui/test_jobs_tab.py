@@ -85,3 +85,48 @@ def test_the_cancel_line_follows_the_cancelled_job_to_its_end(two_active_jobs):
     assert cancelled == first and f"`{first}`" in line
     write_status(first, state="cancelled", message="Cancelled before it started.")
     assert "**cancelled**" in jobs_tab.refresh(None, cancelled)[5] and "Cancelling" not in jobs_tab.refresh(None, cancelled)[5]
+
+
+def _interrupted_job(recipe: dict) -> str:
+    """A job folder whose status says running, last written a minute ago, with no heartbeat: what a
+    job whose worker was killed looks like to the app."""
+    from jobs.queue import huey
+    from jobs.status import _key
+
+    job_id, folder = new_job_dir("ui-resume")
+    (folder / RECIPE_FILE).write_text(json.dumps(recipe))
+    huey.put(_key(job_id), {"job_id": job_id, "state": "running", "task_id": "gone", "name": "ui-resume",
+                            "stage": "featurize", "updated": time.time() - 60})
+    return job_id
+
+
+@pytest.mark.slow
+def test_the_resume_button_queues_an_interrupted_job_and_refuses_a_done_one(server):
+    """Through the real server: Resume queues an interrupted job again (the session consumer runs it:
+    this recipe is refused at once, so it ends quickly), and refuses a done job with the reason."""
+    import helpers
+    from gradio_client import Client
+
+    from jobs.status import read_status
+
+    zero = {domain: 0 for domain in helpers.small_recipe().shares}
+    job_id = _interrupted_job(helpers.small_recipe("ui-resume", shares=zero).to_dict())
+    assert read_status(job_id)["state"] == "interrupted"
+    assert (job_id, job_id) in jobs_tab.refresh()[6].choices  # offered in the resume choice
+
+    app = Client(server, verbose=False)
+    assert "Choose an interrupted job first" in app.predict("", api_name="/resume_job")
+    answer = app.predict(job_id, api_name="/resume_job")
+    assert f"`{job_id}` is queued again" in answer and "resumed" in answer, answer
+    deadline = time.time() + 60
+    while read_status(job_id)["state"] in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.2)
+    status = read_status(job_id)
+    assert status["state"] == "failed" and "zero" in status["error"], status  # it ran again, in the worker
+    assert "❌" in app.predict(job_id, api_name="/resume_job")  # a refusal is not resumable
+
+    done = _interrupted_job({"name": "done"})
+    write_status(done, state="done", model_id="some-model")
+    refused = app.predict(done, api_name="/resume_job")
+    assert refused.startswith("❌") and "is done: its model is saved as 'some-model'" in refused, refused
+    assert "There is no job" in app.predict("../../etc", api_name="/resume_job")
