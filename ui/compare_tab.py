@@ -29,6 +29,7 @@ from core.serving.routing import DEFAULT_THRESHOLD
 from core.serving.routing_chart import queries_curve, route_queries, suite_curve, tradeoff_figure
 from core.serving.speed_chart import speed_figure
 from ui.forms import answer, upload_path
+from ui.queueing import HEAVY, SESSION
 
 HIT_COLUMNS = ["#", "score", "text", "shared"]  # short headers: at 400 px each table is 300 px wide
 MODEL_COLUMNS = ["model", "id", "method", "dims", "tokens", "size_mb", "load_ms"]
@@ -99,16 +100,16 @@ def build() -> dict[str, Any]:
 
     refresh_btn.click(refresh_models, model, [model, models_df], api_name="refresh_models")
     model.change(model_info, model, info_md, api_name="model_info")
-    model.change(prepare_session, model, status_md, api_name="prepare_session")
+    model.change(prepare_session, model, status_md, api_name="prepare_session", **SESSION)
     search_args = [model, query, own_texts, own_file]
     search_outputs = [summary_md, *tables, hits_state, full_md]
     for trigger in (search_btn.click(run_search, search_args, search_outputs, api_name="search"),
                     query.submit(run_search, search_args, search_outputs, api_visibility="private")):
         trigger.success(remember_query, [query, searched], searched, api_visibility="private")
-    route_btn.click(run_routing, [*search_args, searched], [queries_plot, route_md], api_name="routing")
+    route_btn.click(run_routing, [*search_args, searched], [queries_plot, route_md], api_name="routing", **HEAVY)
     for side, table in zip(SIDES, tables):
         table.select(full_text_shower(side), hits_state, full_md, api_visibility="private")
-    speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed")
+    speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed", **HEAVY)
     return {"model": model, "info": info_md, "status": status_md}
 
 
@@ -119,7 +120,7 @@ def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
     """
     loaded = demo.load(model_dropdown, None, parts["model"], api_name="compare_models", api_visibility="undocumented")
     loaded.then(model_info, parts["model"], parts["info"], api_visibility="private")
-    loaded.then(prepare_session, parts["model"], parts["status"], api_visibility="private")
+    loaded.then(prepare_session, parts["model"], parts["status"], api_visibility="private", **SESSION)
 
 
 def model_choices() -> list[tuple[str, str]]:

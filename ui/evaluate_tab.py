@@ -23,6 +23,7 @@ from jobs import client
 from jobs.status import TERMINAL, read_status
 from ui.compare_tab import model_choices
 from ui.forms import decimal, rows_limit
+from ui.queueing import SUBMIT
 from ui.widgets import number_field
 
 DEFAULTS = Thresholds()
@@ -65,7 +66,7 @@ def build() -> dict[str, Any]:
 
     refresh_btn.click(lambda: gr.Dropdown(choices=model_choices()), None, models, api_visibility="private")
     run_btn.click(start, [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks],
-                  [queued_md, following, timer], api_name="evaluate")
+                  [queued_md, following, timer], api_name="evaluate", **SUBMIT)
     timer.tick(follow, following, [queued_md, following, timer, history, *results], api_name="follow_evaluations",
                show_progress="hidden")
     models.input(history_choices, models, history, api_name="evaluation_history").then(

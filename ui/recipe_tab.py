@@ -31,6 +31,7 @@ from ui.forms import (
     shares_from_form,
     shares_summary,
 )
+from ui.queueing import HEAVY, SUBMIT
 from ui.widgets import number_field
 
 METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
@@ -168,9 +169,9 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         for part in ("share", "sources", "files"):
             c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, **quiet)
     preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
-                      api_name="preview_corpus")
-    cost_btn.click(lambda *v: _api_cost(catalogue, v), inputs, submit_md, api_name="estimate_api_cost")
-    submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe")
+                      api_name="preview_corpus", **HEAVY)
+    cost_btn.click(lambda *v: _api_cost(catalogue, v), inputs, submit_md, api_name="estimate_api_cost", **HEAVY)
+    submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe", **SUBMIT)
     return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
 
 

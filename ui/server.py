@@ -98,9 +98,10 @@ def start(host: str = "127.0.0.1", port: int = 7860, quiet: bool = False, timeou
 
     from core.encoders.threads import serving_process_threads
     from ui.app import build_app
+    from ui.queueing import LIGHT_LIMIT
 
     serving_process_threads()
-    demo = build_app().queue(default_concurrency_limit=4)
+    demo = build_app().queue(default_concurrency_limit=LIGHT_LIMIT)  # heavy events: ui.queueing
     app = studio_asgi(demo, server_name=host, server_port=port)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="studio-server", daemon=True)

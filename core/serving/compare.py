@@ -177,6 +177,7 @@ class CompareSessions:
         self._sessions: OrderedDict[SessionKey, CompareSession] = OrderedDict()
         self._openings: dict[SessionKey, Opening] = {}
         self._lock = threading.Lock()  # held while a session is built
+        self._sessions_lock = threading.Lock()  # held only to read or change `_sessions` (never while building)
         self._openings_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -192,16 +193,27 @@ class CompareSessions:
         return self.key(folder, texts) in self._sessions
 
     def get(self, folder: ModelFolder, texts: Sequence[str] | None = None, progress: Progress = silent) -> CompareSession:
+        """The open session, at once (a search never waits for another collection's build), else built."""
         key = self.key(folder, texts)
-        with self._lock:  # one session is built at a time: building one loads models and embeds
-            if key in self._sessions:  # built meanwhile by another caller, perhaps
+        session = self._open(key)
+        if session is None:
+            with self._lock:  # one session is built at a time: building one loads models and embeds
+                session = self._open(key)  # built meanwhile by another caller, perhaps
+                if session is None:
+                    session = CompareSession.open(folder, texts, progress)
+                    with self._sessions_lock:
+                        self._sessions[key] = session
+                        while len(self._sessions) > self.max_sessions:
+                            self._sessions.popitem(last=False)
+                    return session
+        progress("ready", 1.0, "ready")
+        return session
+
+    def _open(self, key: SessionKey) -> CompareSession | None:
+        with self._sessions_lock:
+            session = self._sessions.get(key)
+            if session is not None:
                 self._sessions.move_to_end(key)
-                progress("ready", 1.0, "ready")
-                return self._sessions[key]
-            session = CompareSession.open(folder, texts, progress)
-            self._sessions[key] = session
-            while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
             return session
 
     def open_in_background(self, folder: ModelFolder, texts: Sequence[str] | None = None) -> Opening:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,16 +64,24 @@ def unknown_word_share(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
     return shares
 
 
-_vocabularies: dict[int, frozenset[str]] = {}
+# By tokenizer object, the few most recent (each a few MB): a student reloaded after the students'
+# cache dropped it brings a new tokenizer, and an unbounded map grew with every reload. The entry
+# keeps its tokenizer, so an id reused by a later object is never mistaken for it.
+MAX_VOCABULARIES = 8
+_vocabularies: OrderedDict[int, tuple[Any, frozenset[str]]] = OrderedDict()
 _vocabulary_lock = threading.Lock()
 
 
 def _vocabulary(tokenizer: Any) -> frozenset[str]:
     with _vocabulary_lock:
         key = id(tokenizer)
-        if key not in _vocabularies:
-            _vocabularies[key] = frozenset(tokenizer.get_vocab(with_added_tokens=True))
-        return _vocabularies[key]
+        entry = _vocabularies.get(key)
+        if entry is None or entry[0] is not tokenizer:
+            entry = _vocabularies[key] = (tokenizer, frozenset(tokenizer.get_vocab(with_added_tokens=True)))
+            while len(_vocabularies) > MAX_VOCABULARIES:
+                _vocabularies.popitem(last=False)
+        _vocabularies.move_to_end(key)
+        return entry[1]
 
 
 def word_count_signal(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:
