@@ -63,13 +63,14 @@ def test_local_suite_scores_through_mteb_as_defined(student):
 def test_teacher_scores_are_cached_per_teacher_and_task():
     teacher = resolve_teacher(None)
     tasks = (BY_NAME["STSBenchmark"], BY_NAME["MRPC"])
-    first = teacher_scores(teacher, tasks, limit=LIMIT)
+    limit = LIMIT + 3  # a slice no other test scores, so the session's cache holds nothing for it yet
+    first = teacher_scores(teacher, tasks, limit=limit)
     assert first["cached"] == 0 and set(first["tasks"]) == {"STSBenchmark", "MRPC"}
     # Same fingerprint, weights nowhere: only the cache can answer, and it answers with the same scores.
-    again = teacher_scores(replace(teacher, source="/nonexistent"), tasks, limit=LIMIT)
+    again = teacher_scores(replace(teacher, source="/nonexistent"), tasks, limit=limit)
     assert again["cached"] == 2 and again["tasks"] == first["tasks"]
     with pytest.raises(DistilleryError):  # another slice of the data is another cache entry
-        teacher_scores(replace(teacher, source="/nonexistent"), tasks, limit=LIMIT + 1)
+        teacher_scores(replace(teacher, source="/nonexistent"), tasks, limit=limit + 1)
 
 
 def test_retention_and_verdict():
