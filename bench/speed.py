@@ -211,24 +211,6 @@ def versus_model2vec(folder: Path, short: list[str], full: list[str], rounds: in
 
 
 @contextlib.contextmanager
-def tokenizer_env(value: str | None):
-    """TOKENIZERS_PARALLELISM set to `value` (None: unset) for the block, put back after it."""
-    before = os.environ.get("TOKENIZERS_PARALLELISM")
-    _set_tokenizer_env(value)
-    try:
-        yield
-    finally:
-        _set_tokenizer_env(before)
-
-
-def _set_tokenizer_env(value: str | None) -> None:
-    if value is None:
-        os.environ.pop("TOKENIZERS_PARALLELISM", None)
-    else:
-        os.environ["TOKENIZERS_PARALLELISM"] = value
-
-
-@contextlib.contextmanager
 def on_cores(cores: int):
     """The process pinned to `cores` of its CPUs and every thread pool limited to them, so that a
     library sizing its pool from the machine (joblib's n_jobs=-1) gets those cores. Every thread
@@ -255,13 +237,15 @@ def best_rates(contenders: dict, texts: list[str], rounds: int) -> dict[str, flo
     """Texts per second, each contender (`name: (TOKENIZERS_PARALLELISM, encode)`) given all `texts`
     in one call, the best of `rounds` runs taken in turn (a warm-up first), so a busy moment of the
     machine costs every contender alike."""
+    from core.encoders.threads import tokenizer_parallelism
+
     for env, encode in contenders.values():
-        with tokenizer_env(env):
+        with tokenizer_parallelism(env):
             encode(texts[:2000])
     best = dict.fromkeys(contenders, float("inf"))
     for _ in range(rounds):
         for name, (env, encode) in contenders.items():
-            with tokenizer_env(env):
+            with tokenizer_parallelism(env):
                 start = time.perf_counter()
                 encode(texts)
                 best[name] = min(best[name], time.perf_counter() - start)

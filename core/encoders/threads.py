@@ -15,6 +15,7 @@ from contextvars import ContextVar
 
 # The student's limit is per context (a Compare tab measurement in one request must not slow the
 # service's requests in other threads); None means every usable core.
+TOKENIZERS_PARALLELISM = "TOKENIZERS_PARALLELISM"  # the Rust tokenizer's switch, read at every call
 _encode_threads: ContextVar[int | None] = ContextVar("encode_threads", default=None)
 
 
@@ -38,7 +39,25 @@ def serving_process_threads() -> None:
     fifth of its throughput (docs/benchmarks.md, "Student encode"); a serving process's teacher
     spends its time in torch, not in its tokenizer. The jobs worker keeps the Rust pool: there the
     teacher's tokenizer may feed a GPU."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault(TOKENIZERS_PARALLELISM, "false")
+
+
+@contextlib.contextmanager
+def tokenizer_parallelism(value: str | None) -> Iterator[None]:
+    """TOKENIZERS_PARALLELISM set to `value` (None: unset) for the block, then put back as it was."""
+    before = os.environ.get(TOKENIZERS_PARALLELISM)
+    _set_tokenizer_parallelism(value)
+    try:
+        yield
+    finally:
+        _set_tokenizer_parallelism(before)
+
+
+def _set_tokenizer_parallelism(value: str | None) -> None:
+    if value is None:
+        os.environ.pop(TOKENIZERS_PARALLELISM, None)
+    else:
+        os.environ[TOKENIZERS_PARALLELISM] = value
 
 
 @contextlib.contextmanager
@@ -50,18 +69,13 @@ def thread_limit(threads: int) -> Iterator[None]:
     import torch
     from threadpoolctl import threadpool_limits
 
-    previous_torch, previous_env = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
+    previous_torch = torch.get_num_threads()
     torch.set_num_threads(threads)
-    if threads == 1:
-        os.environ["TOKENIZERS_PARALLELISM"] = "false"
     token = _encode_threads.set(threads)
     try:
-        with threadpool_limits(threads):
+        with tokenizer_parallelism("false" if threads == 1 else os.environ.get(TOKENIZERS_PARALLELISM)), \
+                threadpool_limits(threads):
             yield
     finally:
         _encode_threads.reset(token)
         torch.set_num_threads(previous_torch)
-        if previous_env is None:
-            os.environ.pop("TOKENIZERS_PARALLELISM", None)
-        else:
-            os.environ["TOKENIZERS_PARALLELISM"] = previous_env
