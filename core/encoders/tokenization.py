@@ -104,14 +104,15 @@ def plain_ascii_twin(tokenizer: Tokenizer) -> PlainTwin | None:
     """The twin of a `BertNormalizer` + `BertPreTokenizer` tokenizer, or None for any other tokenizer
     and when an added token holds whitespace (the one place where `BertNormalizer`'s mapping of tabs
     and line breaks to spaces could show)."""
-    config = json.loads(tokenizer.to_str())
+    serialized = tokenizer.to_str()
+    config = json.loads(serialized)
     normalizer, pre_tokenizer = config.get("normalizer") or {}, config.get("pre_tokenizer") or {}
     if normalizer.get("type") != "BertNormalizer" or pre_tokenizer.get("type") != "BertPreTokenizer":
         return None
     added = config.get("added_tokens") or []
     if any(re.search(r"\s", token["content"]) for token in added):
         return None
-    twin = Tokenizer.from_str(tokenizer.to_str())
+    twin = Tokenizer.from_str(serialized)
     twin.normalizer = None
     # Added tokens matched on the raw text, whose case the lowering would change: a text holding the
     # first character of one takes the original path.
