@@ -123,3 +123,13 @@ def hub_reachable(timeout: float = 3.0, max_age: float = 300.0) -> bool:
         ok = False
     _hub_cache = (now, ok)
     return ok
+
+
+def public_mode() -> bool:
+    """Strangers share this studio (`DISTILLERY_PUBLIC`; default on when `SPACE_ID` says it runs as a
+    Hugging Face Space): teachers come from an allow-list only, each visitor sees and cancels only
+    their own jobs, and per-visitor limits apply. `DISTILLERY_PUBLIC=0` turns it off on a private Space."""
+    named = os.environ.get("DISTILLERY_PUBLIC", "").strip().lower()
+    if named:
+        return named in _TRUTHY
+    return bool(os.environ.get("SPACE_ID"))
