@@ -22,11 +22,13 @@ def main() -> None:
     parser.add_argument("--no-worker", action="store_true", help="do not start a huey consumer")
     args = parser.parse_args()
 
+    from core.keyring import ensure_sealing_key
     from jobs.status import worker_alive
     from jobs.worker import start_consumer, stop_consumer
 
     # SIGTERM (how containers and `kill` stop a process) exits like Ctrl-C, so atexit stops the consumer.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    ensure_sealing_key()  # before the consumer starts: it inherits the key that opens keys typed in the page
     if not args.no_worker and not worker_alive():
         consumer = start_consumer(settings.data_dir() / "consumer.log")
         atexit.register(stop_consumer, consumer)

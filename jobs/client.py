@@ -24,7 +24,9 @@ from core.evaluation.scoring import check_task_names
 from core.evaluation.tasks import check_rows_per_task
 from core.evaluation.verdict import Thresholds
 from core.files import write_json
+from core.keyring import forget, holding, seal_into
 from core.memory import check_memory
+from core.public import apply_public_policy
 from core.recipe import Recipe, validate_recipe
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, evaluation_job_id, new_job_dir
 from jobs.queue import huey
@@ -48,9 +50,11 @@ def enqueue(job_id: str, task: Any, name: str, kind: str, message: str = "waitin
 
 
 def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Sequence[Upload]] | None = None,
-           ) -> dict[str, Any]:
+           keys: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Create the job folder, accept `uploads` (per domain) into it, check the recipe, queue it.
 
+    `keys` (id -> clear key, `core.keyring`) are keys typed in the page: they are held while the
+    recipe is checked (an endpoint teacher is probed) and reach the worker sealed, never in clear.
     Raises `DistilleryError` with nothing queued and no folder left when an upload or the recipe
     is refused, or when the recipe's estimated peak memory exceeds what this machine has free.
     """
@@ -59,8 +63,11 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
         for domain, files in (uploads or {}).items():
             for upload in files:
                 recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
-        teacher = validate_recipe(recipe, catalogue, settings.teacher_dirs())  # a local teacher only from those folders
+        apply_public_policy(recipe)  # a public studio: allow-listed teachers and endpoints only
+        with holding(keys or {}):
+            teacher = validate_recipe(recipe, catalogue, settings.teacher_dirs())  # local teachers: those folders only
         check_memory(recipe, teacher)  # refused here, with the estimate, rather than killed mid-job
+        seal_into(folder, keys or {})
         write_json(folder / RECIPE_FILE, recipe.to_dict())  # a full disk is named as such (`DiskError`)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -69,19 +76,23 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
 
 
 def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
-                      tasks: list[str] | None = None) -> dict[str, Any]:
-    """Check, then queue an evaluation of a saved model. Raises `DistilleryError` (nothing queued)."""
+                      tasks: list[str] | None = None, keys: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Check, then queue an evaluation of a saved model (`keys` as for `submit`: an endpoint teacher's
+    key typed in the page). Raises `DistilleryError` (nothing queued)."""
     ModelFolder.open(model_id).check()  # refuses an unknown id, a path or a damaged folder
     Thresholds(**(thresholds or {})).validate()
     check_task_names(tasks)
     check_rows_per_task(limit)
-    return queue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks})
+    return queue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks}, keys)
 
 
-def queue_evaluation(model_id: str, request: dict[str, Any]) -> dict[str, Any]:
-    """A job folder with the request, and the evaluation queued (also used by a recipe's follow-up)."""
+def queue_evaluation(model_id: str, request: dict[str, Any], keys: Mapping[str, str] | None = None,
+                     ) -> dict[str, Any]:
+    """A job folder with the request (and `keys`, sealed), and the evaluation queued (also used by a
+    recipe's follow-up, which passes on the keys its own job held)."""
     job_id, folder = new_job_dir(model_id, evaluation_job_id(model_id))
     try:
+        seal_into(folder, keys or {})
         write_json(folder / EVALUATION_REQUEST, {"model_id": model_id, **request})
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -97,6 +108,7 @@ def cancel(job_id: str) -> dict[str, Any]:
         return status
     huey.revoke_by_id(status["task_id"])
     if status.get("state") == "queued":  # never started: it will be skipped when dequeued
+        forget(job_folder(job_id))  # its sealed keys, if any: it will never run
         return write_status(job_id, state="cancelled", message="Cancelled before it started.")
     return write_status(job_id, message="cancelling…", cancel_requested=True)
 

@@ -20,6 +20,7 @@ from core.errors import Cancelled, DistilleryError
 from core.evaluation.run import evaluate_saved_model, evaluation_plan
 from core.evaluation.scoring import task_refs
 from core.evaluation.verdict import Thresholds
+from core.keyring import forget, holding, unseal_from
 from core.pipeline import run_recipe, stage_plan
 from core.progress import OverallClock, StagePlan, stage_times
 from core.recipe import Recipe
@@ -57,8 +58,9 @@ class JobProgress:
     the job's `StagePlan` and the pace so far) and the list of stages with done/running/waiting.
     """
 
-    def __init__(self, job_id: str, task: Any, plan: StagePlan) -> None:
+    def __init__(self, job_id: str, task: Any, plan: StagePlan, keys: dict[str, str] | None = None) -> None:
         self.job_id, self.task = job_id, task
+        self.keys = keys or {}  # typed in the page, unsealed for this job only (`core.keyring`)
         self.started = time.time()
         self.overall = OverallClock(plan, self.started)
         self._last_write = 0.0
@@ -103,7 +105,7 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
     if recipe.evaluate_after:
         from jobs.client import queue_evaluation  # the one enqueue path (it imports this module)
 
-        follow_up = queue_evaluation(model_id, {"limit": recipe.evaluation_rows})["job_id"]
+        follow_up = queue_evaluation(model_id, {"limit": recipe.evaluation_rows}, progress.keys)["job_id"]
     write_status(job_id, state="done", fraction=1.0, stage="done",
                  message=f"saved {model_id} ({timings})" + (f"; evaluation queued as {follow_up}" if follow_up else ""),
                  warning=f"Corpus shortfall: {shortfalls}" if shortfalls else None,
@@ -140,15 +142,21 @@ def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any], plan: C
              kind: str) -> tuple[Any, JobProgress] | None:
     """Run `work` with the job's progress (over the stages `plan` lists, at this machine's pace for
     `kind`); a failure becomes the job's status (None is returned), a cancel becomes huey's
-    CancelExecution. A job that ends well records its pace (`core.pace`) for the next estimates."""
+    CancelExecution. A job that ends well records its pace (`core.pace`) for the next estimates.
+
+    Keys typed in the page for this job are unsealed and held while it runs, and removed from its
+    folder once it has ended in any way (only a worker's death, which runs no `finally`, leaves
+    them for the retry)."""
     Heartbeat.current_job = job_id
     job_dir = settings.jobs_dir() / job_id
     write_status(job_id, state="running", stage="starting", fraction=0.0, message="", started=time.time(),
                  worker=worker_identity())
     try:
-        planned = plan()
-        progress = JobProgress(job_id, task, planned.scaled(pace.factor(kind)))
-        result = work(progress)
+        keys = unseal_from(job_dir)
+        with holding(keys):
+            planned = plan()
+            progress = JobProgress(job_id, task, planned.scaled(pace.factor(kind)), keys)
+            result = work(progress)
         pace.record(kind, planned.total_seconds, time.time() - progress.started)
         return result, progress
     except Cancelled:
@@ -162,6 +170,7 @@ def _guarded(job_id: str, task: Any, work: Callable[[JobProgress], Any], plan: C
         log.exception("job %s failed", job_id)
     finally:
         Heartbeat.current_job = None
+        forget(job_dir)
     return None
 
 

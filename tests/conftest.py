@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,6 +29,8 @@ os.environ.setdefault("DISTILLERY_CORPUS_DIR", str(SHARED / "corpus"))
 # The session consumer never retries a job on its own: a job another test killed on purpose must not
 # be run again behind the tests' backs. tests/jobs/test_a_resume.py starts consumers that do.
 os.environ.setdefault("DISTILLERY_AUTO_RETRIES", "0")
+# What the launchers do (core/keyring.py): the studio and the consumers it starts share a sealing key.
+os.environ.setdefault("DISTILLERY_SECRET_KEY", secrets.token_urlsafe(32))
 
 import pytest  # noqa: E402
 

@@ -20,6 +20,7 @@ from core.corpus.uploads import Upload
 from core.encoders.endpoint import EndpointSpec
 from core.encoders.teacher import resolve_teacher
 from core.errors import DistilleryError
+from core.keyring import HUB_TOKEN
 from core.memory import available_mb, estimate_peak, gb
 from core.methods.corpus import CorpusParams
 from core.methods.registry import params_for
@@ -176,7 +177,8 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
 
 def endpoint_from_form(form: dict[str, Any]) -> EndpointSpec | None:
     """The teacher endpoint the form names, or None (the teacher is then the weights field's). Only
-    the name of the key's environment variable is read: the form has no field for the key itself."""
+    the name of the key's environment variable is part of it: a key typed in the page is never in a
+    recipe (`typed_keys`)."""
     kind = str(form.get("endpoint_kind") or "").strip()
     if not kind:
         return None
@@ -187,6 +189,23 @@ def endpoint_from_form(form: dict[str, Any]) -> EndpointSpec | None:
                         api_key_env=text["api_key_env"].strip() or None)
     spec.validate()
     return spec
+
+
+def typed_keys(recipe: Recipe, api_key: str | None = None, hub_token: str | None = None) -> dict[str, str]:
+    """The keys typed in the Recipe tab's password fields, by the id that uses them (`core.keyring`):
+    the endpoint teacher's API key, and a Hub token for a teacher downloaded from the Hub (gated
+    ones). An API key typed for a teacher that is not an endpoint is left out."""
+    keys: dict[str, str] = {}
+    api_key, hub_token = (api_key or "").strip(), (hub_token or "").strip()
+    if isinstance(recipe.teacher, EndpointSpec):
+        if api_key and recipe.teacher.api_key_env:
+            raise DistilleryError("Give the endpoint's key one way: type it in the API key field, or name the "
+                                  "environment variable that holds it, not both.")
+        if api_key:
+            keys[recipe.teacher.fingerprint()] = api_key
+    elif hub_token:  # a local teacher never sends it (`core.encoders.teacher.load_teacher`)
+        keys[HUB_TOKEN] = hub_token
+    return keys
 
 
 def _or_default(value: Any, default: Any) -> Any:

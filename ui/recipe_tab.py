@@ -12,10 +12,13 @@ from core.corpus.plan import DEFAULT_SHARES, DOMAINS
 from core.corpus.sources import SourceCatalogue
 from core.encoders.endpoint import KINDS
 from core.errors import DistilleryError
+from core.keyring import holding
 from core.methods.corpus import CorpusParams
 from core.methods.registry import METHODS, params_for
 from core.methods.vocabulary import POOLING, QUANTIZE, VocabularyParams
+from core.public import allowed_teachers, apply_public_policy
 from core.recipe import Recipe
+from core.settings import public_mode
 from jobs import client
 from ui.forms import (
     CUSTOM,
@@ -30,6 +33,7 @@ from ui.forms import (
     recipe_from_form,
     shares_from_form,
     shares_summary,
+    typed_keys,
 )
 from ui.queueing import HEAVY, SUBMIT
 from ui.widgets import number_field
@@ -80,11 +84,15 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     with gr.Accordion("Advanced: teacher, cleaning, vocabulary, output, training", open=False):
         with gr.Row():
             c["teacher"] = gr.Textbox(label="Teacher", value=defaults.teacher, scale=3, min_width=240,
-                                      info="a sentence-transformers id on the Hub, or a local folder")
+                                      info=f"this public studio's teachers: {', '.join(allowed_teachers())}"
+                                      if public_mode() else "a sentence-transformers id on the Hub, or a local folder")
             c["trust_remote_code"] = gr.Checkbox(label="Trust remote code", value=False, scale=1, min_width=200,
                                                  info="only for teachers whose own code you trust")
-        gr.Markdown("**Or a teacher reached over HTTP** (an embeddings API; the corpus method only). The API "
-                    "key stays in an environment variable of the server: name it here, never type the key.")
+            hub_token = gr.Textbox(label="Hub token", type="password", scale=1, min_width=200,
+                                   info="for a gated teacher; held for the job, never saved (or set HF_TOKEN)")
+        gr.Markdown("**Or a teacher reached over HTTP** (an embeddings API; the corpus method only). Its API "
+                    "key: type it (held in memory for the job, never saved), or name an environment variable of "
+                    "the server that holds it.")
         with gr.Row():
             c["endpoint_kind"] = gr.Dropdown([("none: the teacher above", ""), *((k.title, k.name)
                                               for k in KINDS.values())], value="", label="Endpoint kind",
@@ -93,8 +101,10 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                                            min_width=220, info="the server's base URL")
             c["endpoint_model"] = gr.Textbox(label="Endpoint model", placeholder="all-minilm", min_width=160,
                                              info="the name the API expects")
-            c["api_key_env"] = gr.Textbox(label="API key variable", placeholder="OPENAI_API_KEY", min_width=160,
-                                          info="the environment variable holding the key (empty: no key)")
+            api_key = gr.Textbox(label="API key", type="password", min_width=160,
+                                 info="held for the job, never saved")
+            c["api_key_env"] = gr.Textbox(label="…or its variable", placeholder="OPENAI_API_KEY", min_width=160,
+                                          info="the environment variable holding the key")
         with gr.Row():
             c["query_prefix"] = gr.Textbox(label="Query prefix", placeholder="query: ", min_width=160,
                                            info="prepended to queries (Compare, Evaluate)")
@@ -170,8 +180,15 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
             c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, **quiet)
     preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
                       api_name="preview_corpus", **HEAVY)
-    cost_btn.click(lambda *v: _api_cost(catalogue, v), inputs, submit_md, api_name="estimate_api_cost", **HEAVY)
-    submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe", **SUBMIT)
+    # The password fields reach the server through a private event into a State, which the public
+    # events then read: Gradio's run history records the inputs of public events, never a State's.
+    typed = gr.State({})
+    hold = {"fn": lambda key, token: {"api_key": key, "hub_token": token}, "inputs": [api_key, hub_token],
+            "outputs": typed, **quiet}
+    cost_btn.click(**hold).then(lambda *v: _api_cost(catalogue, v[:-1], v[-1]), [*inputs, typed], submit_md,
+                                api_name="estimate_api_cost", **HEAVY)
+    submit_btn.click(**hold).then(lambda *v: _submit(catalogue, v[:-1], v[-1]), [*inputs, typed], submit_md,
+                                  api_name="submit_recipe", **SUBMIT)
     return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
 
 
@@ -220,7 +237,7 @@ def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...], domain: str | 
     return pd.DataFrame(rows, columns=["domain", "source", "text"])
 
 
-def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
+def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[str, str] | None = None) -> str:
     """What featurizing the corpus through the endpoint teacher will send, before a job is queued: the
     corpus is built in a throw-away folder (seconds) and counted; nothing is sent but one probe."""
     import tempfile
@@ -233,7 +250,9 @@ def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
         recipe, uploads = recipe_from_form(as_form(values))
         if uploads:
             raise DistilleryError("The estimate counts the catalogue's sources only; submit to include uploads.")
-        with tempfile.TemporaryDirectory(prefix="distillery-estimate-") as folder:
+        apply_public_policy(recipe)  # before the probe: a public studio reaches allowed endpoints only
+        keys = typed_keys(recipe, **(typed or {}))
+        with tempfile.TemporaryDirectory(prefix="distillery-estimate-") as folder, holding(keys):
             cost = estimate_recipe(recipe, Path(folder), catalogue=catalogue)
     except (DistilleryError, ValueError, TypeError) as exc:
         return f"❌ **No estimate:** {exc}"
@@ -241,10 +260,10 @@ def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
     return f"💰 {cost.sentence(recipe.teacher.title)}"
 
 
-def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
+def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[str, str] | None = None) -> str:
     try:
         recipe, uploads = recipe_from_form(as_form(values))
-        status = client.submit(recipe, catalogue, uploads)
+        status = client.submit(recipe, catalogue, uploads, typed_keys(recipe, **(typed or {})))
     except (DistilleryError, ValueError, TypeError) as exc:
         return f"❌ **Not submitted:** {exc}"
     note = f"\n\n⚠️ {status['warning']}" if status.get("warning") else ""

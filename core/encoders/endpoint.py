@@ -5,8 +5,9 @@ production embeddings come from an API can distil it without the weights. This m
 
 - `EndpointSpec`: what a recipe says about the endpoint (kind, URL, model, prefixes, the *name* of
   the environment variable holding the key, batching, concurrency, rate limit). The key itself is
-  read from the environment at request time and never stored: not in the spec, the recipe, the
-  record, the card or an error message.
+  read from that variable, or is the one typed in the page and held for the job (`core.keyring`),
+  when a client is made; it is never stored: not in the spec, the recipe, the record, the card or
+  an error message.
 - `EndpointClient`: batched requests, several in flight, retries with exponential backoff on 429,
   5xx and dropped connections (honouring `Retry-After`), a client-side rate limit shared by every
   request, and replies checked before use (count, one dimension throughout, finite numbers), so a
@@ -41,6 +42,7 @@ import numpy as np
 
 from core.encoders.base import unit_rows
 from core.errors import DistilleryError
+from core.keyring import held_key
 
 if TYPE_CHECKING:
     import httpx
@@ -144,9 +146,10 @@ class EndpointSpec:
         return f"{KINDS[self.kind].title} endpoint" + (f", model {self.model}" if self.model else "")
 
     def api_key(self) -> str | None:
-        """The key, read from the environment now (None when no variable is named)."""
+        """The key, read from the environment now; with no variable named, the key typed in the page
+        and held for this job or event (`core.keyring`); None when there is neither."""
         if not self.api_key_env:
-            return None
+            return held_key(self.fingerprint())
         key = os.environ.get(self.api_key_env, "").strip()
         if not key:
             raise DistilleryError(f"The environment variable {self.api_key_env} (api_key_env) is not set: set it "
@@ -224,6 +227,8 @@ class EndpointClient:
         self._stats_lock = threading.Lock()
         limits = httpx.Limits(max_connections=spec.workers, max_keepalive_connections=spec.workers)
         self._http = httpx.Client(timeout=httpx.Timeout(spec.timeout, connect=min(spec.timeout, 10.0)), limits=limits)
+        # Read once, here: the requests run on pool threads, outside the context that holds a typed key.
+        self._key = spec.api_key()
 
     def close(self) -> None:
         self._http.close()
@@ -266,8 +271,7 @@ class EndpointClient:
         return int(vectors.shape[1])
 
     def _headers(self) -> dict[str, str]:
-        key = self.spec.api_key()
-        return {"Authorization": f"Bearer {key}"} if key else {}
+        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
 
     def _body(self, texts: list[str]) -> dict[str, Any]:
         kind = self.spec.kind
@@ -321,7 +325,8 @@ class EndpointClient:
         detail = self._scrub(_server_message(response))
         if status in (401, 403):
             how = (f"check the key in {self.spec.api_key_env}" if self.spec.api_key_env else
-                   "it needs one: set api_key_env to the name of an environment variable holding the key")
+                   "check the key typed in the page" if self._key else
+                   "it needs one: type it in the API key field, or name an environment variable holding it")
             return DistilleryError(f"The {self.spec.title} refused the API key (HTTP {status}): {how}.")
         if status == 404:
             return DistilleryError(f"The {self.spec.title} answered 404 at {url}: wrong URL or unknown model"
@@ -331,11 +336,7 @@ class EndpointClient:
 
     def _scrub(self, text: str) -> str:
         """A server's message with the key cut out (some servers echo what they were sent)."""
-        try:
-            key = self.spec.api_key()
-        except DistilleryError:
-            key = None
-        return text.replace(key, "***") if key else text
+        return text.replace(self._key, "***") if self._key else text
 
     def _parse(self, response: httpx.Response, count: int) -> np.ndarray:
         """The reply's vectors, or a `DistilleryError` saying what is wrong with them."""

@@ -26,6 +26,7 @@ import numpy as np
 from core.encoders.base import Encoder, unit_rows
 from core.errors import DistilleryError
 from core.files import file_sha256
+from core.keyring import HUB_TOKEN, held_key
 from core.settings import hub_reachable
 
 if TYPE_CHECKING:
@@ -197,11 +198,13 @@ def _hub_teacher(name: str, trust_remote_code: bool) -> TeacherInfo:
     from huggingface_hub import hf_hub_download, model_info
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
+    token = held_key(HUB_TOKEN)  # typed in the page for this job; None: huggingface_hub reads HF_TOKEN
     try:
-        info = model_info(name)
-        config = json.loads(Path(hf_hub_download(name, "config.json", revision=info.sha)).read_text())
+        info = model_info(name, token=token)
+        config = json.loads(Path(hf_hub_download(name, "config.json", revision=info.sha, token=token)).read_text())
     except GatedRepoError as exc:
-        raise DistilleryError(f"'{name}' is gated: accept its terms on the Hub and set HF_TOKEN.") from exc
+        raise DistilleryError(f"'{name}' is gated: accept its terms on the Hub, then type a Hub token in the "
+                              f"Recipe tab or set HF_TOKEN.") from exc
     except RepositoryNotFoundError as exc:
         raise DistilleryError(f"There is no model '{name}' on the Hugging Face Hub.") from exc
     except Exception as exc:  # network and format errors of many kinds
@@ -262,7 +265,8 @@ def load_teacher(info: TeacherInfo, device: str | None = None, precision: str | 
     """
     try:
         return _load_sentence_transformer(info.source, info.trust_remote_code, device,
-                                          precision or os.environ.get("DISTILLERY_TEACHER_PRECISION", "auto"))
+                                          precision or os.environ.get("DISTILLERY_TEACHER_PRECISION", "auto"),
+                                          None if info.is_local else held_key(HUB_TOKEN))
     except Exception as exc:
         raise DistilleryError(f"Could not load the teacher '{info.name}': {exc}") from exc
 
@@ -271,14 +275,15 @@ PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 
 
 @functools.lru_cache(maxsize=2)
-def _load_sentence_transformer(source: str, trust_remote_code: bool, device: str | None, precision: str = "auto"):
+def _load_sentence_transformer(source: str, trust_remote_code: bool, device: str | None, precision: str = "auto",
+                               token: str | None = None):
     import torch
     from sentence_transformers import SentenceTransformer
 
     if precision not in PRECISIONS:
         raise DistilleryError(f"Unknown teacher precision '{precision}'; choose one of {', '.join(PRECISIONS)}.")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code)
+    model = SentenceTransformer(source, device=device, trust_remote_code=trust_remote_code, token=token)
     model.to(getattr(torch, teacher_dtype(model, device, precision)))
     _ensure_pad_token(model.tokenizer)
     return model

@@ -9,6 +9,7 @@ import json
 import secrets
 import time
 from collections import Counter
+from dataclasses import replace
 
 import helpers
 import numpy as np
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from core.encoders.endpoint import EndpointClient, EndpointEncoder, EndpointSpec, endpoint_teacher, estimate_cost
 from core.encoders.teacher import TeacherEncoder, resolve_teacher, teacher_encoder
 from core.errors import DistilleryError
+from core.keyring import holding
 
 KEY_ENV, KEY = helpers.ENDPOINT_KEY_ENV, helpers.ENDPOINT_KEY
 TEXTS = [f"Sentence {i}: the {w} service answers {i % 7} questions about {w}." for i in range(30)
@@ -80,11 +82,31 @@ def test_wrong_or_missing_key_is_refused_clearly(endpoint_service: str, monkeypa
     with pytest.raises(DistilleryError, match=rf"refused the API key \(HTTP 401\): check the key in {KEY_ENV}") as err:
         endpoint_teacher(spec(endpoint_service))
     assert wrong not in str(err.value)
-    with pytest.raises(DistilleryError, match="set api_key_env"):
-        endpoint_teacher(EndpointSpec(kind="openai", url=endpoint_service, model="teacher"))
+    keyless = EndpointSpec(kind="openai", url=endpoint_service, model="teacher")
+    with pytest.raises(DistilleryError, match="type it in the API key field, or name an environment variable"):
+        endpoint_teacher(keyless)
+    with holding({keyless.fingerprint(): wrong}), pytest.raises(DistilleryError, match="check the key typed in"):
+        endpoint_teacher(keyless)
     monkeypatch.delenv(KEY_ENV)
     with pytest.raises(DistilleryError, match=f"{KEY_ENV} .* is not set"):
         endpoint_teacher(spec(endpoint_service))
+
+
+@pytest.mark.slow
+def test_a_key_typed_in_the_page_is_held_for_its_endpoint_only(endpoint_service: str) -> None:
+    """A held key opens the endpoint whose fingerprint it was typed for, in the holding context only,
+    and the client keeps it for its pool threads (which run outside that context)."""
+    keyless = EndpointSpec(kind="openai", url=endpoint_service, model="teacher")
+    other = EndpointSpec(kind="ollama", url=endpoint_service, model="teacher")
+    with holding({keyless.fingerprint(): KEY}):
+        assert keyless.api_key() == KEY and other.api_key() is None
+        client = EndpointClient(replace(keyless, batch_size=4, concurrency=3))
+    assert keyless.api_key() is None
+    try:
+        vectors = client.embed(TEXTS[:12])  # three batches in flight on the pool, after the block
+    finally:
+        client.close()
+    assert vectors.shape == (12, 384)
 
 
 @pytest.mark.slow

@@ -247,3 +247,55 @@ def test_no_text_is_clipped_and_nothing_scrolls_sideways(browser, server, width)
             if found["cut"] or found["pageWidth"] > found["windowWidth"]:
                 problems[tab] = found
         assert not problems, problems
+
+
+def test_a_key_typed_in_the_page_reaches_the_worker_and_is_written_nowhere(page, endpoint_service, data_dir, capfd):
+    """An endpoint teacher whose key is typed in the password field (no variable named): the job
+    succeeds against a service that refuses requests without that key, so the key reached the
+    worker; afterwards no file under the data folder (job folders, models, caches, the queue's
+    database, the consumer's log) and nothing the studio printed holds it, and the sealed copy is gone."""
+    import helpers
+
+    panel = _tab(page, "Recipe")
+    _field(panel, "Corpus size (texts)").fill("300")
+    panel.get_by_label("corpus", exact=True).check()
+    _open_accordion(panel, "Advanced")
+    page.wait_for_timeout(1000)  # the method's change comes back and redraws the training fields
+    _field(panel, "Endpoint kind").click()
+    page.get_by_role("option", name="OpenAI-compatible").click()
+    for label, value in (("Endpoint URL", endpoint_service), ("Endpoint model", "teacher"),
+                         ("API key", helpers.ENDPOINT_KEY), ("Max words per passage", "64"),
+                         ("Max corpus words", "100"), ("Min word frequency", "2"), ("pca_dims", "32"),
+                         ("Search collection (texts)", "40"), ("Epochs", "2")):
+        _field(panel, label).fill(value)
+    assert _field(panel, "API key").get_attribute("type") == "password"
+    jobs = [_submit_small_job(panel, "typed key", JOBS.get("second"))]
+    _wait_until_ended(jobs[0])
+    # Then the bundled teacher with a Hub token typed (sealed and held like the key; a local teacher
+    # never sends it).
+    token = f"hf_typed{helpers.ENDPOINT_KEY[-12:]}"
+    _field(panel, "Endpoint kind").click()
+    page.get_by_role("option", name="none: the teacher above").click()
+    panel.get_by_label("vocabulary", exact=True).check()
+    _field(panel, "Hub token").fill(token)
+    jobs.append(_submit_small_job(panel, "typed token", jobs[0]))
+    _wait_until_ended(jobs[1])
+    for job in jobs:
+        assert not (data_dir / "jobs" / job / "keys.sealed").exists()
+    for secret in (helpers.ENDPOINT_KEY, token):
+        written = [p for p in data_dir.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+        assert written == [], secret
+    printed = capfd.readouterr()
+    assert helpers.ENDPOINT_KEY not in printed.out + printed.err and token not in printed.out + printed.err
+
+
+def _wait_until_ended(job: str, timeout: float = 600) -> None:
+    from jobs.status import read_status
+
+    deadline, status = time.time() + timeout, {}
+    while time.time() < deadline:
+        status = read_status(job) or {}
+        if status.get("state") in ("done", "failed", "cancelled"):
+            break
+        time.sleep(1)
+    assert status.get("state") == "done", status

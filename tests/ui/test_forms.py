@@ -26,6 +26,7 @@ from ui.forms import (
     preset_choices,
     recipe_from_form,
     shares_summary,
+    typed_keys,
     whole,
 )
 
@@ -154,3 +155,20 @@ def test_an_endpoint_form_gives_an_endpoint_teacher_and_never_a_key():
                                 endpoint_model="m", api_key_env="sk-live-123"))
     plain, _ = recipe_from_form(values(endpoint_url="http://ignored"))  # no kind: the weights teacher
     assert plain.teacher == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_typed_keys_go_to_the_teacher_that_uses_them_and_never_into_the_recipe():
+    from core.keyring import HUB_TOKEN
+
+    endpoint, _ = recipe_from_form(values(method="corpus", endpoint_kind="openai", endpoint_url="http://h:8000",
+                                          endpoint_model="m"))
+    keys = typed_keys(endpoint, " sk-typed-1 ", "hf_token")
+    assert keys == {endpoint.teacher.fingerprint(): "sk-typed-1"}  # the Hub token is not the endpoint's
+    assert "sk-typed-1" not in str(endpoint.to_dict())
+    hub, _ = recipe_from_form(values(teacher="google/embeddinggemma-300m"))
+    assert typed_keys(hub, "sk-typed-1", " hf_token ") == {HUB_TOKEN: "hf_token"}
+    assert typed_keys(hub, "", "") == {}
+    named, _ = recipe_from_form(values(method="corpus", endpoint_kind="openai", endpoint_url="http://h:8000",
+                                       endpoint_model="m", api_key_env="OPENAI_API_KEY"))
+    with pytest.raises(DistilleryError, match="one way: type it .* or name the environment variable"):
+        typed_keys(named, "sk-typed-1", None)
