@@ -30,7 +30,7 @@ from core.public import apply_public_policy
 from core.recipe import Recipe, validate_recipe
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, evaluation_job_id, new_job_dir
 from jobs.queue import huey
-from jobs.status import TERMINAL, read_status, worker_alive, write_status
+from jobs.status import TERMINAL, placed, read_status, worker_alive, write_status
 from jobs.tasks import evaluate_model_task, run_recipe_task
 
 NO_WORKER = ("No worker is running: the job is queued and starts when a worker starts "
@@ -176,6 +176,7 @@ def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
     Ordered by the job's request file (the recipe or the evaluation request), written once when the
     job is submitted: the folder's own modification time moves with every file a job writes, so rows
     used to swap between refreshes. Only the `limit` newest statuses are read (the Jobs tab polls this).
+    A queued job carries its `position` in the queue (`jobs.status.placed`).
     """
     requests = []
     for folder in settings.jobs_dir().iterdir():
@@ -183,4 +184,4 @@ def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
         if request is not None:
             requests.append((request.stat().st_mtime_ns, folder.name))
     newest = sorted(requests, reverse=True)[:limit]
-    return [read_status(job_id) or {"job_id": job_id, "state": "unknown"} for _, job_id in newest]
+    return placed([read_status(job_id) or {"job_id": job_id, "state": "unknown"} for _, job_id in newest])

@@ -44,6 +44,31 @@ def read_status(job_id: str) -> dict[str, Any] | None:
     return status
 
 
+def queue_positions() -> dict[str, int]:
+    """Each waiting task's place in line, by task id: 1 is the next a worker takes.
+
+    Read from huey's queue itself, in the order its workers dequeue (both storages list it so), not
+    from submission times: the queue is what survives a restart of the app and the worker, a job
+    queued again (resumed, or retried after its worker died) waits behind those queued before it,
+    and a cancelled job's task, left in the queue until a worker skips it, holds no place.
+    """
+    positions: dict[str, int] = {}
+    for task in huey.pending():
+        if not huey.is_revoked(task):
+            positions[task.id] = len(positions) + 1
+    return positions
+
+
+def placed(statuses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The statuses, each queued one with its `position` in the queue (`queue_positions`, read once).
+    None for a queued job whose task is not in the queue: a worker has just taken it."""
+    if not any(s.get("state") == "queued" for s in statuses):
+        return statuses
+    positions = queue_positions()
+    return [{**s, "position": positions.get(s.get("task_id", ""))} if s.get("state") == "queued" else s
+            for s in statuses]
+
+
 def worker_identity() -> str:
     """`host:pid` of this process: a running job records the worker process that runs it."""
     return f"{socket.gethostname()}:{os.getpid()}"

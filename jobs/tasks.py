@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from huey import signals
 from huey.exceptions import CancelExecution
 
 from core import pace, settings
@@ -39,6 +40,21 @@ def start_heartbeat() -> None:
     _heartbeat.start()
     if settings.auto_retries() > 0:
         threading.Thread(target=_retry_dead_jobs, name="distillery-recovery", daemon=True).start()
+
+
+@huey.signal(signals.SIGNAL_INTERRUPTED)
+def stop_taking_tasks(signal: str, task: Any) -> None:
+    """The exit signal that interrupted this worker's task ends the worker too, before it takes another.
+
+    A SIGTERM to the consumer's whole process group (`jobs.worker.stop_consumer`, as `app.py` stops its
+    consumer; systemd's default stop does the same) can reach the worker before the consumer has set
+    its stop flag. huey's worker then went back to the queue, took the next queued job off it and was
+    cut in that one too: after a restart that job read "interrupted" instead of waiting in its place.
+    Raised again here, the KeyboardInterrupt leaves huey's process worker loop (`-k process`, the only
+    kind `jobs.worker` starts), which exits quietly on it. The interrupted job itself is queued again
+    by the next worker (`jobs.recovery`) or by hand.
+    """
+    raise KeyboardInterrupt
 
 
 def _retry_dead_jobs() -> None:

@@ -85,6 +85,7 @@ def build_app() -> gr.Blocks:
             with gr.Tab("Ship", id="ship"):
                 ship = ship_tab.build()
         gr.api(jobs_tab.api_job_status, api_name="job_status")
+        gr.api(jobs_tab.api_jobs, api_name="jobs")
         demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
         compare_tab.on_page_load(demo, compare)
         evaluate_tab.on_page_load(demo, evaluate)

@@ -1,4 +1,5 @@
-"""Jobs tab: live progress of queued and running jobs (polled with gr.Timer), cancel, resume, model history."""
+"""Jobs tab: live progress of running jobs and the queued ones' places in line (polled with gr.Timer),
+cancel, resume, model history."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pandas as pd
 
 from core.artifact.folder import ModelFolder
 from jobs import client
-from jobs.status import read_status, worker_alive
+from jobs.status import placed, read_status, worker_alive
 from ui.forms import answer
 
 POLL_SECONDS = 1.0
@@ -117,8 +118,15 @@ def _cancel_line(job_id: str | None, status: dict[str, Any] | None) -> str:
 
 
 def api_job_status(job_id: str) -> dict[str, Any]:
-    """The raw status of one job (for scripts and tests through the API)."""
-    return read_status(job_id) or {"job_id": job_id, "state": "unknown"}
+    """The raw status of one job (for scripts and tests through the API); a queued job with its
+    `position` in the queue."""
+    return placed([read_status(job_id) or {"job_id": job_id, "state": "unknown"}])[0]
+
+
+def api_jobs() -> list[dict[str, Any]]:
+    """The statuses the tab lists (`jobs.client.list_jobs`: newest first, queued ones with their
+    position), so a script sees the same history and queue as a person."""
+    return client.list_jobs()
 
 
 def _worker_line() -> str:
@@ -134,7 +142,7 @@ def _job_row(status: dict[str, Any]) -> list[Any]:
     if len(message) > MESSAGE_CHARS:
         message = message[: MESSAGE_CHARS - 1] + "…"
     running = state == "running"
-    return [state, status.get("job_id"), f"{100 * _overall(status):.0f}%", _stage_label(status),
+    return [state, status.get("job_id"), f"{100 * _overall(status):.0f}%", _place(status) or _stage_label(status),
             _seconds(_elapsed(status)), _seconds(_time_left(status)) if running else "", message]
 
 
@@ -143,6 +151,15 @@ def _overall(status: dict[str, Any]) -> float:
     if status.get("state") == "done":
         return 1.0
     return float(status.get("overall", status.get("fraction", 0.0)) or 0.0)
+
+
+def _place(status: dict[str, Any]) -> str:
+    """A queued job's place in the queue ("2nd in line"), or "" when it has none (not queued, or just taken)."""
+    position = status.get("position") if status.get("state") == "queued" else None
+    if not position:
+        return ""
+    suffix = "th" if position % 100 in (11, 12, 13) else {1: "st", 2: "nd", 3: "rd"}.get(position % 10, "th")
+    return f"{position}{suffix} in line"
 
 
 def _stage_label(status: dict[str, Any]) -> str:
@@ -196,7 +213,8 @@ def _bar(status: dict[str, Any]) -> str:
     pct = 100 * _overall(status)
     job = html.escape(str(status.get("name") or status["job_id"]))
     if status.get("state") == "queued":
-        head = f"<b>{job}</b> · queued · {html.escape(str(status.get('message', '')))}"
+        place = " · ".join(filter(None, ("queued", _place(status), str(status.get("message", "")))))
+        head = f"<b>{job}</b> · {html.escape(place)}"
     else:
         left = _time_left(status)
         eta = f" · about {_seconds(left)} left" if left is not None and left >= 1 else ""

@@ -79,6 +79,17 @@ def test_the_job_bar_shows_the_whole_job_its_step_and_the_stage_list():
     assert jobs_tab._time_left(stale) == pytest.approx(60, abs=2) and jobs_tab._elapsed(stale) == pytest.approx(150, abs=2)
 
 
+def test_a_queued_job_shows_its_place_in_the_queue():
+    """`position` comes from the queue (`jobs.status.placed`); the bar and the table say it in words."""
+    status = {"job_id": "j-2", "name": "waiting", "state": "queued", "stage": "queued", "message": "waiting for a worker"}
+    for position, words in ((1, "1st"), (2, "2nd"), (3, "3rd"), (4, "4th"), (11, "11th"), (22, "22nd")):
+        placed = {**status, "position": position}
+        assert f"queued · {words} in line · waiting for a worker" in jobs_tab._bar(placed)
+        assert dict(zip(jobs_tab.JOB_COLUMNS, jobs_tab._job_row(placed)))["stage"] == f"{words} in line"
+    assert "queued · waiting for a worker" in jobs_tab._bar({**status, "position": None})  # just taken by a worker
+    assert jobs_tab._job_row({**status, "position": None})[3] == "queued"
+
+
 def test_the_cancel_line_follows_the_cancelled_job_to_its_end(two_active_jobs):
     first, _ = two_active_jobs
     line, cancelled = jobs_tab.cancel(first)
