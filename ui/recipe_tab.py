@@ -12,6 +12,7 @@ from core.corpus.plan import DEFAULT_SHARES, DOMAINS
 from core.corpus.sources import SourceCatalogue
 from core.encoders.endpoint import KINDS
 from core.errors import DistilleryError
+from core.limits import Limits
 from core.methods.corpus import CorpusParams
 from core.methods.registry import METHODS, params_for
 from core.methods.vocabulary import POOLING, QUANTIZE, VocabularyParams
@@ -32,6 +33,7 @@ from ui.forms import (
     shares_summary,
 )
 from ui.queueing import HEAVY, SUBMIT
+from ui.visitors import expensive, limits_note, visitor
 from ui.widgets import number_field
 
 METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
@@ -154,6 +156,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         preview_btn = gr.Button("Preview corpus samples", min_width=180)
         cost_btn = gr.Button("Estimate API requests", min_width=180)
         submit_btn = gr.Button("Distill", variant="primary", min_width=180)
+    limits_note(Limits.recipe_line)
     submit_md = gr.Markdown()
     preview_df = gr.Dataframe(headers=["domain", "source", "text"], label="Preview", wrap=True, interactive=False)
 
@@ -171,7 +174,10 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
                       api_name="preview_corpus", **HEAVY)
     cost_btn.click(lambda *v: _api_cost(catalogue, v), inputs, submit_md, api_name="estimate_api_cost", **HEAVY)
-    submit_btn.click(lambda *v: _submit(catalogue, v), inputs, submit_md, api_name="submit_recipe", **SUBMIT)
+    def submit(request: gr.Request, *values: Any) -> str:  # the request first: Gradio passes it by position
+        return _submit(catalogue, values, request)
+
+    submit_btn.click(submit, inputs, submit_md, api_name="submit_recipe", **SUBMIT)
     return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
 
 
@@ -241,10 +247,11 @@ def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
     return f"💰 {cost.sentence(recipe.teacher.title)}"
 
 
-def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
+def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...], request: gr.Request | None = None) -> str:
     try:
         recipe, uploads = recipe_from_form(as_form(values))
-        status = client.submit(recipe, catalogue, uploads)
+        with expensive(request, "a distillation"):
+            status = client.submit(recipe, catalogue, uploads, owner=visitor(request))
     except (DistilleryError, ValueError, TypeError) as exc:
         return f"❌ **Not submitted:** {exc}"
     note = f"\n\n⚠️ {status['warning']}" if status.get("warning") else ""
