@@ -197,3 +197,22 @@ def test_a_private_studio_shows_everything_as_before(model_of_a, private_url, ca
     assert model_of_a in choices(a) and model_of_a in choices(b)  # even a model a visitor made in public mode
     line = b.predict(job_id, api_name="/cancel_job")
     assert "❌" not in line and a.predict(job_id, api_name="/job_status")["state"] == "cancelled"
+
+
+def test_a_browser_keeps_its_visitor_across_pages_and_cannot_forge_one(monkeypatch):
+    """What the page-load event does with the token a browser keeps (`ui.visitors.bind`)."""
+    from ui.visitors import bind, visitor
+
+    monkeypatch.setenv("DISTILLERY_PUBLIC", "1")
+    token = bind(None, gr.Request(session_hash="page-1"), None)  # a first visit: a new token, kept by the browser
+    first = visitor(gr.Request(session_hash="page-1"))
+    assert first is not None and first.startswith("browser:") and first.removeprefix("browser:") in token
+    assert bind(token, gr.Request(session_hash="page-2"), None) == token  # a reload: the same visitor
+    assert visitor(gr.Request(session_hash="page-2")) == first
+    forged = first.removeprefix("browser:")[::-1] + "." + token.split(".")[1]
+    assert bind(forged, gr.Request(session_hash="page-3"), None) != forged  # refused: a new visitor instead
+    assert visitor(gr.Request(session_hash="page-3")) not in (first, None)
+    assert visitor(gr.Request(session_hash="never-bound")) == "session:never-bound"  # a script's client
+    assert visitor(gr.Request(username="ann", session_hash="page-1")) == "user:ann"
+    monkeypatch.setenv("DISTILLERY_PUBLIC", "0")
+    assert visitor(gr.Request(session_hash="page-1")) is None  # a private studio: one owner, everything visible
