@@ -4,6 +4,12 @@ Every job is queued through `enqueue`, which writes the queued status, puts the 
 and warns when no worker is running; `submit` is the whole transaction of a distillation (a job
 folder, the uploads accepted into it, the recipe checked and queued), and leaves nothing behind
 when the recipe is refused.
+
+Public mode (`core.settings.public_mode`): each call takes the `owner` the app derived from the
+request (`ui.visitors`), and an owner means a visitor of a shared studio: the job is recorded as
+theirs (`jobs.ownership`), only they may list, cancel or resume it, and the per-visitor limits of
+`core.limits` apply. Without an owner (a private studio, the worker's own follow-ups) nothing of
+that applies, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from core import settings
-from core.artifact.folder import ModelFolder
 from core.corpus.sources import SourceCatalogue
 from core.corpus.uploads import Upload, accept_upload
 from core.errors import DistilleryError
@@ -25,10 +30,12 @@ from core.evaluation.tasks import check_rows_per_task
 from core.evaluation.verdict import Thresholds
 from core.files import write_json
 from core.keyring import forget, holding, seal_into
+from core.limits import Limits, check_active_jobs, check_corpus_rows, check_uploads
 from core.memory import check_memory
 from core.public import apply_public_policy
 from core.recipe import Recipe, validate_recipe
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, evaluation_job_id, new_job_dir
+from jobs.ownership import not_yours, open_model, owns_job, write_access
 from jobs.queue import huey
 from jobs.status import TERMINAL, placed, read_status, worker_alive, write_status
 from jobs.tasks import evaluate_model_task, run_recipe_task
@@ -37,11 +44,13 @@ NO_WORKER = ("No worker is running: the job is queued and starts when a worker s
              "(`make run` or `python app.py` start one).")
 
 
-def enqueue(job_id: str, task: Any, name: str, kind: str, message: str = "waiting for a worker") -> dict[str, Any]:
+def enqueue(job_id: str, task: Any, name: str, kind: str, message: str = "waiting for a worker",
+            owner: str | None = None) -> dict[str, Any]:
     """The one way a job is queued: its queued status first (so a fast worker finds it), then the
-    task; the status returned carries a warning when no worker is alive to run it."""
+    task; the status returned carries a warning when no worker is alive to run it. A job queued
+    again keeps the `owner` its status already has."""
     write_status(job_id, state="queued", task_id=task.id, name=name, kind=kind, stage="queued", fraction=0.0,
-                 message=message, submitted=time.time())
+                 message=message, submitted=time.time(), **({"owner": owner} if owner is not None else {}))
     huey.enqueue(task)
     status = dict(read_status(job_id) or {})
     if not worker_alive():
@@ -50,16 +59,24 @@ def enqueue(job_id: str, task: Any, name: str, kind: str, message: str = "waitin
 
 
 def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Sequence[Upload]] | None = None,
-           keys: Mapping[str, str] | None = None) -> dict[str, Any]:
+           keys: Mapping[str, str] | None = None, owner: str | None = None) -> dict[str, Any]:
     """Create the job folder, accept `uploads` (per domain) into it, check the recipe, queue it.
 
     `keys` (id -> clear key, `core.keyring`) are keys typed in the page: they are held while the
     recipe is checked (an endpoint teacher is probed) and reach the worker sealed, never in clear.
     Raises `DistilleryError` with nothing queued and no folder left when an upload or the recipe
-    is refused, or when the recipe's estimated peak memory exceeds what this machine has free.
+    is refused, when the recipe's estimated peak memory exceeds what this machine has free, or
+    when the `owner` is at a per-visitor limit (`core.limits`).
     """
+    if owner is not None:
+        limits = Limits.from_env()
+        check_corpus_rows(recipe.corpus_size, limits)
+        check_uploads([Path(u.path).stat().st_size for files in (uploads or {}).values() for u in files], limits)
+        check_active_jobs(len(active_jobs(owner)), limits)
     job_id, folder = new_job_dir(recipe.name)
     try:
+        if owner is not None:
+            write_access(folder, owner)  # before the model can exist: it is never visible to others unowned
         for domain, files in (uploads or {}).items():
             for upload in files:
                 recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
@@ -72,24 +89,30 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return enqueue(job_id, run_recipe_task.s(job_id, recipe.to_dict(), job_id), recipe.name or job_id, "distillation")
+    return enqueue(job_id, run_recipe_task.s(job_id, recipe.to_dict(), job_id), recipe.name or job_id, "distillation",
+                   owner=owner)
 
 
 def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
-                      tasks: list[str] | None = None, keys: Mapping[str, str] | None = None) -> dict[str, Any]:
+                      tasks: list[str] | None = None, owner: str | None = None,
+                      keys: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Check, then queue an evaluation of a saved model (`keys` as for `submit`: an endpoint teacher's
-    key typed in the page). Raises `DistilleryError` (nothing queued)."""
-    ModelFolder.open(model_id).check()  # refuses an unknown id, a path or a damaged folder
+    key typed in the page). Raises `DistilleryError` (nothing queued), also when the model is another
+    visitor's and not shared, or the `owner` is at the job limit."""
+    open_model(model_id, owner).check()  # refuses an unknown id, a path, a damaged or another's private folder
     Thresholds(**(thresholds or {})).validate()
     check_task_names(tasks)
     check_rows_per_task(limit)
-    return queue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks}, keys)
+    if owner is not None:
+        check_active_jobs(len(active_jobs(owner)), Limits.from_env())
+    return queue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks}, owner, keys)
 
 
-def queue_evaluation(model_id: str, request: dict[str, Any], keys: Mapping[str, str] | None = None,
-                     ) -> dict[str, Any]:
+def queue_evaluation(model_id: str, request: dict[str, Any], owner: str | None = None,
+                     keys: Mapping[str, str] | None = None) -> dict[str, Any]:
     """A job folder with the request (and `keys`, sealed), and the evaluation queued (also used by a
-    recipe's follow-up, which passes on the keys its own job held)."""
+    recipe's follow-up, which belongs to the owner of the distillation and passes on the keys its
+    own job held)."""
     job_id, folder = new_job_dir(model_id, evaluation_job_id(model_id))
     try:
         seal_into(folder, keys or {})
@@ -97,13 +120,12 @@ def queue_evaluation(model_id: str, request: dict[str, Any], keys: Mapping[str, 
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return enqueue(job_id, evaluate_model_task.s(job_id, model_id, request), f"evaluate {model_id}", "evaluation")
+    return enqueue(job_id, evaluate_model_task.s(job_id, model_id, request), f"evaluate {model_id}", "evaluation",
+                   owner=owner)
 
 
-def cancel(job_id: str) -> dict[str, Any]:
-    status = read_status(job_id)
-    if status is None:
-        raise DistilleryError(f"There is no job '{job_id}'.")
+def cancel(job_id: str, owner: str | None = None) -> dict[str, Any]:
+    status = _owned_status(job_id, owner)
     if status.get("state") in TERMINAL:
         return status
     huey.revoke_by_id(status["task_id"])
@@ -113,18 +135,28 @@ def cancel(job_id: str) -> dict[str, Any]:
     return write_status(job_id, message="cancelling…", cancel_requested=True)
 
 
-def resume(job_id: str) -> dict[str, Any]:
+def resume(job_id: str, owner: str | None = None) -> dict[str, Any]:
     """Queue an interrupted job again (its worker was killed, or the machine restarted): the same job
     id and folder, so the stages whose outputs are complete are not run again — the corpus is reused,
     featurization embeds only its missing shards, and the model folder (written atomically) is made
-    once. Refused, with the reason, for any job that is not interrupted."""
-    status = read_status(job_id)
-    if status is None:
-        raise DistilleryError(f"There is no job '{job_id}'.")
+    once. Refused, with the reason, for any job that is not interrupted, or not the `owner`'s."""
+    status = _owned_status(job_id, owner)
     state = status.get("state")
     if state != "interrupted":
         raise DistilleryError(_not_resumable(job_id, status))
+    if owner is not None:
+        check_active_jobs(len(active_jobs(owner)), Limits.from_env())
     return requeue(job_id, "resumed: finished stages are reused")
+
+
+def _owned_status(job_id: str, owner: str | None) -> dict[str, Any]:
+    """The job's status, refused when there is no such job or it is another visitor's."""
+    status = read_status(job_id)
+    if status is None:
+        raise DistilleryError(f"There is no job '{job_id}'.")
+    if not owns_job(status, owner):
+        raise not_yours(job_id)
+    return status
 
 
 def _not_resumable(job_id: str, status: dict[str, Any]) -> str:
@@ -170,8 +202,9 @@ def job_folder(job_id: str) -> Path:
     return folder
 
 
-def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
-    """Jobs, newest submitted first, in an order that does not change while they run.
+def list_jobs(limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+    """Jobs, newest submitted first, in an order that does not change while they run; only the
+    `owner`'s when one is given (public mode).
 
     Ordered by the job's request file (the recipe or the evaluation request), written once when the
     job is submitted: the folder's own modification time moves with every file a job writes, so rows
@@ -183,5 +216,19 @@ def list_jobs(limit: int = 50) -> list[dict[str, Any]]:
         request = next((folder / n for n in (RECIPE_FILE, EVALUATION_REQUEST) if (folder / n).is_file()), None)
         if request is not None:
             requests.append((request.stat().st_mtime_ns, folder.name))
-    newest = sorted(requests, reverse=True)[:limit]
-    return placed([read_status(job_id) or {"job_id": job_id, "state": "unknown"} for _, job_id in newest])
+    if owner is None:
+        newest = sorted(requests, reverse=True)[:limit]
+        return placed([read_status(job_id) or {"job_id": job_id, "state": "unknown"} for _, job_id in newest])
+    owned = []
+    for _, job_id in sorted(requests, reverse=True):
+        status = read_status(job_id)
+        if status is not None and owns_job(status, owner):
+            owned.append(status)
+            if len(owned) == limit:
+                break
+    return placed(owned)
+
+
+def active_jobs(owner: str) -> list[dict[str, Any]]:
+    """The `owner`'s jobs that are queued or running (what the per-visitor job limit counts)."""
+    return [j for j in list_jobs(limit=10**6, owner=owner) if j.get("state") in ("queued", "running")]

@@ -18,6 +18,7 @@ from core.files import disk_errors
 
 RECIPE_FILE = "recipe.json"
 EVALUATION_REQUEST = "evaluation-request.json"
+ACCESS_FILE = "access.json"  # public mode: who submitted the job, and whether its model is shared (`jobs.ownership`)
 NAME_SLUG = 40  # a recipe's name: enough to recognise it, short enough for a table column
 LONGEST_SLUG = 200  # any slug: a folder name may have 255 bytes, and the date and suffix take 21
 

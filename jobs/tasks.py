@@ -121,7 +121,8 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
     if recipe.evaluate_after:
         from jobs.client import queue_evaluation  # the one enqueue path (it imports this module)
 
-        follow_up = queue_evaluation(model_id, {"limit": recipe.evaluation_rows}, progress.keys)["job_id"]
+        owner = (read_status(job_id) or {}).get("owner")  # the follow-up is the submitter's too
+        follow_up = queue_evaluation(model_id, {"limit": recipe.evaluation_rows}, owner, progress.keys)["job_id"]
     write_status(job_id, state="done", fraction=1.0, stage="done",
                  message=f"saved {model_id} ({timings})" + (f"; evaluation queued as {follow_up}" if follow_up else ""),
                  warning=f"Corpus shortfall: {shortfalls}" if shortfalls else None,

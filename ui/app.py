@@ -8,7 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core.corpus.sources import load_catalogue
-from ui import compare_tab, evaluate_tab, jobs_tab, recipe_tab, ship_tab
+from ui import compare_tab, evaluate_tab, jobs_tab, recipe_tab, ship_tab, visitors
 
 TITLE = "Distillery — distil a sentence-embedding model into a fast static model"
 
@@ -73,6 +73,7 @@ def build_app() -> gr.Blocks:
     with gr.Blocks(title="Distillery") as demo:
         gr.Markdown(f"# 🥃 {TITLE}\nBuild a corpus, distil the teacher into a Model2Vec static model in a "
                     "background worker, then see what the speed costs in quality, and ship it.")
+        visitors.sign_in()
         with gr.Tabs():
             with gr.Tab("Recipe", id="recipe"):
                 recipe_tab.build(catalogue)
@@ -86,8 +87,9 @@ def build_app() -> gr.Blocks:
                 ship = ship_tab.build()
         gr.api(jobs_tab.api_job_status, api_name="job_status")
         gr.api(jobs_tab.api_jobs, api_name="jobs")
-        demo.load(jobs_tab.refresh, None, jobs["refresh_outputs"], api_visibility="private")
-        compare_tab.on_page_load(demo, compare)
-        evaluate_tab.on_page_load(demo, evaluate)
-        ship_tab.on_page_load(demo, ship)
+        page_loaded = visitors.page_load(demo)  # public mode: after the page is bound to its visitor
+        page_loaded(jobs_tab.refresh, jobs["refresh_inputs"], jobs["refresh_outputs"], api_visibility="private")
+        compare_tab.on_page_load(page_loaded, compare)
+        evaluate_tab.on_page_load(page_loaded, evaluate)
+        ship_tab.on_page_load(page_loaded, ship)
     return demo

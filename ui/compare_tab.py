@@ -2,6 +2,9 @@
 
 Choosing a model (the newest finished one is chosen when the page loads) opens its session in the
 background with a status line that moves, so the first search does not pay for loading the teacher.
+
+In a public studio the models offered, and the ones a request may name, are those the visitor may
+see (`jobs.ownership`): their own and the shared ones.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from core.artifact.folder import ModelFolder
 from core.corpus.uploads import upload_lines
 from core.encoders.threads import all_cores
 from core.errors import DistilleryError
+from core.limits import Limits
 from core.serving.compare import (
     OFF_COLLECTION_BELOW,
     CompareSession,
@@ -28,8 +32,10 @@ from core.serving.compare import (
 from core.serving.routing import DEFAULT_THRESHOLD
 from core.serving.routing_chart import queries_curve, route_queries, suite_curve, tradeoff_figure
 from core.serving.speed_chart import speed_figure
+from jobs.ownership import open_model, visible_models
 from ui.forms import answer, upload_path
 from ui.queueing import HEAVY, SESSION
+from ui.visitors import expensive, limits_note, visitor
 
 HIT_COLUMNS = ["#", "score", "text", "shared"]  # short headers: at 400 px each table is 300 px wide
 MODEL_COLUMNS = ["model", "id", "method", "dims", "tokens", "size_mb", "load_ms"]
@@ -63,7 +69,7 @@ def build() -> dict[str, Any]:
         refresh_btn = gr.Button("↻ models", size="sm", scale=1)
     status_md = gr.Markdown()
     info_md = gr.Markdown()
-    models_df = gr.Dataframe(value=model_rows, label="Finished models: size on disk and load time "
+    models_df = gr.Dataframe(label="Finished models: size on disk and load time "
                              "(StaticModel.from_pretrained, measured here)", interactive=False)
     with gr.Accordion("Collection to search (default: a sample of the model's corpus)", open=False):
         own_texts = gr.Textbox(label="Your own texts, one per line (leave empty for the corpus sample)", lines=5)
@@ -85,6 +91,7 @@ def build() -> dict[str, Any]:
         threads = gr.CheckboxGroup(label="Threads (torch, BLAS and the tokenizer)", choices=thread_choices(),
                                    value=thread_choices(), scale=1)
     speed_btn = gr.Button("Measure speed on this collection")
+    limits_note(Limits.rate_line)
     speed_plot = gr.Plot(label="Latency and throughput, teacher vs student")
     speed_md = gr.Markdown()
     gr.Markdown(THREADS_NOTE)
@@ -110,52 +117,61 @@ def build() -> dict[str, Any]:
     for side, table in zip(SIDES, tables):
         table.select(full_text_shower(side), hits_state, full_md, api_visibility="private")
     speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed", **HEAVY)
-    return {"model": model, "info": info_md, "status": status_md}
+    return {"model": model, "info": info_md, "status": status_md, "models_df": models_df}
 
 
-def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
-    """Choose the newest model when the page loads, describe it and start opening its session.
+def on_page_load(load: Callable[..., Any], parts: dict[str, Any]) -> None:
+    """Choose the newest model when the page loads (`load`: `ui.visitors.page_load`), list the models,
+    describe the chosen one and start opening its session.
 
     Chained explicitly: a value set by `demo.load` does not fire the dropdown's `change`.
     """
-    loaded = demo.load(model_dropdown, None, parts["model"], api_name="compare_models", api_visibility="undocumented")
+    loaded = load(newest_model, None, parts["model"], api_name="compare_models", api_visibility="undocumented")
+    loaded.then(model_rows, None, parts["models_df"], api_visibility="private")
     loaded.then(model_info, parts["model"], parts["info"], api_visibility="private")
     loaded.then(prepare_session, parts["model"], parts["status"], api_visibility="private", **SESSION)
 
 
-def model_choices() -> list[tuple[str, str]]:
-    return [(f"{f.record.title} ({f.id})", f.id) for f in ModelFolder.finished()]
+def model_choices(request: gr.Request | None = None) -> list[tuple[str, str]]:
+    """The finished models the visitor may use (every one in a private studio), newest first."""
+    return [(f"{f.record.title} ({f.id})", f.id) for f in visible_models(visitor(request))]
 
 
-def kept_or_newest(current: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
+def kept_or_newest(current: str | None = None, request: gr.Request | None = None,
+                   ) -> tuple[list[tuple[str, str]], str | None]:
     """The finished models, and the choice: `current` while it still exists, else the newest
     (`ModelFolder.finished` is newest first), so at page load a person coming from a finished job
     finds it chosen, its session already opening. The Ship tab's list follows the same rule."""
-    choices = model_choices()
+    choices = model_choices(request)
     ids = [model_id for _, model_id in choices]
     return choices, current if current in ids else (ids[0] if ids else None)
 
 
-def model_dropdown(current: str | None = None) -> gr.Dropdown:
-    choices, value = kept_or_newest(current)
+def model_dropdown(current: str | None = None, request: gr.Request | None = None) -> gr.Dropdown:
+    choices, value = kept_or_newest(current, request)
     return gr.Dropdown(choices=choices, value=value)
 
 
-def refresh_models(current: str | None) -> tuple[gr.Dropdown, pd.DataFrame]:
+def newest_model(request: gr.Request | None = None) -> gr.Dropdown:
+    """The page's starting choice: the newest model the visitor may use."""
+    return model_dropdown(None, request)
+
+
+def refresh_models(current: str | None, request: gr.Request | None = None) -> tuple[gr.Dropdown, pd.DataFrame]:
     """The current choice is kept while it still exists; otherwise the newest model is chosen."""
-    return model_dropdown(current), model_rows()
+    return model_dropdown(current, request), model_rows(request)
 
 
-def model_rows() -> pd.DataFrame:
-    return pd.DataFrame(model_overview(ModelFolder.finished()), columns=MODEL_COLUMNS)
+def model_rows(request: gr.Request | None = None) -> pd.DataFrame:
+    return pd.DataFrame(model_overview(visible_models(visitor(request))), columns=MODEL_COLUMNS)
 
 
 def thread_choices() -> list[str]:
     return [str(n) for n in sorted({1, all_cores()})]
 
 
-def model_info(model_id: str | None) -> str:
-    return answer(model_id, "", ModelFolder.open, _describe)
+def model_info(model_id: str | None, request: gr.Request | None = None) -> str:
+    return answer(model_id, "", lambda m: open_model(m, visitor(request)), _describe)
 
 
 def _describe(folder: ModelFolder) -> str:
@@ -166,14 +182,14 @@ def _describe(folder: ModelFolder) -> str:
             f"corpus {record.corpus['size']:,} texts{shortfalls}")
 
 
-def prepare_session(model_id: str | None) -> Iterator[str]:
+def prepare_session(model_id: str | None, request: gr.Request | None = None) -> Iterator[str]:
     """Open the chosen model's session (both models, the corpus sample indexed) in the background,
     yielding a status line until it is ready; the search then starts at once."""
     if not model_id:
         yield ""
         return
     try:
-        folder = ModelFolder.open(model_id)
+        folder = open_model(model_id, visitor(request))
         if SESSIONS.is_open(folder):
             yield _ready(SESSIONS.get(folder), None)
             return
@@ -199,15 +215,17 @@ def _ready(session: CompareSession, seconds: float | None) -> str:
             f"{len(session.texts):,} texts of the corpus sample indexed. Searches answer at once.")
 
 
-def _session(model_id: str | None, own_texts: str | None, own_file: Any, progress: gr.Progress) -> CompareSession:
-    folder, texts = _choice(model_id, own_texts, own_file)
+def _session(model_id: str | None, own_texts: str | None, own_file: Any, progress: gr.Progress,
+             request: gr.Request | None) -> CompareSession:
+    folder, texts = _choice(model_id, own_texts, own_file, request)
     return SESSIONS.get(folder, texts, lambda stage, fraction, message="": progress(fraction, desc=message))
 
 
-def _choice(model_id: str | None, own_texts: str | None, own_file: Any) -> tuple[ModelFolder, list[str] | None]:
+def _choice(model_id: str | None, own_texts: str | None, own_file: Any,
+            request: gr.Request | None) -> tuple[ModelFolder, list[str] | None]:
     if not model_id:
         raise DistilleryError("Choose a model first (finished models appear after their job is done).")
-    return ModelFolder.open(model_id), _user_texts(own_texts, own_file)
+    return open_model(model_id, visitor(request)), _user_texts(own_texts, own_file)
 
 
 def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
@@ -218,16 +236,16 @@ def _user_texts(own_texts: str | None, own_file: Any) -> list[str] | None:
     return None
 
 
-def run_search(model_id, query, own_texts, own_file, progress=gr.Progress()):
+def run_search(model_id, query, own_texts, own_file, request: gr.Request | None = None, progress=gr.Progress()):
     """Yields a loading line first when the session is not open yet, then the two tables."""
     empty = pd.DataFrame(columns=HIT_COLUMNS)
     try:
-        folder, texts = _choice(model_id, own_texts, own_file)
+        folder, texts = _choice(model_id, own_texts, own_file, request)
         if not SESSIONS.is_open(folder, texts):
             what = "your texts" if texts is not None else "the corpus sample"
             yield (f"⏳ Loading the teacher and the student and embedding {what} (first search on this "
                    f"collection only)…", empty, empty, {side: [] for side in SIDES}, "")
-        session = _session(model_id, own_texts, own_file, progress)
+        session = _session(model_id, own_texts, own_file, progress, request)
         result = session.search(query, k=5)
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
@@ -295,11 +313,14 @@ def full_text(hits: dict[str, list[str]], side: str, row: int) -> str:
     return f"**{side.capitalize()} #{row + 1}, full text:**\n\n> " + texts[row].replace("\n", "\n> ")
 
 
-def run_speed(model_id, query, own_texts, own_file, timing_queries=None, threads=None, progress=gr.Progress()):
+def run_speed(model_id, query, own_texts, own_file, timing_queries=None, threads=None,
+              request: gr.Request | None = None, progress=gr.Progress()):
+    """Time the teacher and the student (an expensive event: rate-limited in a public studio)."""
     try:
-        session = _session(model_id, own_texts, own_file, progress)
-        queries = _timing_queries(timing_queries, query, session.texts)
-        counts = sorted({int(t) for t in threads or [all_cores()]})
+        with expensive(request, "a speed measurement"):
+            session = _session(model_id, own_texts, own_file, progress, request)
+            queries = _timing_queries(timing_queries, query, session.texts)
+            counts = sorted({int(t) for t in threads or [all_cores()]})
     except (DistilleryError, ValueError) as exc:
         raise gr.Error(str(exc)) from exc
     progress(0.0, desc="timing teacher and student")
@@ -357,13 +378,14 @@ def remember_query(query: str | None, searched: list[str] | None) -> list[str]:
     return (queries + [query.strip()])[-MAX_TIMING_QUERIES:] if query and query.strip() else queries
 
 
-def run_routing(model_id, query, own_texts, own_file, searched=None, progress=gr.Progress()):
+def run_routing(model_id, query, own_texts, own_file, searched=None, request: gr.Request | None = None,
+                progress=gr.Progress()):
     """Which of the session's queries the default threshold routes, and the curve over them."""
     queries = remember_query(query, searched)
     if not queries:
         raise gr.Error("Search a few queries first: the curve is drawn over the queries of this session.")
     try:
-        session = _session(model_id, own_texts, own_file, progress)
+        session = _session(model_id, own_texts, own_file, progress, request)
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
     routes = route_queries(session, queries)

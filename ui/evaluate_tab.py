@@ -5,25 +5,31 @@ table, one grouped bar chart per task, retention per task type, and each student
 "Evaluate", the tab follows the jobs it queued (a timer polls their status) and shows the results as
 each one ends, so nobody has to guess when to press "Show results". Every evaluation of a model is
 kept (`ModelFolder.evaluations`), and the history box picks which of them to show (newest by default).
+In a public studio the models offered and shown are those the visitor may see (`jobs.ownership`), and
+each evaluation queued is theirs, within the per-visitor limits (`core.limits`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.artifact.folder import ModelFolder, evaluation_label
+from core.artifact.folder import evaluation_label
 from core.errors import DistilleryError
 from core.evaluation.verdict import Thresholds
+from core.limits import Limits
 from jobs import client
+from jobs.ownership import open_model
 from jobs.status import TERMINAL, read_status
 from ui.compare_tab import model_choices
 from ui.forms import decimal, rows_limit
 from ui.queueing import SUBMIT
+from ui.visitors import expensive, limits_note, visitor
 from ui.widgets import number_field
 
 DEFAULTS = Thresholds()
@@ -48,6 +54,8 @@ def build() -> dict[str, Any]:
         optimal_s = number_field("Optimal: speed-up ≥", DEFAULTS.optimal_speedup, "at least the viable speed-up")
     tasks = gr.Textbox(label="Tasks: empty for the local development suite, or mteb task names and benchmarks "
                              "(e.g. STSBenchmark, SciFact, MTEB(eng, v2)), comma-separated; Hub tasks need the Hub")
+    limits_note(Limits.jobs_line)
+    limits_note(Limits.rate_line)
     with gr.Row():
         run_btn = gr.Button("Evaluate selected models (background job)", variant="primary")
         show_btn = gr.Button("Show results")
@@ -64,7 +72,7 @@ def build() -> dict[str, Any]:
     timer = gr.Timer(POLL_SECONDS, active=False)
     results = [verdict_md, scores_df, chart, retention_df]
 
-    refresh_btn.click(lambda: gr.Dropdown(choices=model_choices()), None, models, api_visibility="private")
+    refresh_btn.click(listed_models, None, models, api_visibility="private")
     run_btn.click(start, [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks],
                   [queued_md, following, timer], api_name="evaluate", **SUBMIT)
     timer.tick(follow, following, [queued_md, following, timer, history, *results], api_name="follow_evaluations",
@@ -76,23 +84,30 @@ def build() -> dict[str, Any]:
     return {"models": models, "history": history, "results": results}
 
 
-def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
+def on_page_load(load: Callable[..., Any], parts: dict[str, Any]) -> None:
     """Open on the newest model with its evaluations listed and its newest report shown (when it has
-    one), chained explicitly: a value set by `demo.load` does not fire the dropdown's events."""
-    loaded = demo.load(newest_chosen, None, parts["models"], api_visibility="private")
+    one), chained explicitly: a value set by `demo.load` does not fire the dropdown's events. `load`
+    is `ui.visitors.page_load`."""
+    loaded = load(newest_chosen, None, parts["models"], api_visibility="private")
     listed = loaded.then(history_choices, parts["models"], parts["history"], api_visibility="private")
     listed.then(show, [parts["models"], parts["history"]], parts["results"], api_visibility="private")
 
 
-def newest_chosen() -> gr.Dropdown:
+def listed_models(request: gr.Request | None = None) -> gr.Dropdown:
+    return gr.Dropdown(choices=model_choices(request))
+
+
+def newest_chosen(request: gr.Request | None = None) -> gr.Dropdown:
     """The tab's starting choice: the newest finished model, so its defaults evaluate something."""
-    choices = model_choices()
+    choices = model_choices(request)
     return gr.Dropdown(choices=choices, value=[choices[0][1]] if choices else [])
 
 
 def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any, optimal_r: Any,
-          optimal_s: Any, tasks: str | None = None) -> tuple[str, list[dict[str, str]], gr.Timer]:
-    """Queue one evaluation per model; the jobs queued are followed (the timer starts) until they end."""
+          optimal_s: Any, tasks: str | None = None, request: gr.Request | None = None,
+          ) -> tuple[str, list[dict[str, str]], gr.Timer]:
+    """Queue one evaluation per model; the jobs queued are followed (the timer starts) until they end.
+    Each evaluation is an expensive event of its own (`ui.visitors.expensive`)."""
     if not model_ids:
         return "Choose at least one model first.", [], gr.Timer(active=False)
     try:
@@ -107,7 +122,8 @@ def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any,
     lines, queued = [], []
     for model_id in model_ids:
         try:
-            status = client.submit_evaluation(model_id, rows, thresholds, names)
+            with expensive(request, "an evaluation"):
+                status = client.submit_evaluation(model_id, rows, thresholds, names, owner=visitor(request))
             queued.append({"job_id": status["job_id"], "model_id": model_id, "state": status.get("state", "queued")})
             lines.append(f"- `{model_id}`: queued as `{status['job_id']}`; results appear here when it ends. "
                          f"{status.get('warning') or ''}")
@@ -138,7 +154,7 @@ def job_line(job: dict[str, str], status: dict[str, Any] | None) -> str:
             f"{status.get('message', '')}")
 
 
-def follow(jobs: list[dict[str, str]] | None) -> tuple[Any, ...]:
+def follow(jobs: list[dict[str, str]] | None, request: gr.Request | None = None) -> tuple[Any, ...]:
     """One tick of the timer: a live line per followed job; when one ends well, its results are shown
     (every finished model of this batch, newest report each); when all have ended, the timer stops."""
     jobs = list(jobs or [])
@@ -156,15 +172,15 @@ def follow(jobs: list[dict[str, str]] | None) -> tuple[Any, ...]:
     if not newly_done:
         return ("\n".join(lines), updated, timer, gr.skip(), *[gr.skip()] * RESULT_OUTPUTS)
     finished = list(dict.fromkeys(job["model_id"] for job in updated if job["state"] == "done"))
-    return ("\n".join(lines), updated, timer, history_choices(finished), *show(finished, None))
+    return ("\n".join(lines), updated, timer, history_choices(finished, request), *show(finished, None, request))
 
 
-def history_choices(model_ids: list[str] | None) -> gr.Dropdown:
+def history_choices(model_ids: list[str] | None, request: gr.Request | None = None) -> gr.Dropdown:
     """Every saved evaluation of the chosen models, newest first; the newest of each is chosen."""
     choices, newest = [], []
     for model_id in model_ids or []:
         try:
-            entries = ModelFolder.open(model_id).evaluations()
+            entries = open_model(model_id, visitor(request)).evaluations()
         except DistilleryError:
             continue
         choices += [(f"{model_id} — {entry.label}", f"{model_id}{PICK}{entry.key}") for entry in entries]
@@ -172,7 +188,8 @@ def history_choices(model_ids: list[str] | None) -> gr.Dropdown:
     return gr.Dropdown(choices=choices, value=newest, multiselect=True)
 
 
-def chosen_reports(model_ids: list[str], picks: list[str] | None) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def chosen_reports(model_ids: list[str], picks: list[str] | None, viewer: str | None = None,
+                   ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The reports to show, by column label: the picked evaluations of each chosen model, or its newest.
 
     A model shown with two of its evaluations gets one column per run, labelled with the run's time.
@@ -184,7 +201,7 @@ def chosen_reports(model_ids: list[str], picks: list[str] | None) -> tuple[dict[
     reports, missing = {}, []
     for model_id in model_ids:
         try:
-            folder = ModelFolder.open(model_id)
+            folder = open_model(model_id, viewer)
             keys: list[str | None] = list(dict.fromkeys(picked.get(model_id, []))) or [None]
             found = [(key, folder.evaluation(key)) for key in keys]
         except DistilleryError as exc:
@@ -206,10 +223,10 @@ def run_time(report: dict[str, Any], key: str | None) -> str:
     return evaluation_label(report, key or "").split(" · ")[0]
 
 
-def show(model_ids: list[str] | None, picks: list[str] | None = None):
+def show(model_ids: list[str] | None, picks: list[str] | None = None, request: gr.Request | None = None):
     if not model_ids:
         return "Choose at least one evaluated model.", None, None, None
-    reports, missing = chosen_reports(model_ids, picks)
+    reports, missing = chosen_reports(model_ids, picks, visitor(request))
     notes = "".join(f"\n- {m}" for m in missing)
     if not reports:
         return f"No evaluation to show.{notes}", None, None, None

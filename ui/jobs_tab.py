@@ -1,5 +1,8 @@
 """Jobs tab: live progress of running jobs and the queued ones' places in line (polled with gr.Timer),
-cancel, resume, model history."""
+cancel, resume, model history.
+
+In a public studio every list and action here is the visitor's own (`ui.visitors`, `jobs.ownership`).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,12 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from core.artifact.folder import ModelFolder
+from core.limits import Limits
 from jobs import client
+from jobs.ownership import owns_job, visible_models
 from jobs.status import placed, read_status, worker_alive
 from ui.forms import answer
+from ui.visitors import expensive, limits_note, visitor
 
 POLL_SECONDS = 1.0
 JOB_COLUMNS = ["state", "job", "progress", "stage", "elapsed", "time left", "message"]  # state first: a phone shows 2
@@ -25,6 +30,7 @@ STATE_ICONS = {"done": "✓", "running": "▶", "waiting": "○"}
 
 def build() -> dict[str, Any]:
     worker_md = gr.Markdown(_worker_line())
+    limits_note(Limits.jobs_line)
     bars = gr.HTML(label="Active jobs")
     jobs_df = gr.Dataframe(headers=JOB_COLUMNS, label="Jobs (newest first)", interactive=False, wrap=True,
                            elem_classes=["jobs-table"])
@@ -61,12 +67,13 @@ def build() -> dict[str, Any]:
     return {"timer": timer, "models_df": models_df, "refresh_outputs": outputs, "refresh_inputs": inputs}
 
 
-def refresh(chosen: str | None = None, cancelled: str | None = None, resume_chosen: str | None = None):
+def refresh(chosen: str | None = None, cancelled: str | None = None, resume_chosen: str | None = None,
+            request: gr.Request | None = None):
     """Everything the tab shows. The job the user chose stays chosen while it is queued or running;
     only when it has ended (or none was chosen) does the choice move to the newest active job. The
     line under Cancel follows the job last cancelled until it has stopped. The resume choice lists
     the interrupted jobs and likewise keeps the user's."""
-    jobs = client.list_jobs()
+    jobs = client.list_jobs(owner=visitor(request))
     table = pd.DataFrame([_job_row(j) for j in jobs], columns=JOB_COLUMNS)
     active = [j for j in jobs if j.get("state") in ("queued", "running")]
     choices = [j["job_id"] for j in active]
@@ -74,13 +81,13 @@ def refresh(chosen: str | None = None, cancelled: str | None = None, resume_chos
     cancel_line = gr.Markdown() if not cancelled else _cancel_line(cancelled, read_status(cancelled))
     interrupted = [j["job_id"] for j in jobs if j.get("state") == "interrupted"]
     resume_value = resume_chosen if resume_chosen in interrupted else (interrupted[0] if interrupted else None)
-    return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=value), models_table(),
+    return (_worker_line(), _bars(active), table, gr.Dropdown(choices=choices, value=value), models_table(request),
             cancel_line, gr.Dropdown(choices=interrupted, value=resume_value))
 
 
-def models_table() -> pd.DataFrame:
+def models_table(request: gr.Request | None = None) -> pd.DataFrame:
     rows = []
-    for folder in ModelFolder.finished():
+    for folder in visible_models(visitor(request)):
         r = folder.record
         rows.append([r.id, r.name, r.method, r.created, folder.size_mb(), r.dimension, r.vocabulary_size,
                      r.corpus["size"], len(r.shortfalls), r.total_seconds()])
@@ -92,21 +99,29 @@ def _picked_model(event: gr.SelectData):
     return gr.Dropdown(value=event.row_value[0]) if event.row_value else gr.Dropdown()
 
 
-def evaluate(model_id: str | None) -> str:
-    return answer(model_id, "Choose a finished model first (or click its row above).", client.submit_evaluation,
+def evaluate(model_id: str | None, request: gr.Request | None = None) -> str:
+    def queue(model_id: str) -> dict[str, Any]:
+        with expensive(request, "an evaluation"):
+            return client.submit_evaluation(model_id, owner=visitor(request))
+
+    return answer(model_id, "Choose a finished model first (or click its row above).", queue,
                   lambda status: f"Evaluation of `{model_id}` queued as `{status['job_id']}`. "
                                  f"{status.get('warning', '')}")
 
 
-def cancel(job_id: str | None) -> tuple[str, str | None]:
-    """Cancel the job the dropdown shows; the answer names it, and the refresh keeps its line current."""
-    line = answer(job_id, "Choose a queued or running job first.", client.cancel, lambda s: _cancel_line(job_id, s))
-    return line, (job_id or None)
+def cancel(job_id: str | None, request: gr.Request | None = None) -> tuple[str, str | None]:
+    """Cancel the job the dropdown shows; the answer names it, and the refresh keeps its line current
+    (only for a job of this visitor's: another's line would show its status)."""
+    owner = visitor(request)
+    line = answer(job_id, "Choose a queued or running job first.", lambda j: client.cancel(j, owner),
+                  lambda s: _cancel_line(job_id, s))
+    return line, (job_id if job_id and owns_job(read_status(job_id) or {}, owner) else None)
 
 
-def resume(job_id: str | None) -> str:
+def resume(job_id: str | None, request: gr.Request | None = None) -> str:
     """Queue an interrupted job again (`jobs.client.resume`); a job that cannot be resumed gets the reason."""
-    return answer(job_id, "Choose an interrupted job first.", client.resume,
+    owner = visitor(request)
+    return answer(job_id, "Choose an interrupted job first.", lambda j: client.resume(j, owner),
                   lambda s: f"▶ `{job_id}` is queued again: {s.get('message', '')}. {s.get('warning', '')}".strip())
 
 
@@ -117,16 +132,20 @@ def _cancel_line(job_id: str | None, status: dict[str, Any] | None) -> str:
     return f"Job `{job_id}`: **{state}** — {(status or {}).get('message', '')}"
 
 
-def api_job_status(job_id: str) -> dict[str, Any]:
+def api_job_status(job_id: str, request: gr.Request | None = None) -> dict[str, Any]:
     """The raw status of one job (for scripts and tests through the API); a queued job with its
-    `position` in the queue."""
-    return placed([read_status(job_id) or {"job_id": job_id, "state": "unknown"}])[0]
+    `position` in the queue; another visitor's job is unknown."""
+    status = read_status(job_id)
+    if status is None or not owns_job(status, visitor(request)):
+        return {"job_id": job_id, "state": "unknown"}
+    return placed([status])[0]
 
 
-def api_jobs() -> list[dict[str, Any]]:
+def api_jobs(request: gr.Request | None = None) -> list[dict[str, Any]]:
     """The statuses the tab lists (`jobs.client.list_jobs`: newest first, queued ones with their
-    position), so a script sees the same history and queue as a person."""
-    return client.list_jobs()
+    position; in a public studio the visitor's own), so a script sees the same history and queue
+    as a person."""
+    return client.list_jobs(owner=visitor(request))
 
 
 def _worker_line() -> str:

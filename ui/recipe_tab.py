@@ -13,6 +13,7 @@ from core.corpus.sources import SourceCatalogue
 from core.encoders.endpoint import KINDS
 from core.errors import DistilleryError
 from core.keyring import holding
+from core.limits import Limits
 from core.methods.corpus import CorpusParams
 from core.methods.registry import METHODS, params_for
 from core.methods.vocabulary import POOLING, QUANTIZE, VocabularyParams
@@ -36,6 +37,7 @@ from ui.forms import (
     typed_keys,
 )
 from ui.queueing import HEAVY, SUBMIT
+from ui.visitors import expensive, limits_note, visitor
 from ui.widgets import number_field
 
 METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
@@ -164,6 +166,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         preview_btn = gr.Button("Preview corpus samples", min_width=180)
         cost_btn = gr.Button("Estimate API requests", min_width=180)
         submit_btn = gr.Button("Distill", variant="primary", min_width=180)
+    limits_note(Limits.recipe_line)
     submit_md = gr.Markdown()
     preview_df = gr.Dataframe(headers=["domain", "source", "text"], label="Preview", wrap=True, interactive=False)
 
@@ -187,8 +190,11 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
             "outputs": typed, **quiet}
     cost_btn.click(**hold).then(lambda *v: _api_cost(catalogue, v[:-1], v[-1]), [*inputs, typed], submit_md,
                                 api_name="estimate_api_cost", **HEAVY)
-    submit_btn.click(**hold).then(lambda *v: _submit(catalogue, v[:-1], v[-1]), [*inputs, typed], submit_md,
-                                  api_name="submit_recipe", **SUBMIT)
+
+    def submit(request: gr.Request, *values: Any) -> str:  # the request first: Gradio passes it by position
+        return _submit(catalogue, values[:-1], values[-1], request)
+
+    submit_btn.click(**hold).then(submit, [*inputs, typed], submit_md, api_name="submit_recipe", **SUBMIT)
     return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
 
 
@@ -260,10 +266,13 @@ def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[s
     return f"💰 {cost.sentence(recipe.teacher.title)}"
 
 
-def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[str, str] | None = None) -> str:
+def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[str, str] | None = None,
+            request: gr.Request | None = None) -> str:
     try:
         recipe, uploads = recipe_from_form(as_form(values))
-        status = client.submit(recipe, catalogue, uploads, typed_keys(recipe, **(typed or {})))
+        with expensive(request, "a distillation"):
+            status = client.submit(recipe, catalogue, uploads, typed_keys(recipe, **(typed or {})),
+                                   owner=visitor(request))
     except (DistilleryError, ValueError, TypeError) as exc:
         return f"❌ **Not submitted:** {exc}"
     note = f"\n\n⚠️ {status['warning']}" if status.get("warning") else ""

@@ -11,21 +11,29 @@ X-Forwarded-Host and -Proto, as on a Space), so a copied command works from the 
 The token: a password field, sent only with the push, which is a private event (not in the API
 page and not in Gradio's run history, which records the inputs of public events). The push keeps
 it in memory for its duration; the field is emptied once the push has succeeded.
+
+In a public studio a model is private to the visitor who made it until they share it here
+(`jobs.ownership`); the others may then use it (compare, evaluate, download, push a copy), never
+change who sees it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
+from core import settings
 from core.artifact.export import TOKEN_ENV, push_to_hub, zip_model
 from core.artifact.folder import ModelFolder
 from core.errors import DistilleryError
 from core.serving.service import API_KEY_ENV
 from core.serving.snippets import client_snippets
+from jobs.ownership import model_access, open_model, set_shared
 from ui.compare_tab import kept_or_newest, model_choices
+from ui.visitors import visitor
 
 NO_MODEL = "No finished model yet: distil one in the Recipe tab, then press ↻ models."
 
@@ -35,9 +43,19 @@ def build() -> dict[str, Any]:
                 "embedding routes answer on the studio's own port), download its folder, or push it to the "
                 "Hugging Face Hub.")
     with gr.Row():
-        model = gr.Dropdown(label="Model (newest first)", choices=model_choices(), scale=4)
+        # Public mode: the page is built with the shared models only, each visitor's own arrive per session,
+        # and a script names its model without loading the page; every handler checks the id (`open_model`).
+        model = gr.Dropdown(label="Model (newest first)", choices=model_choices(), scale=4,
+                            allow_custom_value=settings.public_mode())
         refresh_btn = gr.Button("↻ models", size="sm", scale=1)
     summary = gr.Markdown()
+    if settings.public_mode():
+        with gr.Row(equal_height=True):
+            shared = gr.Checkbox(label="Share this model with every visitor (they can use it, not change this)",
+                                 value=False, scale=3)
+            share_btn = gr.Button("Save who sees it", scale=1)
+        share_md = gr.Markdown()
+        share_btn.click(share, [model, shared], share_md, api_name="share_model")
     gr.Markdown("### Call it on this server")
     ollama_curl = gr.Code(label="curl, Ollama's shape (POST /api/embed)", language="shell", interactive=False,
                           lines=4, wrap_lines=True, buttons=["copy"])
@@ -67,14 +85,15 @@ def build() -> dict[str, Any]:
     return {"model": model, "shown": shown}
 
 
-def on_page_load(demo: gr.Blocks, parts: dict[str, Any]) -> None:
-    """Open on the newest model, its calls already written (a value set on load fires no event)."""
-    demo.load(refresh, parts["model"], [parts["model"], *parts["shown"]], api_visibility="private")
+def on_page_load(load: Callable[..., Any], parts: dict[str, Any]) -> None:
+    """Open on the newest model, its calls already written (a value set on load fires no event).
+    `load` is `ui.visitors.page_load`."""
+    load(refresh, parts["model"], [parts["model"], *parts["shown"]], api_visibility="private")
 
 
 def refresh(current: str | None, request: gr.Request | None = None) -> tuple[Any, ...]:
     """The list again; the current choice is kept while it exists, else the newest is chosen."""
-    choices, chosen = kept_or_newest(current)
+    choices, chosen = kept_or_newest(current, request)
     return (gr.Dropdown(choices=choices, value=chosen), *show(chosen, request))
 
 
@@ -85,11 +104,11 @@ def show(model_id: str | None, request: gr.Request | None = None) -> tuple[str, 
     if not model_id:
         return NO_MODEL, "", "", "", no_zip
     try:
-        folder = ModelFolder.open(model_id)
+        folder = open_model(model_id, visitor(request))
     except DistilleryError as exc:
         return str(exc), "", "", "", no_zip
     calls = client_snippets(page_origin(request), folder.id)
-    return summary_text(folder), calls.ollama_curl, calls.openai_curl, calls.openai_python, no_zip
+    return summary_text(folder) + access_line(folder, visitor(request)), calls.ollama_curl, calls.openai_curl, calls.openai_python, no_zip
 
 
 def summary_text(folder: ModelFolder) -> str:
@@ -102,6 +121,30 @@ def summary_text(folder: ModelFolder) -> str:
     if os.environ.get(API_KEY_ENV):
         lines.append(f"The service asks for a key: the calls read it from `${API_KEY_ENV}`.")
     return "\n\n".join(lines)
+
+
+def access_line(folder: ModelFolder, viewer: str | None) -> str:
+    """Who sees the model, in a public studio (nothing in a private one)."""
+    if viewer is None:
+        return ""
+    access = model_access(folder)
+    if access.owner is None:
+        return "\n\nEvery visitor sees this model: it came with this studio."
+    if access.owner != viewer:
+        return "\n\nAnother visitor made this model and shares it: you can use it, not change who sees it."
+    return ("\n\nYou made this model: **every visitor can use it** (you shared it)." if access.shared else
+            "\n\nYou made this model: **only you see it** until you share it below.")
+
+
+def share(model_id: str | None, shared: bool, request: gr.Request | None = None) -> str:
+    """Share the chosen model with every visitor, or make it private again (its owner only)."""
+    if not model_id:
+        return "Choose a model first."
+    try:
+        set_shared(model_id, visitor(request), bool(shared))
+    except DistilleryError as exc:
+        return f"❌ {exc}"
+    return f"`{model_id}` is now {'shared with every visitor' if shared else 'private to you'}."
 
 
 def page_origin(request: gr.Request | None) -> str:
@@ -122,23 +165,24 @@ def page_origin(request: gr.Request | None) -> str:
     return f"{scheme}://{host}"
 
 
-def make_zip(model_id: str | None) -> gr.File:
+def make_zip(model_id: str | None, request: gr.Request | None = None) -> gr.File:
     """The zip, shown as a file to download (the box stays hidden until there is one: empty, it is a
     large drop area that invites an upload)."""
     if not model_id:
         raise gr.Error("Choose a model first.")
     try:
-        return gr.File(value=str(zip_model(ModelFolder.open(model_id))), visible=True)
+        return gr.File(value=str(zip_model(open_model(model_id, visitor(request)))), visible=True)
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
 
 
-def push(model_id: str | None, repo_id: str, private: bool, token: str | None) -> str:
+def push(model_id: str | None, repo_id: str, private: bool, token: str | None,
+         request: gr.Request | None = None) -> str:
     """Push, then say where the model is (the field is emptied by the event that follows success)."""
     if not model_id:
         raise gr.Error("Choose a model first.")
     try:
-        url = push_to_hub(ModelFolder.open(model_id), repo_id, token, private=bool(private))
+        url = push_to_hub(open_model(model_id, visitor(request)), repo_id, token, private=bool(private))
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from None  # the message never holds the token; the chain might
     return f"Pushed `{model_id}` to [{url}]({url})."
