@@ -24,6 +24,7 @@ from typing import Any
 from core import settings
 from core.corpus.sources import SourceCatalogue
 from core.corpus.uploads import Upload, accept_upload
+from core.encoders.teacher import DEFAULT_TEACHER
 from core.errors import DistilleryError
 from core.evaluation.scoring import check_task_names
 from core.evaluation.tasks import check_rows_per_task
@@ -84,6 +85,10 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
         with holding(keys or {}):
             teacher = validate_recipe(recipe, catalogue, settings.teacher_dirs())  # local teachers: those folders only
         check_memory(recipe, teacher)  # refused here, with the estimate, rather than killed mid-job
+        if teacher.is_local and teacher.name != DEFAULT_TEACHER:
+            # The folder found inside the allowed ones, by its whole path: the worker resolves the
+            # recipe again without those folders, and a bare folder name would read as a Hub id there.
+            recipe.teacher = teacher.source
         seal_into(folder, keys or {})
         write_json(folder / RECIPE_FILE, recipe.to_dict())  # a full disk is named as such (`DiskError`)
     except BaseException:
