@@ -58,10 +58,14 @@ def model_access(folder: ModelFolder) -> ModelAccess:
 
 
 def may_see(folder: ModelFolder, visitor: str | None) -> bool:
-    if visitor is None:
-        return True
+    return visitor is None or shared_with_all(folder) or model_access(folder).owner == visitor
+
+
+def shared_with_all(folder: ModelFolder) -> bool:
+    """May every visitor use the model (its owner shared it, or it has none)? What a public studio's
+    embeddings routes serve, since their callers are not visitors of the page."""
     access = model_access(folder)
-    return access.owner is None or access.shared or access.owner == visitor
+    return access.owner is None or access.shared
 
 
 def visible_models(visitor: str | None) -> list[ModelFolder]:

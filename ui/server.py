@@ -49,8 +49,10 @@ def studio_asgi(demo: gr.Blocks, service: FastAPI | None = None, server_name: st
 
     if service is None:
         from core.serving.service import ModelRegistry, service_from_env
+        from jobs.ownership import shared_with_all
 
-        service = service_from_env(ModelRegistry())
+        # A public studio's routes serve only the models every visitor may see (shared or unowned).
+        service = service_from_env(ModelRegistry(visible=shared_with_all if settings.public_mode() else None))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +65,8 @@ def studio_asgi(demo: gr.Blocks, service: FastAPI | None = None, server_name: st
         app.router.routes.append(Route(path, endpoint=service))
     return gr.mount_gradio_app(app, demo, path="/", server_name=server_name, server_port=server_port,
                                footer_links=FOOTER_LINKS, css=CSS, js=CLAMP_SLIDER_BOXES,
-                               allowed_paths=[str(settings.exports_dir())],
+                               # a public studio hands out copies instead (`ui.ship_tab.make_zip`)
+                               allowed_paths=[] if settings.public_mode() else [str(settings.exports_dir())],
                                max_file_size=MAX_UPLOAD_MB * 2**20)  # refused as it arrives, not once stored
 
 

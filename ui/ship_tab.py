@@ -20,7 +20,11 @@ change who sees it.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -171,9 +175,22 @@ def make_zip(model_id: str | None, request: gr.Request | None = None) -> gr.File
     if not model_id:
         raise gr.Error("Choose a model first.")
     try:
-        return gr.File(value=str(zip_model(open_model(model_id, visitor(request)))), visible=True)
+        path = zip_model(open_model(model_id, visitor(request)))
     except DistilleryError as exc:
         raise gr.Error(str(exc)) from exc
+    return gr.File(value=str(_handed_out(path) if settings.public_mode() else path), visible=True)
+
+
+def _handed_out(path: Path) -> Path:
+    """A copy of a zip in a fresh temporary folder, which Gradio copies into its cache under a name
+    derived from the content. A public studio does not serve the exports folder (`ui.server`): a
+    model's zip there has a name anyone who learns its id could type, private models' included."""
+    folder = Path(tempfile.mkdtemp(prefix="distillery-download-"))
+    copy = Path(shutil.copy2(path, folder / path.name))
+    for old in Path(tempfile.gettempdir()).glob("distillery-download-*"):  # the copies of earlier downloads
+        if old != folder and time.time() - old.stat().st_mtime > 3600:
+            shutil.rmtree(old, ignore_errors=True)
+    return copy
 
 
 def push(model_id: str | None, repo_id: str, private: bool, token: str | None,

@@ -172,6 +172,9 @@ class ModelRegistry:
     teacher: str | None = DEFAULT_TEACHER
     cache_size: int = 4
     memory_budget_mb: float | None = None
+    # Which students may be served now (None: all); asked at each listing, since who may see a model
+    # changes without the models folder changing (a public studio's sharing, `ui.server`).
+    visible: Callable[[ModelFolder], bool] | None = None
     _loaded: OrderedDict[str, _Loaded] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _load_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
@@ -202,12 +205,14 @@ class ModelRegistry:
         model's record, which would cost each request more than the student's encode."""
         stamp = self._listing_stamp()
         with self._lock:
-            if self._listing is not None and stamp is not None and self._listing[0] == stamp:
-                return self._listing[1]
-        models = self._list()
-        with self._lock:
-            self._listing = (stamp, models)
-        return models
+            cached = self._listing[1] if self._listing is not None and stamp is not None and self._listing[0] == stamp else None
+        if cached is None:
+            cached = self._list()
+            with self._lock:
+                self._listing = (stamp, cached)
+        if self.visible is None:
+            return cached
+        return [model for model in cached if model.folder is None or self.visible(model.folder)]
 
     def _listing_stamp(self) -> tuple[str, int] | None:
         if self.folders is not None:

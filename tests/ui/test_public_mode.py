@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
+import httpx
 import pytest
 from gradio_client import Client
 from helpers import recipe_form
@@ -137,14 +138,30 @@ def choices(client: Client) -> list[str]:
     return [value for _, value in dropdown["choices"]]
 
 
-def test_a_model_is_private_to_its_maker_until_shared(visitors, model_of_a):
+def served(url: str) -> list[str]:
+    """The models the studio's embeddings routes offer (their callers are nobody's visitors)."""
+    return [m["id"] for m in httpx.get(f"{url.rstrip('/')}/v1/models", timeout=30).json()["data"]]
+
+
+def test_a_model_is_private_to_its_maker_until_shared(visitors, model_of_a, public_url, data_dir):
     a, b = visitors
     assert model_of_a in choices(a) and model_of_a not in choices(b)
+    # Neither the embeddings routes nor the exports folder reach a private model.
+    assert model_of_a not in served(public_url)
+    embed = httpx.post(f"{public_url.rstrip('/')}/api/embed", json={"model": model_of_a, "input": "x"}, timeout=30)
+    assert embed.status_code == 400 and "There is no model" in embed.text, embed.text
+    from core.artifact.export import zip_model
+    from core.artifact.folder import ModelFolder
+
+    exported = zip_model(ModelFolder.open(model_of_a))  # as the Ship tab's download makes it
+    by_path = httpx.get(f"{public_url.rstrip('/')}/gradio_api/file={exported}", timeout=30)
+    assert by_path.status_code in (403, 404), by_path.status_code
     assert "private to the visitor who made it" in b.predict(model_of_a, api_name="/model_info")
     assert "private to the visitor who made it" in b.predict(model_of_a, api_name="/evaluate_from_jobs")
     assert "Only the visitor who made" in b.predict(model_of_a, True, api_name="/share_model")
     assert "now shared" in a.predict(model_of_a, True, api_name="/share_model")
     assert model_of_a in choices(b) and "private" not in b.predict(model_of_a, api_name="/model_info")
+    assert model_of_a in served(public_url)
     assert "Only the visitor who made" in b.predict(model_of_a, False, api_name="/share_model")  # read-only to B
     assert "now private" in a.predict(model_of_a, False, api_name="/share_model")
     assert model_of_a not in choices(b)
@@ -182,8 +199,6 @@ def test_the_rate_limit_refuses_when_exceeded(public_url, public_env, cancel_aft
 
 
 def test_the_page_states_the_limits(public_url):
-    import httpx
-
     page = httpx.get(public_url, timeout=30).text
     assert "Shared studio limits per visitor" in page and "you see and cancel only your own jobs" in page
 
@@ -224,3 +239,27 @@ def test_a_browser_keeps_its_visitor_across_pages_and_cannot_forge_one(monkeypat
     assert visitor(gr.Request(username="ann", session_hash="page-1")) == "user:ann"
     monkeypatch.setenv("DISTILLERY_PUBLIC", "0")
     assert visitor(gr.Request(session_hash="page-1")) is None  # a private studio: one owner, everything visible
+
+
+def test_a_public_download_is_a_copy_outside_the_exports_folder(model_of_a, public_env, data_dir):
+    """The Ship tab's zip (a private event, so called here directly). A public studio does not serve
+    the exports folder, so the zip is handed to Gradio as a fresh copy in the temporary folder (which
+    Gradio may read wherever the data folder is), and Gradio moves that into its cache."""
+    import tempfile
+    import zipfile
+    from pathlib import Path
+
+    from core.artifact.export import zip_model
+    from core.artifact.folder import ModelFolder
+    from ui.ship_tab import _handed_out, make_zip
+
+    exported = zip_model(ModelFolder.open(model_of_a))
+    copy = _handed_out(exported)
+    assert copy.is_relative_to(tempfile.gettempdir()) and not copy.is_relative_to(data_dir)
+    assert copy.read_bytes() == exported.read_bytes()
+    from jobs.ownership import write_access
+
+    write_access(data_dir / "jobs" / model_of_a, "user:a", shared=True)  # this call comes from no visitor
+    handed = make_zip(model_of_a)
+    path = Path(handed.value["path"] if isinstance(handed.value, dict) else handed.value)
+    assert zipfile.is_zipfile(path) and path.read_bytes() == exported.read_bytes()
