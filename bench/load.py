@@ -345,9 +345,12 @@ def summarise(run: Run, args: argparse.Namespace, job: dict[str, Any]) -> dict[s
     for e in run.errors:
         errors_by[f"{e['phase']}/{e['kind']}"] = errors_by.get(f"{e['phase']}/{e['kind']}", 0) + 1
     try:
-        from ui.queueing import HEAVY, LIGHT_LIMIT, SESSION, SUBMIT
-        concurrency: dict[str, Any] = {"light_default_limit": LIGHT_LIMIT, "heavy": HEAVY, "submit": SUBMIT,
-                                       "session": SESSION}
+        from ui import queueing
+        concurrency: dict[str, Any] = {"light_default_limit": queueing.LIGHT_LIMIT, "submit": queueing.SUBMIT,
+                                       "session": queueing.SESSION}
+        for group in ("CORPUS", "TIMING", "HEAVY"):  # HEAVY: one group for both, before they were split
+            if hasattr(queueing, group):
+                concurrency[group.lower()] = getattr(queueing, group)
     except ImportError:  # a checkout from before the groups: every event its own, four at a time
         concurrency = {"light_default_limit": 4, "heavy": None, "submit": None, "session": None}
 

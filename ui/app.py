@@ -76,13 +76,13 @@ def build_app() -> gr.Blocks:
         visitors.sign_in()
         with gr.Tabs():
             with gr.Tab("Recipe", id="recipe"):
-                recipe_tab.build(catalogue)
+                recipe = recipe_tab.build(catalogue)
             with gr.Tab("Jobs", id="jobs"):
                 jobs = jobs_tab.build()
             with gr.Tab("Compare", id="compare"):
                 compare = compare_tab.build()
             with gr.Tab("Evaluate", id="evaluate"):
-                evaluate = evaluate_tab.build()
+                evaluate = evaluate_tab.build(recipe["key_fields"])
             with gr.Tab("Ship", id="ship"):
                 ship = ship_tab.build()
         gr.api(jobs_tab.api_job_status, api_name="job_status")

@@ -34,7 +34,7 @@ from core.serving.routing_chart import queries_curve, route_queries, suite_curve
 from core.serving.speed_chart import speed_figure
 from jobs.ownership import open_model, visible_models
 from ui.forms import answer, upload_path
-from ui.queueing import HEAVY, SESSION
+from ui.queueing import SESSION, TIMING
 from ui.visitors import expensive, limits_note, visitor
 
 HIT_COLUMNS = ["#", "score", "text", "shared"]  # short headers: at 400 px each table is 300 px wide
@@ -113,10 +113,10 @@ def build() -> dict[str, Any]:
     for trigger in (search_btn.click(run_search, search_args, search_outputs, api_name="search"),
                     query.submit(run_search, search_args, search_outputs, api_visibility="private")):
         trigger.success(remember_query, [query, searched], searched, api_visibility="private")
-    route_btn.click(run_routing, [*search_args, searched], [queries_plot, route_md], api_name="routing", **HEAVY)
+    route_btn.click(run_routing, [*search_args, searched], [queries_plot, route_md], api_name="routing", **TIMING)
     for side, table in zip(SIDES, tables):
         table.select(full_text_shower(side), hits_state, full_md, api_visibility="private")
-    speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed", **HEAVY)
+    speed_btn.click(run_speed, [*search_args, timing_queries, threads], [speed_plot, speed_md], api_name="measure_speed", **TIMING)
     return {"model": model, "info": info_md, "status": status_md, "models_df": models_df}
 
 

@@ -19,7 +19,7 @@ import gradio as gr
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.artifact.folder import evaluation_label
+from core.artifact.folder import ModelFolder, evaluation_label
 from core.errors import DistilleryError
 from core.evaluation.verdict import Thresholds
 from core.limits import Limits
@@ -27,10 +27,10 @@ from jobs import client
 from jobs.ownership import open_model
 from jobs.status import TERMINAL, read_status
 from ui.compare_tab import model_choices
-from ui.forms import decimal, rows_limit
+from ui.forms import decimal, rows_limit, teacher_keys
 from ui.queueing import SUBMIT
 from ui.visitors import expensive, limits_note, visitor
-from ui.widgets import number_field
+from ui.widgets import holding_typed_keys, number_field
 
 DEFAULTS = Thresholds()
 QUICK_ROWS = 200  # the tab's default: a verdict in about a minute on 2 cores
@@ -39,7 +39,9 @@ PICK = "::"  # a history choice's value is `<model id>::<evaluation key>`
 RESULT_OUTPUTS = 4  # verdict, scores, chart, retention
 
 
-def build() -> dict[str, Any]:
+def build(key_fields: list[gr.Textbox] | None = None) -> dict[str, Any]:
+    """The tab; `key_fields` are the Recipe tab's password fields, read (never stored) when an
+    evaluation is queued, so a model whose endpoint teacher's key was typed there can be evaluated."""
     with gr.Row():
         models = gr.Dropdown(label="Models (students; each is compared with its teacher)", choices=model_choices(),
                              multiselect=True, allow_custom_value=True, scale=4)
@@ -73,8 +75,13 @@ def build() -> dict[str, Any]:
     results = [verdict_md, scores_df, chart, retention_df]
 
     refresh_btn.click(listed_models, None, models, api_visibility="private")
-    run_btn.click(start, [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks],
-                  [queued_md, following, timer], api_name="evaluate", **SUBMIT)
+    inputs = [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks]
+    if key_fields:
+        typed, hold = holding_typed_keys(key_fields)
+        run_btn.click(**hold).then(start, [*inputs, typed], [queued_md, following, timer], api_name="evaluate",
+                                   **SUBMIT)
+    else:
+        run_btn.click(start, inputs, [queued_md, following, timer], api_name="evaluate", **SUBMIT)
     timer.tick(follow, following, [queued_md, following, timer, history, *results], api_name="follow_evaluations",
                show_progress="hidden")
     models.input(history_choices, models, history, api_name="evaluation_history").then(
@@ -104,8 +111,8 @@ def newest_chosen(request: gr.Request | None = None) -> gr.Dropdown:
 
 
 def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any, optimal_r: Any,
-          optimal_s: Any, tasks: str | None = None, request: gr.Request | None = None,
-          ) -> tuple[str, list[dict[str, str]], gr.Timer]:
+          optimal_s: Any, tasks: str | None = None, typed: dict[str, str] | None = None,
+          request: gr.Request | None = None) -> tuple[str, list[dict[str, str]], gr.Timer]:
     """Queue one evaluation per model; the jobs queued are followed (the timer starts) until they end.
     Each evaluation is an expensive event of its own (`ui.visitors.expensive`)."""
     if not model_ids:
@@ -123,7 +130,8 @@ def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any,
     for model_id in model_ids:
         try:
             with expensive(request, "an evaluation"):
-                status = client.submit_evaluation(model_id, rows, thresholds, names, owner=visitor(request))
+                keys = teacher_keys(ModelFolder.open(model_id).record.teacher, **(typed or {}))
+                status = client.submit_evaluation(model_id, rows, thresholds, names, owner=visitor(request), keys=keys)
             queued.append({"job_id": status["job_id"], "model_id": model_id, "state": status.get("state", "queued")})
             lines.append(f"- `{model_id}`: queued as `{status['job_id']}`; results appear here when it ends. "
                          f"{status.get('warning') or ''}")

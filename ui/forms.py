@@ -18,7 +18,7 @@ from core.corpus.cleaning import CleaningOptions
 from core.corpus.plan import DOMAINS, normalise_shares
 from core.corpus.uploads import Upload
 from core.encoders.endpoint import EndpointSpec
-from core.encoders.teacher import resolve_teacher
+from core.encoders.teacher import TeacherInfo, resolve_teacher
 from core.errors import DistilleryError
 from core.keyring import HUB_TOKEN
 from core.memory import available_mb, estimate_peak, gb
@@ -206,6 +206,16 @@ def typed_keys(recipe: Recipe, api_key: str | None = None, hub_token: str | None
     elif hub_token:  # a local teacher never sends it (`core.encoders.teacher.load_teacher`)
         keys[HUB_TOKEN] = hub_token
     return keys
+
+
+def teacher_keys(teacher: TeacherInfo, api_key: str | None = None, hub_token: str | None = None) -> dict[str, str]:
+    """`typed_keys` for a saved model's teacher (an evaluation queued from the Evaluate tab): the API
+    key for an endpoint that names no variable, the Hub token for a teacher from the Hub."""
+    api_key, hub_token = (api_key or "").strip(), (hub_token or "").strip()
+    if teacher.endpoint is not None:
+        spec = EndpointSpec.from_dict(teacher.endpoint)
+        return {spec.fingerprint(): api_key} if api_key and not spec.api_key_env else {}
+    return {HUB_TOKEN: hub_token} if hub_token and not teacher.is_local else {}
 
 
 def _or_default(value: Any, default: Any) -> Any:

@@ -36,9 +36,9 @@ from ui.forms import (
     shares_summary,
     typed_keys,
 )
-from ui.queueing import HEAVY, SUBMIT
+from ui.queueing import CORPUS, SUBMIT
 from ui.visitors import expensive, limits_note, visitor
-from ui.widgets import number_field
+from ui.widgets import holding_typed_keys, number_field
 
 METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
                "weights trained so each corpus text's embedding matches the teacher's (slower, closer to it).")
@@ -171,6 +171,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     preview_df = gr.Dataframe(headers=["domain", "source", "text"], label="Preview", wrap=True, interactive=False)
 
     inputs = [c[f] for f in FORM_FIELDS]
+    key_fields = [api_key, hub_token]  # never form inputs: `holding_typed_keys`
     quiet = {"api_visibility": "private", "show_progress": "hidden"}
     c["method"].change(_method_changed, c["method"], [c["sif_coefficient"], training_group], **quiet)
     preset.input(_apply_preset, preset, [c["method"], c["corpus_size"]], **quiet)
@@ -182,20 +183,17 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         for part in ("share", "sources", "files"):
             c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, **quiet)
     preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
-                      api_name="preview_corpus", **HEAVY)
-    # The password fields reach the server through a private event into a State, which the public
-    # events then read: Gradio's run history records the inputs of public events, never a State's.
-    typed = gr.State({})
-    hold = {"fn": lambda key, token: {"api_key": key, "hub_token": token}, "inputs": [api_key, hub_token],
-            "outputs": typed, **quiet}
+                      api_name="preview_corpus", **CORPUS)
+    typed, hold = holding_typed_keys(key_fields)
     cost_btn.click(**hold).then(lambda *v: _api_cost(catalogue, v[:-1], v[-1]), [*inputs, typed], submit_md,
-                                api_name="estimate_api_cost", **HEAVY)
+                                api_name="estimate_api_cost", **CORPUS)
 
     def submit(request: gr.Request, *values: Any) -> str:  # the request first: Gradio passes it by position
         return _submit(catalogue, values[:-1], values[-1], request)
 
     submit_btn.click(**hold).then(submit, [*inputs, typed], submit_md, api_name="submit_recipe", **SUBMIT)
-    return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md}
+    return {"components": c, "inputs": inputs, "submit_md": submit_md, "estimate_md": estimate_md,
+            "key_fields": key_fields}
 
 
 def _apply_preset(key: str) -> tuple[Any, Any]:

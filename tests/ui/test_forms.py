@@ -172,3 +172,21 @@ def test_typed_keys_go_to_the_teacher_that_uses_them_and_never_into_the_recipe()
                                        endpoint_model="m", api_key_env="OPENAI_API_KEY"))
     with pytest.raises(DistilleryError, match="one way: type it .* or name the environment variable"):
         typed_keys(named, "sk-typed-1", None)
+
+
+def test_teacher_keys_follow_a_saved_models_teacher():
+    from dataclasses import replace
+
+    from core.encoders.endpoint import EndpointSpec
+    from core.encoders.teacher import resolve_teacher
+    from core.keyring import HUB_TOKEN
+    from ui.forms import teacher_keys
+
+    local = resolve_teacher(None)  # the bundled teacher: a local folder, which never sends a Hub token
+    assert teacher_keys(local, "sk-1", "hf_1") == {}
+    assert teacher_keys(replace(local, is_local=False), "sk-1", " hf_1 ") == {HUB_TOKEN: "hf_1"}
+    spec = EndpointSpec(kind="ollama", url="http://h:11434", model="all-minilm")
+    endpoint = replace(local, endpoint=spec.to_dict())
+    assert teacher_keys(endpoint, " sk-1 ", "hf_1") == {spec.fingerprint(): "sk-1"}
+    named = replace(local, endpoint=replace(spec, api_key_env="OLLAMA_KEY").to_dict())
+    assert teacher_keys(named, "sk-1") == {}  # the recipe named its variable: the worker reads that
