@@ -326,7 +326,7 @@ class EndpointClient:
         if status in (401, 403):
             how = (f"check the key in {self.spec.api_key_env}" if self.spec.api_key_env else
                    "check the key typed in the page" if self._key else
-                   "it needs one: type it in the API key field, or name an environment variable holding it")
+                   "it needs one: type it in the Recipe tab's API key field, or name an environment variable holding it")
             return DistilleryError(f"The {self.spec.title} refused the API key (HTTP {status}): {how}.")
         if status == 404:
             return DistilleryError(f"The {self.spec.title} answered 404 at {url}: wrong URL or unknown model"

@@ -83,7 +83,7 @@ def test_wrong_or_missing_key_is_refused_clearly(endpoint_service: str, monkeypa
         endpoint_teacher(spec(endpoint_service))
     assert wrong not in str(err.value)
     keyless = EndpointSpec(kind="openai", url=endpoint_service, model="teacher")
-    with pytest.raises(DistilleryError, match="type it in the API key field, or name an environment variable"):
+    with pytest.raises(DistilleryError, match="type it in the Recipe tab.s API key field, or name an environment variable"):
         endpoint_teacher(keyless)
     with holding({keyless.fingerprint(): wrong}), pytest.raises(DistilleryError, match="check the key typed in"):
         endpoint_teacher(keyless)
