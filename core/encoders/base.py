@@ -9,7 +9,7 @@ folder and is invalidated by rebuilt weights. `label` names the encoder in progr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -30,3 +30,14 @@ def unit_rows(vectors: np.ndarray) -> np.ndarray:
     if vectors.ndim == 1:
         vectors = vectors[None, :]
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def embed_non_empty(texts: Sequence[str], dimension: int, embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    """Unit rows of `texts` by `embed`, called once on the texts that are not blank only: a blank text
+    is a zero row (the contract above) without a call, since an API refuses an empty input and a
+    package's function returns something arbitrary for one."""
+    keep = [i for i, text in enumerate(texts) if text and text.strip()]
+    out = np.zeros((len(texts), dimension), dtype=np.float32)
+    if keep:
+        out[keep] = embed([texts[i] for i in keep])
+    return unit_rows(out)

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from core.encoders.base import unit_rows
+from core.encoders.base import embed_non_empty
 from core.errors import DistilleryError
 from core.keyring import held_key
 
@@ -459,13 +459,14 @@ class EndpointEncoder:
     label = "teacher"
 
     def __init__(self, info: TeacherInfo, spec: EndpointSpec | None = None) -> None:
+        from core.encoders.teacher import encoder_fingerprint
+
         if info.endpoint is None:
             raise DistilleryError(f"'{info.name}' is not an endpoint teacher.")
         self.info = info
         self.spec = spec or EndpointSpec.from_dict(info.endpoint)
         self.client = EndpointClient(self.spec, info.dimension)
-        prompts = json.dumps(info.prompts, sort_keys=True)
-        self.fingerprint = "teacher:" + hashlib.sha256(f"{info.fingerprint}|{prompts}".encode()).hexdigest()
+        self.fingerprint = encoder_fingerprint(info)
         self.nbytes = 0
 
     def with_batching(self, batch_size: int | None = None, concurrency: int | None = None) -> EndpointEncoder:
@@ -484,12 +485,7 @@ class EndpointEncoder:
         return self._encode(texts, self.spec.query_prefix)
 
     def _encode(self, texts: Sequence[str], prefix: str) -> np.ndarray:
-        keep = [i for i, text in enumerate(texts) if text and text.strip()]
-        dimension = self.info.dimension
-        out = np.zeros((len(texts), dimension), dtype=np.float32)
-        if keep:
-            out[keep] = self.client.embed([prefix + texts[i] for i in keep])
-        return unit_rows(out)
+        return embed_non_empty(texts, self.info.dimension, lambda kept: self.client.embed([prefix + t for t in kept]))
 
 
 @dataclass(frozen=True)

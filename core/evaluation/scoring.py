@@ -128,8 +128,9 @@ def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, p
 
 
 def teacher_for_mteb(teacher: TeacherInfo) -> Any:
-    """What mteb evaluates for the teacher: its `SentenceTransformer`, or for an endpoint teacher the
-    endpoint's `Encoder` wrapped as an mteb encoder (queries and documents each with its prefix)."""
+    """What mteb evaluates for the teacher: its `SentenceTransformer`, or for a teacher without weights
+    (an endpoint, a package) its `Encoder` wrapped as an mteb encoder (queries and documents each in
+    their own role)."""
     if teacher.has_weights:
         return load_teacher(teacher)
     return encoder_for_mteb(teacher_encoder(teacher))

@@ -11,8 +11,9 @@ layers and prompts; tokenlearn regresses on mean token states, holds every targe
 the pad token by name. Here the loss is on the real sentence embedding, targets are memory-mapped,
 and no pad token exists (bags of ids with offsets).
 
-A teacher without weights (an endpoint, `core.encoders.endpoint`) changes two stages: featurize sends
-the texts over HTTP (same shards), and distill fits the starting table to the targets
+A teacher without weights (an endpoint, `core.encoders.endpoint`, or an installed package's embedding
+function, `core.encoders.package`) changes two stages: featurize sends the texts over HTTP or through
+the package's function (same shards), and distill fits the starting table to the targets
 (`core.methods.target_start`) over a student tokenizer chosen separately; the rest is the same.
 """
 
@@ -26,6 +27,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 
 from core.encoders.endpoint import EndpointClient, EndpointSpec, estimate_cost
+from core.encoders.package import PackageEncoder
 from core.encoders.student import sum_rows
 from core.encoders.teacher import TeacherInfo, load_teacher, resolve_teacher
 from core.errors import DistilleryError
@@ -73,14 +75,14 @@ class CorpusParams(VocabularyParams):
     # 0.5): training follows the teacher closely, the start keeps more lexical overlap, and their
     # average scored above both on the development sets (docs/benchmarks.md).
     start_share: float = 0.5
-    # The student's tokenizer when the teacher is an endpoint (a local tokenizer folder or a Hub id;
-    # None: the bundled teacher's). A teacher with weights always lends its own.
+    # The student's tokenizer when the teacher has no weights (an endpoint or a package teacher; a local
+    # tokenizer folder or a Hub id; None: the bundled teacher's). A teacher with weights lends its own.
     student_tokenizer: str | None = None
     # The ridge of the starting table's fit when the teacher has no weights (`target_start.fit_start`);
     # None: `target_start.default_ridge` (which depends on whether a prior is used).
     start_ridge: float | None = None
     # Without teacher weights and with the default student tokenizer, the bundled teacher's model2vec
-    # vectors are the prior the start is fitted around: mapped into the endpoint's space, they give
+    # vectors are the prior the start is fitted around: mapped into the teacher's space, they give
     # every token (also those the corpus never uses) a vector. False: fitted from the targets alone.
     start_prior: bool = True
 
@@ -89,7 +91,7 @@ class CorpusParams(VocabularyParams):
         self.training.validate()
         if self.student_tokenizer and teacher is not None and teacher.has_weights:
             raise DistilleryError("A teacher with weights lends the student its own tokenizer; choose a student "
-                                  "tokenizer only for an endpoint teacher.")
+                                  "tokenizer only for a teacher without weights (an endpoint or a package).")
         if self.start_ridge is not None and not 0 < self.start_ridge <= 1000:
             raise DistilleryError("The ridge of the starting fit must be above 0 and at most 1000, e.g. 10 (or "
                                   "empty for the default).")
@@ -160,7 +162,8 @@ def distill(
                               batch_size=teacher_batch_size, progress=progress, extra=extra)
         else:
             tokenizer = load_student_tokenizer(params.student_tokenizer)
-            store = featurize_endpoint(teacher, texts, Path(work_dir) / "targets", key, tokenizer, progress, extra)
+            store = featurize_without_weights(teacher, texts, Path(work_dir) / "targets", key, tokenizer, progress,
+                                              extra)
         targets = store.open()
         k = params.pca_dims or targets.dim
 
@@ -230,12 +233,16 @@ def raw_params(params: CorpusParams) -> VocabularyParams:
                             use_corpus_vocabulary=False)
 
 
-def featurize_endpoint(
+def featurize_without_weights(
     teacher: TeacherInfo, texts: Sequence[str], folder: Path, key: str, tokenizer: Any, progress: Progress = silent,
     extra: Sequence[ExtraTarget] = (),
 ) -> TargetStore:
-    """The targets of an endpoint teacher, in the same resumable shards (smaller ones: an interruption
-    loses the paid requests of one shard); the cost is announced first."""
+    """The targets of a teacher without weights, in the same resumable shards: a package teacher's
+    through its function; an endpoint's in smaller shards (an interruption loses the paid requests of
+    one shard), its cost announced first."""
+    if teacher.package is not None:
+        return featurize(PackageEncoder(teacher), texts, folder, key, prompt=teacher.prompts.get("document"),
+                         progress=progress, extra=extra)
     spec = EndpointSpec.from_dict(teacher.endpoint or {})
     cost = estimate_cost(spec, texts, tokenizer)
     progress("featurize", 0.0, cost.sentence(spec.title))

@@ -9,10 +9,11 @@ was interrupted resumes at the first missing shard instead of starting over.
 Texts are encoded longest first over the whole corpus (what `encode` does within one call), so
 batches hold texts of similar length and padding costs as little as in one bare `encode` call.
 
-A teacher reached over HTTP (`core.encoders.endpoint.EndpointClient`) goes through the same shards:
-its client batches, retries and rate-limits the requests, and the prompt is prepended to each text
-as `encode(prompt=...)` does. Its shards are smaller (`ENDPOINT_SHARD_ROWS`), since an interruption
-loses the paid requests of the shard in progress.
+A teacher without weights (an `EmbeddingFunction`: an endpoint's `EndpointClient`, a package
+teacher's `PackageEncoder`) goes through the same shards: it batches its own calls (an endpoint's
+client also retries and rate-limits its requests), and the prompt is prepended to each text as
+`encode(prompt=...)` does. An endpoint's shards are smaller (`ENDPOINT_SHARD_ROWS`), since an
+interruption loses the paid requests of the shard in progress.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from core import settings
-from core.encoders.endpoint import EndpointClient
 from core.errors import DistilleryError
 from core.files import save_array, texts_digest, write_json
 from core.progress import Progress, silent
@@ -53,6 +53,18 @@ def default_batch_size(device: object) -> int:
 # that regress onto something else): name, dimension, and a function of `encode(output_value=None)`'s
 # per-text output dict.
 ExtraTarget = tuple[str, int, Callable[[dict[str, Any]], np.ndarray]]
+
+
+@runtime_checkable
+class EmbeddingFunction(Protocol):
+    """A teacher without weights as `featurize` sees it: sentence embeddings of texts and their
+    dimension, nothing else (no forward pass to share with extra targets, no batch size to tune, no
+    GPU memory to fit). `EndpointClient` and `PackageEncoder` are ones; a `SentenceTransformer` is not."""
+
+    @property
+    def dimension(self) -> int | None: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -114,7 +126,7 @@ class TargetReader:
 
 
 def featurize(
-    model,  # sentence_transformers.SentenceTransformer, or an EndpointClient
+    model: Any,  # sentence_transformers.SentenceTransformer, or an EmbeddingFunction
     texts: Sequence[str],
     folder: Path,
     key: str,
@@ -135,12 +147,13 @@ def featurize(
     if not texts:
         raise DistilleryError("The corpus is empty: there is nothing to featurize.")
     folder = Path(folder)
-    if isinstance(model, EndpointClient):
+    if isinstance(model, EmbeddingFunction):
         if extra:
-            raise DistilleryError("Extra targets need the teacher's forward pass; an endpoint returns only embeddings.")
+            raise DistilleryError("Extra targets need the teacher's forward pass; a teacher without weights returns "
+                                  "only embeddings.")
         if model.dimension is None:
-            raise DistilleryError("The endpoint's dimension is not known yet: resolve the teacher first.")
-        batch_size, dim = model.spec.batch, model.dimension
+            raise DistilleryError("The teacher's dimension is not known yet: resolve the teacher first.")
+        batch_size, dim = 0, model.dimension  # it batches its own calls
     else:
         batch_size = batch_size or default_batch_size(model.device)
         dim = int(model.get_embedding_dimension())
@@ -194,7 +207,7 @@ def _encode_shard(
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = [texts[i] for i in rows[start:start + CHUNK_ROWS]]
         stop = start + len(chunk)
-        if isinstance(model, EndpointClient):  # batching, concurrency and retries are the client's
+        if isinstance(model, EmbeddingFunction):  # batching (an endpoint's concurrency and retries) is its own
             out["targets"][start:stop] = model.embed([prompt + text for text in chunk] if prompt else chunk)
         else:
             batch_size = _encode_fitting(model, chunk, prompt, batch_size, extra, out, start, stop,

@@ -1,8 +1,9 @@
-"""The corpus method's starting point for a teacher without weights (an endpoint): fitted to its targets.
+"""The corpus method's starting point for a teacher without weights (an endpoint, a package): fitted to
+its targets.
 
 With weights, the start is model2vec's `distill` (each token embedded alone by the teacher). An
-endpoint gives only sentence embeddings, so the start is the table E that best reproduces them from
-the texts' bags of tokens: the ridge least-squares fit
+endpoint or a package's function gives only sentence embeddings, so the start is the table E that
+best reproduces them from the texts' bags of tokens: the ridge least-squares fit
 
     min_E ||B E - T||² + λ||E||²,
 
