@@ -193,3 +193,16 @@ def check_memory(recipe: Recipe, teacher: TeacherInfo) -> MemoryEstimate:
             f"{basis} {gb(available)}. Use a smaller corpus (memory grows with the corpus size, mostly in the "
             f"{estimate.peak_stage} stage), the vocabulary method, or a machine with more memory.")
     return estimate
+
+
+def return_arrow_memory() -> None:
+    """Make Arrow allocate through the system allocator in a long-running process (the studio).
+
+    Arrow's default pool (mimalloc in these wheels) keeps freed memory for reuse. The studio reads
+    corpora into Arrow tables for every preview (`datasets`, `keep_in_memory`), and under the load bench its
+    resident memory rose about 10 MB a minute with the default pool while the Python heap stayed
+    flat (tracemalloc); with the system allocator the same load stayed level (docs/benchmarks.md).
+    """
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())

@@ -100,10 +100,12 @@ def start(host: str = "127.0.0.1", port: int = 7860, quiet: bool = False, timeou
     import uvicorn
 
     from core.encoders.threads import serving_process_threads
+    from core.memory import return_arrow_memory
     from ui.app import build_app
     from ui.queueing import LIGHT_LIMIT
 
     serving_process_threads()
+    return_arrow_memory()
     demo = build_app().queue(default_concurrency_limit=LIGHT_LIMIT)  # heavy events: ui.queueing
     app = studio_asgi(demo, server_name=host, server_port=port)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))

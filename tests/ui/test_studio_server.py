@@ -61,6 +61,14 @@ def test_the_key_guards_the_service_routes_and_never_the_studio(finished):
 
 
 @pytest.mark.slow  # the real studio server
+def test_the_studio_allocates_arrow_tables_through_the_system(server):
+    """What keeps its memory level under load (`core.memory.return_arrow_memory`)."""
+    import pyarrow as pa
+
+    assert pa.default_memory_pool().backend_name == "system"
+
+
+@pytest.mark.slow  # the real studio server
 def test_the_studio_port_serves_embeddings_and_the_page(server, finished):
     base = server.rstrip("/")
     texts = ["the cat sat on the mat", "a second text"]
