@@ -20,7 +20,7 @@ from core.encoders.endpoint import CostEstimate, EndpointSpec, estimate_cost
 from core.encoders.teacher import teacher_encoder
 from core.errors import DistilleryError
 from core.methods.registry import method
-from core.methods.target_start import load_student_tokenizer
+from core.methods.student_tokenizer import StudentTokenizer
 from core.progress import Progress, StageClock, StagePlan, expected_seconds, peak_rss_mb, silent
 from core.recipe import Recipe, validate_recipe
 from core.serving.collection import embed_collection
@@ -98,7 +98,7 @@ def estimate_recipe(recipe: Recipe, job_dir: Path, progress: Progress = silent,
     catalogue = catalogue or load_catalogue()
     validate_recipe(recipe, catalogue)
     corpus = build_corpus(recipe.corpus_plan(catalogue), job_dir / "corpus", progress)
-    tokenizer = load_student_tokenizer(getattr(recipe.params, "student_tokenizer", None))
+    tokenizer = StudentTokenizer.named(getattr(recipe.params, "student_tokenizer", None)).load()
     return estimate_cost(recipe.teacher, corpus.texts(), tokenizer)
 
 

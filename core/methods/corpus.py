@@ -41,7 +41,8 @@ from core.methods.featurize import (
     featurize,
     featurize_key,
 )
-from core.methods.target_start import default_ridge, empty_student, fit_start, load_student_tokenizer
+from core.methods.student_tokenizer import StudentTokenizer, token_prior
+from core.methods.target_start import default_ridge, empty_student, fit_start
 from core.methods.training import (
     TokenizedCorpus,
     TrainParams,
@@ -75,15 +76,17 @@ class CorpusParams(VocabularyParams):
     # 0.5): training follows the teacher closely, the start keeps more lexical overlap, and their
     # average scored above both on the development sets (docs/benchmarks.md).
     start_share: float = 0.5
-    # The student's tokenizer when the teacher has no weights (an endpoint or a package teacher; a local
-    # tokenizer folder or a Hub id; None: the bundled teacher's). A teacher with weights lends its own.
+    # The student's tokenizer when the teacher has no weights (an endpoint or a package teacher): a local
+    # tokenizer folder, a Hub id, "package:<name>" or None, the teacher's default
+    # (`core.methods.student_tokenizer`). A teacher with weights lends its own.
     student_tokenizer: str | None = None
     # The ridge of the starting table's fit when the teacher has no weights (`target_start.fit_start`);
     # None: `target_start.default_ridge` (which depends on whether a prior is used).
     start_ridge: float | None = None
-    # Without teacher weights and with the default student tokenizer, the bundled teacher's model2vec
-    # vectors are the prior the start is fitted around: mapped into the teacher's space, they give
-    # every token (also those the corpus never uses) a vector. False: fitted from the targets alone.
+    # Without teacher weights, the prior the start is fitted around, which gives every token (also those
+    # the corpus never uses) a vector: with the bundled tokenizer its model2vec vectors, mapped into the
+    # teacher's space; with a package teacher's own tokenizer each token embedded alone by the teacher
+    # (`student_tokenizer.token_prior`). False: fitted from the targets alone.
     start_prior: bool = True
 
     def validate(self, teacher: TeacherInfo | None = None) -> None:
@@ -161,7 +164,8 @@ def distill(
             store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt,
                               batch_size=teacher_batch_size, progress=progress, extra=extra)
         else:
-            tokenizer = load_student_tokenizer(params.student_tokenizer)
+            chosen = StudentTokenizer.named(params.student_tokenizer, teacher)
+            tokenizer = chosen.load()
             store = featurize_without_weights(teacher, texts, Path(work_dir) / "targets", key, tokenizer, progress,
                                               extra)
         targets = store.open()
@@ -180,11 +184,13 @@ def distill(
             base = distill_vocabulary(teacher, raw_params(params), vocabulary, progress)
         else:  # no weights: the start is fitted to the targets (core.methods.target_start)
             prior = None
-            if params.start_prior and not params.student_tokenizer:  # the bundled teacher's tokenizer
+            if params.start_prior and chosen.bundled:
                 base = distill_vocabulary(resolve_teacher(None), raw_params(params), vocabulary, progress)
                 prior = np.asarray(base.embedding, dtype=np.float32)
             else:
                 base = empty_student(tokenizer, vocabulary, k, params.pooling)
+                if params.start_prior and teacher.package is not None:
+                    prior = token_prior(teacher, list(base.tokens), set(tokenizer.get_vocab()), work_dir, progress)
             progress("distill", 0.0, "tokenizing the corpus with the student's tokenizer")
             corpus = tokenize_corpus(base.tokenize, texts)
             target_map = top_directions(targets, k, seed=seed)
@@ -224,6 +230,8 @@ def distill(
                 # a resumed job embeds only the shards an interruption left missing
                 "featurize": {"shards": store.shards, "reused_shards": store.reused_shards,
                               "texts_embedded": store.texts_embedded}}
+    if not teacher.has_weights:
+        training["student_tokenizer"] = chosen.name
     return Distilled(student, len(vocabulary), clock.stages, training, details)
 
 

@@ -12,14 +12,15 @@ embedding projected to the model's k dimensions and scaled to unit length. It is
 conjugate gradients on the normal equations with a Jacobi preconditioner: each step needs only two
 sparse products with B, and BᵀT is accumulated shard by shard from the memory-mapped targets, so
 memory is the corpus's token ids plus a few tables of vocabulary × k, whatever the corpus size.
-Tokens the corpus never uses keep zero rows (nothing is known about them), unless a prior is given:
-with the default student tokenizer (the bundled teacher's), the bundled teacher's model2vec vectors,
-mapped into the endpoint's space by least squares, are the centre the ridge shrinks towards, so every
-token has a vector and the corpus corrects those it uses. That prior is a local model's, not the
-endpoint teacher's: it is what makes a small corpus enough (see `PRIOR_RIDGE` for the figures).
+Tokens the corpus never uses keep zero rows (nothing is known about them), unless a prior is given,
+the centre the ridge shrinks towards, mapped into the teacher's space by least squares, so every
+token has a vector and the corpus corrects those it uses: with the bundled student tokenizer, the
+bundled teacher's model2vec vectors (a local model's, not the endpoint teacher's); with a package
+teacher's own tokenizer, each token embedded alone by that teacher. It is what makes a small corpus
+enough (see `PRIOR_RIDGE` for the figures).
 
-The student's tokenizer is chosen separately (a local tokenizer folder or a Hub id; default: the
-bundled teacher's), and corpus words are added to it exactly as `model2vec.distill` adds them.
+The student's tokenizer is chosen separately (`core.methods.student_tokenizer`), and corpus words
+are added to it exactly as `model2vec.distill` adds them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from core.errors import DistilleryError
 from core.methods.featurize import TargetReader
 from core.methods.training import TokenizedCorpus
 from core.progress import Progress, silent
-from core.settings import hub_reachable
 
 # model2vec's default `token_remove_pattern`: BERT's placeholder tokens are dropped, as with weights.
 TOKEN_REMOVE_PATTERN = r"\[unused\d+\]"
@@ -49,31 +49,6 @@ PRIOR_RIDGE, NO_PRIOR_RIDGE = 10.0, 0.1
 
 def default_ridge(with_prior: bool) -> float:
     return PRIOR_RIDGE if with_prior else NO_PRIOR_RIDGE
-
-
-def load_student_tokenizer(name: str | None) -> Any:  # transformers.PreTrainedTokenizerFast
-    """The student's tokenizer: a local folder or a Hub id (None: the bundled teacher's); fast only,
-    since model2vec builds the student's tokenizer from the fast tokenizer's description."""
-    from transformers import AutoTokenizer
-
-    from core.encoders.teacher import resolve_teacher
-
-    source = (name or "").strip() or resolve_teacher(None).source
-    if not Path(source).expanduser().is_dir():
-        if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", source):
-            raise DistilleryError(f"The student tokenizer '{source}' is neither a local folder nor a Hub id.")
-        if not hub_reachable():
-            raise DistilleryError(f"The Hugging Face Hub cannot be reached, so the tokenizer '{source}' cannot be "
-                                  f"downloaded; name a local tokenizer folder, or leave it empty for the default.")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(Path(source).expanduser()) if Path(source).expanduser().is_dir()
-                                                  else source, use_fast=True)
-    except (OSError, ValueError) as exc:
-        raise DistilleryError(f"Could not load the student tokenizer '{source}': {exc}") from exc
-    if not getattr(tokenizer, "is_fast", False):
-        raise DistilleryError(f"The student tokenizer '{source}' has no fast (tokenizers) version.")
-    tokenizer.backend_tokenizer.no_padding()  # as `distill_vocabulary` does: words need no padding
-    return tokenizer
 
 
 def empty_student(tokenizer: Any, vocabulary: Sequence[str], dim: int, pooling: str = "mean") -> Any:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from core.methods.featurize import TargetReader
-from core.methods.target_start import bag_matrix, fit_start, load_student_tokenizer
+from core.methods.student_tokenizer import StudentTokenizer
+from core.methods.target_start import bag_matrix, fit_start
 from core.methods.training import TokenizedCorpus
 
 
@@ -55,6 +56,6 @@ def test_held_back_rows_are_not_fitted() -> None:
 
 
 def test_default_student_tokenizer_is_the_bundled_teachers() -> None:
-    tokenizer = load_student_tokenizer(None)
+    tokenizer = StudentTokenizer.named(None).load()
     assert tokenizer.is_fast and "[CLS]" in tokenizer.get_vocab()
     assert tokenizer.backend_tokenizer.padding is None  # words and texts are never padded
