@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from core.corpus.plan import plan_languages
 from core.encoders.endpoint import EndpointSpec, without_url
 from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo
 from core.progress import stage_times
@@ -31,6 +32,8 @@ def render_card(record: ModelRecord, location: str = "path/or/repo") -> str:
         "pipeline_tag": "sentence-similarity",
     }
     endpoint = EndpointSpec.from_dict(teacher.endpoint) if teacher.endpoint else None
+    if recipe.get("language", "en") != "en":  # a French or cross-lingual student says so (English cards as before)
+        front["language"] = list(plan_languages(recipe["language"]))
     if teacher.from_hub or teacher.name == DEFAULT_TEACHER:  # a Hub id: not a folder, an endpoint or a package
         front["base_model"] = teacher.name
     evaluation = record.evaluation
