@@ -205,3 +205,16 @@ def test_mixed_script_and_emoji_text_is_kept_and_embeds(tmp_path):
     vectors = model.encode(kept, use_multiprocessing=False)
     assert vectors.shape == (len(texts), 8) and np.isfinite(vectors).all()
     assert (np.linalg.norm(vectors, axis=1) > 0.5).all()  # every text kept some known token
+
+
+def test_a_french_or_cross_lingual_students_card_names_its_languages():
+    import helpers
+    import yaml
+
+    from core.artifact.card import render_card
+
+    english = yaml.safe_load(render_card(helpers.tiny_record("en-card")).split("---")[1])
+    assert "language" not in english  # English cards as before
+    recipe = helpers.small_recipe("both-card", language="both").to_dict()
+    both = yaml.safe_load(render_card(helpers.tiny_record("both-card", recipe=recipe)).split("---")[1])
+    assert both["language"] == ["en", "fr"]
