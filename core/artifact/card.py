@@ -40,7 +40,7 @@ def render_card(record: ModelRecord, location: str = "path/or/repo") -> str:
     if evaluation:
         front["model-index"] = _model_index(record.title, evaluation)
     rows = "\n".join(
-        f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,} | "
+        f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,}{_per_language(manifest, v)} | "
         f"{', '.join(s.get('name', '?') for s in v.get('sources', [])) or '—'} |"
         for d, v in manifest["domains"].items()
     )
@@ -81,6 +81,13 @@ Shortfalls:
 
 {_licence_section(teacher, endpoint)}
 """
+
+
+def _per_language(manifest: dict[str, Any], domain: dict[str, Any]) -> str:
+    """A French or cross-lingual corpus's texts per language, e.g. " (45 en, 45 fr)"; nothing for English."""
+    if manifest.get("language", "en") == "en" or not domain.get("languages"):
+        return ""
+    return " (" + ", ".join(f"{n:,} {language}" for language, n in domain["languages"].items()) + ")"
 
 
 def _teacher_line(teacher: TeacherInfo, endpoint: EndpointSpec | None) -> str:

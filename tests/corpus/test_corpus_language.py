@@ -216,5 +216,10 @@ def test_a_french_or_cross_lingual_students_card_names_its_languages():
     english = yaml.safe_load(render_card(helpers.tiny_record("en-card")).split("---")[1])
     assert "language" not in english  # English cards as before
     recipe = helpers.small_recipe("both-card", language="both").to_dict()
-    both = yaml.safe_load(render_card(helpers.tiny_record("both-card", recipe=recipe)).split("---")[1])
-    assert both["language"] == ["en", "fr"]
+    corpus = {"size": 3, "requested_size": 3, "content_sha256": "0" * 64, "shortfalls": [], "language": "both",
+              "domains": {"web": {"requested_share": 1.0, "realised_share": 1.0, "requested": 3, "realised": 3,
+                                  "sources": [{"name": "wikitext"}, {"name": "fr-news-treebanks"}],
+                                  "languages": {"en": 2, "fr": 1}}}}
+    card = render_card(helpers.tiny_record("both-card", recipe=recipe, corpus=corpus))
+    assert yaml.safe_load(card.split("---")[1])["language"] == ["en", "fr"]
+    assert "| web | 100.0% | 100.0% | 3 (2 en, 1 fr) | wikitext, fr-news-treebanks |" in card
