@@ -223,3 +223,12 @@ def test_a_french_or_cross_lingual_students_card_names_its_languages():
     card = render_card(helpers.tiny_record("both-card", recipe=recipe, corpus=corpus))
     assert yaml.safe_load(card.split("---")[1])["language"] == ["en", "fr"]
     assert "| web | 100.0% | 100.0% | 3 (2 en, 1 fr) | wikitext, fr-news-treebanks |" in card
+
+
+def test_the_preview_shows_french_samples_per_domain(catalogue, french_texts):
+    from core.corpus.build import preview_domains
+
+    rows = preview_domains(catalogue, {d: catalogue.default_keys(d, "fr") for d in DOMAINS}, {}, n=3)
+    assert Counter(r["domain"] for r in rows) == {d: 3 for d in FRENCH_DOMAIN}  # academic: nothing to show
+    for row in rows:
+        assert row["source"].startswith("fr-") and row["text"] in french_texts[FRENCH_DOMAIN[row["domain"]]]
