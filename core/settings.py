@@ -52,13 +52,18 @@ def cache_dir() -> Path:
     return _sub("cache")
 
 
-def local_corpus_dir() -> Path | None:
-    """The local corpus folder used when the Hub is out of reach (`DISTILLERY_CORPUS_DIR`).
+def local_corpus_dir(language: str = "en") -> Path | None:
+    """The local corpus folder of a language, used when the Hub is out of reach.
 
-    Falls back to `../shared/data/corpus` beside the repository, where development machines keep it.
+    English: `DISTILLERY_CORPUS_DIR`, falling back to `../shared/data/corpus` beside the repository,
+    where development machines keep it. French: `DISTILLERY_FR_CORPUS_DIR`, falling back to `fr/corpus`
+    beside the English folder (`../shared/data/fr/corpus`). None when the folder is not there.
     """
     named = os.environ.get("DISTILLERY_CORPUS_DIR")
     candidate = Path(named) if named else REPO_ROOT.parent / "shared" / "data" / "corpus"
+    if language != "en":
+        other = os.environ.get(f"DISTILLERY_{language.upper()}_CORPUS_DIR")
+        candidate = Path(other) if other else candidate.parent / language / "corpus"
     return candidate.resolve() if candidate.is_dir() else None
 
 

@@ -32,7 +32,7 @@ def recipe_form(**overrides) -> list:
     values = {
         "name": "ui-test", "teacher": recipe.teacher, "trust_remote_code": False, "method": "vocabulary",
         "endpoint_kind": "", "endpoint_url": "", "endpoint_model": "", "api_key_env": "", "query_prefix": "",
-        "document_prefix": "", "student_tokenizer": "",
+        "document_prefix": "", "student_tokenizer": "", "language": overrides.get("language", "en"),
         "corpus_size": recipe.corpus_size, "collection_size": recipe.collection_size,
         "normalise": True, "dedupe": True, "min_words": recipe.cleaning.min_words,
         "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
@@ -43,7 +43,7 @@ def recipe_form(**overrides) -> list:
     }
     catalogue = load_catalogue()
     for domain, share in recipe.shares.items():
-        values.update({f"{domain}:share": share, f"{domain}:sources": catalogue.default_keys(domain),
+        values.update({f"{domain}:share": share, f"{domain}:sources": catalogue.default_keys(domain, values["language"]),
                        f"{domain}:files": None, f"{domain}:fields": "text"})
     values.update(overrides)
     return [values[f] for f in FORM_FIELDS]

@@ -15,7 +15,7 @@ from typing import Any
 
 from core import pace, settings
 from core.corpus.cleaning import CleaningOptions
-from core.corpus.plan import DOMAINS, normalise_shares
+from core.corpus.plan import DOMAINS, LANGUAGES, normalise_shares
 from core.corpus.uploads import Upload
 from core.encoders.endpoint import EndpointSpec
 from core.encoders.teacher import TeacherInfo, resolve_teacher
@@ -34,7 +34,7 @@ DOMAIN_FIELDS = ("share", "sources", "files", "fields")
 FORM_FIELDS: tuple[str, ...] = (
     "name", "teacher", "trust_remote_code", "method",
     "endpoint_kind", "endpoint_url", "endpoint_model", "api_key_env", "query_prefix", "document_prefix",
-    "student_tokenizer",
+    "student_tokenizer", "language",
     *(f"{d}:{f}" for d in DOMAINS for f in DOMAIN_FIELDS),
     "corpus_size", "collection_size", "normalise", "dedupe", "min_words", "max_words",
     "use_corpus_vocabulary", "max_vocabulary_size", "min_frequency", "pca_dims", "sif_coefficient",
@@ -158,6 +158,7 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
         teacher=endpoint_from_form(form) or str(form.get("teacher") or "").strip() or Recipe().teacher,
         trust_remote_code=bool(form.get("trust_remote_code")),
         method=method,
+        language=str(form.get("language") or "en"),
         shares=shares_from_form(form),
         corpus_size=whole(form.get("corpus_size"), "The corpus size"),
         sources=form_sources(form),
@@ -223,16 +224,21 @@ def _or_default(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def shares_summary(shares: dict[str, float], sources: dict[str, list[str]], upload_counts: dict[str, int]) -> str:
-    """Markdown: the normalised shares, and a warning for each domain with a share but no source."""
+def shares_summary(shares: dict[str, float], sources: dict[str, list[str]], upload_counts: dict[str, int],
+                   unserved: Sequence[str] = (), language: str = "en") -> str:
+    """Markdown: the normalised shares, and a warning for each domain with a share but no source (one
+    the language has no source for, e.g. French academic text, will come out short instead)."""
     try:
         normalised = normalise_shares(shares)
     except DistilleryError as exc:
         return f"⚠️ {exc}"
     cells = " · ".join(f"**{d}** {normalised[d]:.1%}" for d in DOMAINS)
     missing = [d for d in DOMAINS if normalised[d] > 0 and not sources.get(d) and not upload_counts.get(d)]
-    warning = "".join(f"\n\n⚠️ **{d}** has a share of {normalised[d]:.1%} but no source: choose one, upload "
-                      f"a file, or set its share to 0." for d in missing)
+    warning = "".join(
+        f"\n\n⚠️ **{d}** has a share of {normalised[d]:.1%} but no {LANGUAGES.get(language, language)} source "
+        "exists: it will come out short (upload a file, or set its share to 0)." if d in unserved else
+        f"\n\n⚠️ **{d}** has a share of {normalised[d]:.1%} but no source: choose one, upload "
+        f"a file, or set its share to 0." for d in missing)
     return f"Normalised shares: {cells}{warning}"
 
 

@@ -8,7 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from core.corpus.build import preview_domains
-from core.corpus.plan import DEFAULT_SHARES, DOMAINS
+from core.corpus.plan import DEFAULT_SHARES, DOMAINS, LANGUAGES
 from core.corpus.sources import SourceCatalogue
 from core.encoders.endpoint import KINDS
 from core.encoders.package import PACKAGE_TEACHERS
@@ -70,6 +70,10 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     estimate_md = gr.Markdown(estimate_recipe(Recipe(method=PRESETS["quick"].method,
                                                      corpus_size=PRESETS["quick"].corpus_size)))
     gr.Markdown("### 2 · Corpus\nEach domain's share of the corpus (normalised to 100%). " + _hub_note(catalogue))
+    c["language"] = gr.Radio([("English", "en"), ("French", "fr"), ("both", "both")], value=defaults.language,
+                             label="Language", info="the corpus's language (it chooses each domain's sources "
+                             "below); both: a cross-lingual student, each domain half English, half French. "
+                             "French has no academic source: its share comes out short")
     with gr.Row():
         for domain in DOMAINS:
             c[f"{domain}:share"] = gr.Slider(0, 100, value=DEFAULT_SHARES[domain], step=1, label=domain,
@@ -78,8 +82,8 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     with gr.Accordion("Sources per domain, and your own files", open=False):
         for domain in DOMAINS:
             with gr.Row():
-                choices = [s.key for s in catalogue.by_domain.get(domain, [])]
-                c[f"{domain}:sources"] = gr.CheckboxGroup(choices, value=catalogue.default_keys(domain),
+                c[f"{domain}:sources"] = gr.CheckboxGroup(_source_choices(catalogue, domain, defaults.language),
+                                                          value=catalogue.default_keys(domain, defaults.language),
                                                           label=f"{domain}: sources", scale=3, min_width=240)
                 c[f"{domain}:files"] = gr.File(label=f"{domain}: upload .txt/.jsonl/.csv/.parquet",
                                                file_count="multiple", scale=2, min_width=200, height=170)
@@ -185,7 +189,10 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
         c[field].change(lambda *v: estimate(as_form(v)), inputs, estimate_md, **quiet)
     for domain in DOMAINS:
         for part in ("share", "sources", "files"):
-            c[f"{domain}:{part}"].change(lambda *v: _summary(v), inputs, shares_md, **quiet)
+            c[f"{domain}:{part}"].change(lambda *v: _summary(catalogue, v), inputs, shares_md, **quiet)
+    c["language"].change(lambda language: _language_sources(catalogue, language), c["language"],
+                         [c[f"{d}:sources"] for d in DOMAINS], **quiet)
+    c["language"].change(lambda *v: _summary(catalogue, v), inputs, shares_md, **quiet)
     preview_btn.click(lambda *v: _preview(catalogue, v[:-1], v[-1]), [*inputs, preview_domain], preview_df,
                       api_name="preview_corpus", **CORPUS)
     typed, hold = holding_typed_keys(key_fields)
@@ -221,14 +228,28 @@ def _hub_note(catalogue: SourceCatalogue) -> str:
             "Python docstrings, plus your uploads.")
 
 
-def _summary(values: tuple[Any, ...]) -> str:
+def _summary(catalogue: SourceCatalogue, values: tuple[Any, ...]) -> str:
     form = as_form(values)
+    language = form.get("language") if form.get("language") in LANGUAGES else "en"
     try:
         shares = shares_from_form(form)
     except DistilleryError as exc:
         return f"⚠️ {exc}"
     return shares_summary(shares, {d: form[f"{d}:sources"] for d in DOMAINS},
-                          {d: len(form[f"{d}:files"] or []) for d in DOMAINS})
+                          {d: len(form[f"{d}:files"] or []) for d in DOMAINS}, catalogue.unserved(language), language)
+
+
+def _source_choices(catalogue: SourceCatalogue, domain: str, language: str) -> list[tuple[str, str]]:
+    """(label, key) per source of the domain, the language's own first; French ones say so."""
+    return [(f"{s.key} (French)" if s.language == "fr" else s.key, s.key) for s in catalogue.choices(domain, language)]
+
+
+def _language_sources(catalogue: SourceCatalogue, language: str) -> list[Any]:
+    """Each domain's sources for the chosen language: its own listed first, and chosen by default.
+    Every source stays a choice, so a recipe may mix in one of the other language on purpose."""
+    language = language if language in LANGUAGES else "en"
+    return [gr.CheckboxGroup(choices=_source_choices(catalogue, d, language), value=catalogue.default_keys(d, language))
+            for d in DOMAINS]
 
 
 def _preview(catalogue: SourceCatalogue, values: tuple[Any, ...], domain: str | None = None) -> pd.DataFrame:

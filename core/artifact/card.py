@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from core.corpus.plan import plan_languages
 from core.encoders.endpoint import EndpointSpec, without_url
 from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo
 from core.progress import stage_times
@@ -31,13 +32,15 @@ def render_card(record: ModelRecord, location: str = "path/or/repo") -> str:
         "pipeline_tag": "sentence-similarity",
     }
     endpoint = EndpointSpec.from_dict(teacher.endpoint) if teacher.endpoint else None
+    if recipe.get("language", "en") != "en":  # a French or cross-lingual student says so (English cards as before)
+        front["language"] = list(plan_languages(recipe["language"]))
     if teacher.from_hub or teacher.name == DEFAULT_TEACHER:  # a Hub id: not a folder, an endpoint or a package
         front["base_model"] = teacher.name
     evaluation = record.evaluation
     if evaluation:
         front["model-index"] = _model_index(record.title, evaluation)
     rows = "\n".join(
-        f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,} | "
+        f"| {d} | {v['requested_share']:.1%} | {v['realised_share']:.1%} | {v['realised']:,}{_per_language(manifest, v)} | "
         f"{', '.join(s.get('name', '?') for s in v.get('sources', [])) or '—'} |"
         for d, v in manifest["domains"].items()
     )
@@ -78,6 +81,13 @@ Shortfalls:
 
 {_licence_section(teacher, endpoint)}
 """
+
+
+def _per_language(manifest: dict[str, Any], domain: dict[str, Any]) -> str:
+    """A French or cross-lingual corpus's texts per language, e.g. " (45 en, 45 fr)"; nothing for English."""
+    if manifest.get("language", "en") == "en" or not domain.get("languages"):
+        return ""
+    return " (" + ", ".join(f"{n:,} {language}" for language, n in domain["languages"].items()) + ")"
 
 
 def _teacher_line(teacher: TeacherInfo, endpoint: EndpointSpec | None) -> str:

@@ -3,12 +3,18 @@
 Within a domain, sources are drawn round-robin, so each source contributes equally until it runs
 out and the others make up its part. A domain that cannot fill its count is reported in the
 manifest as a shortfall; its missing texts are never taken from another domain, because that
-would silently change the mix the user asked for.
+would silently change the mix the user asked for. So is a domain with no source in the plan's
+language (French academic text).
+
+A plan in both languages splits each domain's count between its English and French sources
+(`core.corpus.plan.split_count`, half and half) and tops up what one language cannot fill from the
+other; the manifest counts each domain's texts per language.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import tempfile
 import time
@@ -19,7 +25,7 @@ from typing import Any
 
 from core import settings
 from core.corpus.cleaning import CleaningOptions, clean_document
-from core.corpus.plan import DOMAINS, CorpusPlan, normalise_shares
+from core.corpus.plan import DOMAINS, LANGUAGES, CorpusPlan, normalise_shares, split_count
 from core.corpus.sources import SourceCatalogue, SourceSpec, iter_documents
 from core.corpus.uploads import Upload, accept_upload
 from core.errors import DistilleryError
@@ -70,7 +76,7 @@ def build_corpus(plan: CorpusPlan, out_dir: Path, progress: Progress = silent) -
         def report(n: int, domain: str = domain, base: int = done_before) -> None:
             progress("corpus", (base + n) / plan.size, f"{domain}: {n:,}/{counts[domain]:,}")
 
-        for text, source in _draw_domain(plan.sources[domain], counts[domain], plan, seen, report):
+        for text, source in _draw_languages(plan.sources.get(domain, []), counts[domain], plan, seen, report):
             rows.append({"text": text, "domain": domain, "source": source})
             per_source[f"{domain}/{source}"] = per_source.get(f"{domain}/{source}", 0) + 1
     if not rows:
@@ -102,6 +108,33 @@ def _draw_domain(
     report(taken)
 
 
+def _draw_languages(
+    specs: Sequence[SourceSpec], quota: int, plan: CorpusPlan, seen: set[bytes], report: Any
+) -> Iterator[tuple[str, str]]:
+    """A "both" plan: the quota split evenly between the domain's English sources, its French ones and
+    its uploads (those present), each part drawn round-robin within its language; then what a part
+    could not fill is topped up from the others, in that order. One language: `_draw_domain` as is."""
+    groups = [g for g in (_in_language(specs, "en"), _in_language(specs, "fr"), _in_language(specs, None)) if g]
+    if plan.language != "both" or len(groups) < 2:
+        yield from _draw_domain(specs, quota, plan, seen, report)
+        return
+    draws = [_draw_domain(group, quota, plan, seen, lambda _n: None) for group in groups]
+    taken = 0
+    for draw, part in [*zip(draws, split_count(quota, len(draws))), *((d, quota) for d in draws)]:
+        for passage in itertools.islice(draw, max(0, min(part, quota - taken))):
+            yield passage
+            taken += 1
+            if taken % 500 == 0:
+                report(taken)
+    report(taken)
+
+
+def _in_language(specs: Sequence[SourceSpec], language: str | None) -> list[SourceSpec]:
+    """The sources of one language; None: those of no known language (uploads)."""
+    known = ("en", "fr")
+    return [s for s in specs if (s.language == language if language else s.language not in known)]
+
+
 def _passages(spec: SourceSpec, plan: CorpusPlan) -> Iterator[str]:
     for document in iter_documents(spec, plan.seed):
         yield from clean_document(document, plan.cleaning)
@@ -128,12 +161,15 @@ def _manifest(
             "domain": d,
             "requested": counts[d],
             "realised": realised[d],
-            "message": f"'{d}' asked for {counts[d]:,} texts but its sources gave only {realised[d]:,} "
-            f"after cleaning; the other domains were not enlarged to make up for it.",
+            "message": (f"'{d}' asked for {counts[d]:,} texts but no {LANGUAGES[plan.language]} source serves it"
+                        if d in plan.unserved and not plan.sources.get(d) else
+                        f"'{d}' asked for {counts[d]:,} texts but its sources gave only {realised[d]:,} after "
+                        "cleaning") + "; the other domains were not enlarged to make up for it.",
         }
         for d in DOMAINS
         if realised[d] < counts[d]
     ]
+    languages = _languages(plan, per_source)
     digest = hashlib.sha256()
     for row in rows:
         digest.update(row["text"].encode("utf-8") + b"\n")
@@ -148,9 +184,11 @@ def _manifest(
                 "requested": counts[d],
                 "realised": realised[d],
                 "sources": [s.to_dict() for s in plan.sources.get(d, [])] if counts[d] else [],
+                "languages": languages[d],
             }
             for d in DOMAINS
         },
+        "language": plan.language,
         "per_source": per_source,
         "shortfalls": shortfalls,
         "words": words,
@@ -161,6 +199,18 @@ def _manifest(
         "content_sha256": digest.hexdigest(),
         "build_seconds": round(seconds, 3),
     }
+
+
+def _languages(plan: CorpusPlan, per_source: Mapping[str, int]) -> dict[str, dict[str, int]]:
+    """Each domain's realised texts per source language ("upload" for sources of no stated language)."""
+    out: dict[str, dict[str, int]] = {d: {} for d in DOMAINS}
+    for domain in DOMAINS:
+        for spec in plan.sources.get(domain, []):
+            n = per_source.get(f"{domain}/{spec.name}", 0)
+            if n:
+                language = spec.language or "upload"
+                out[domain][language] = out[domain].get(language, 0) + n
+    return out
 
 
 def _write_atomically(out_dir: Path, rows: list[dict[str, str]], manifest: dict[str, Any]) -> None:

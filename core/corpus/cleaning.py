@@ -13,7 +13,8 @@ from typing import Any
 
 from core.errors import DistilleryError
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
+# Zero-width joiners (U+200C, U+200D) are kept: emoji sequences (👨‍👩‍👧) and Persian or Indic words need them.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u200e\u200f\u2028\u2029\ufeff]")
 _SPACE = re.compile(r"\s+")
 # A sentence ends at . ! ? (optionally followed by quotes/brackets) before whitespace and a capital,
 # digit or opening quote — good enough for passage packing, where a missed split only costs length.

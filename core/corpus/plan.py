@@ -3,6 +3,15 @@
 Shares are normalised (the sliders need not add up to 100) and rounded with the largest-remainder
 method, so the counts always sum to the requested corpus size — unlike
 `interleave_datasets(stopping_strategy="first_exhausted")`, which stops when the first domain runs out.
+
+Language: a plan is English ("en", the default), French ("fr") or both ("both": a cross-lingual
+student learns from both corpora). The language chooses the catalogue's default sources
+(`SourceCatalogue.default_keys`). With "both", each domain's count is split evenly between its
+English and its French sources (`split_count`: half and half, the odd text to English; a domain's
+uploads, whose language is not known, take a third, equal part), and whatever one part cannot fill
+is topped up from the other(s), so a domain falls short only when all its sources together do. A
+domain that the sources file gives no source in the plan's language (French academic text) is
+`unserved`: it is reported as a shortfall when the corpus is built, not refused.
 """
 
 from __future__ import annotations
@@ -27,6 +36,26 @@ DEFAULT_SHARES: dict[str, float] = {
     "domain-specific": 10.0,
 }
 MAX_CORPUS_SIZE = 2_000_000
+LANGUAGES: dict[str, str] = {"en": "English", "fr": "French", "both": "English and French"}
+
+
+def check_language(language: object) -> str:
+    """The language of a plan or recipe, or a `DistilleryError` that lists the known ones."""
+    if not isinstance(language, str) or language not in LANGUAGES:
+        known = ", ".join(f"'{k}' ({v})" for k, v in LANGUAGES.items())
+        raise DistilleryError(f"Unknown corpus language {language!r}: use one of {known}.")
+    return language
+
+
+def plan_languages(language: str) -> tuple[str, ...]:
+    """The source languages a plan draws from: ("en",), ("fr",) or ("en", "fr")."""
+    return ("en", "fr") if check_language(language) == "both" else (language,)
+
+
+def split_count(count: int, parts: int) -> list[int]:
+    """`count` split into `parts` near-equal whole parts, the earlier parts taking the remainder."""
+    base, extra = divmod(count, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
 def normalise_shares(shares: Mapping[str, float]) -> dict[str, float]:
@@ -77,12 +106,21 @@ class CorpusPlan:
     sources: dict[str, list[SourceSpec]]
     cleaning: CleaningOptions = field(default_factory=CleaningOptions)
     seed: int = 0
+    language: str = "en"
+    unserved: tuple[str, ...] = ()  # domains with no source in the plan's language: shortfalls, not errors
 
     def validate(self) -> dict[str, int]:
         """Check the plan and return the per-domain counts it asks for."""
+        check_language(self.language)
         counts = domain_counts(self.shares, self.size)
         self.cleaning.validate()
-        empty = [d for d in DOMAINS if counts[d] > 0 and not self.sources.get(d)]
+        served = [d for d in DOMAINS if counts[d] > 0 and (self.sources.get(d) or d not in self.unserved)]
+        if not served:
+            raise DistilleryError(
+                f"No {LANGUAGES[self.language]} source serves any domain with a share above 0 "
+                f"({', '.join(d for d in DOMAINS if counts[d] > 0)}): give another domain a share, or upload a file."
+            )
+        empty = [d for d in DOMAINS if counts[d] > 0 and not self.sources.get(d) and d not in self.unserved]
         if empty:
             raise DistilleryError(
                 "These domains have a share above 0 but no source: "

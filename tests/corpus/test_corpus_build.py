@@ -43,12 +43,14 @@ def builds(catalogue, tmp_path_factory):
 
 def test_catalogue_lists_local_sources_for_every_domain(catalogue, corpus_dir):
     assert catalogue.hub_available is False
+    french_dir = corpus_dir.parent / "fr" / "corpus"  # the French corpus, beside the English one
     for domain in DOMAINS:
         local = [s for s in catalogue.by_domain[domain] if s.kind == "local"]
-        assert local, f"no local source for {domain}"
+        assert [s for s in local if s.language == "en"], f"no local English source for {domain}"
         for spec in local:
             assert Path(spec.location).is_file()
-            assert Path(spec.location).is_relative_to(corpus_dir.resolve())
+            folder = corpus_dir if spec.language == "en" else french_dir
+            assert Path(spec.location).is_relative_to(folder.resolve()), spec
     assert not any(s.kind == "hub" for specs in catalogue.by_domain.values() for s in specs)
 
 

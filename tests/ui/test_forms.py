@@ -35,7 +35,7 @@ def values(**overrides) -> dict:
     form = {
         "name": " my model ", "teacher": "", "trust_remote_code": False, "method": "vocabulary",
         "endpoint_kind": "", "endpoint_url": "", "endpoint_model": "", "api_key_env": "", "query_prefix": "",
-        "document_prefix": "", "student_tokenizer": "",
+        "document_prefix": "", "student_tokenizer": "", "language": "en",
         "corpus_size": 400.0, "collection_size": 40, "normalise": True, "dedupe": True, "min_words": 3,
         "max_words": 64, "use_corpus_vocabulary": True, "max_vocabulary_size": 300, "min_frequency": 2,
         "pca_dims": 64, "sif_coefficient": 1e-4, "pooling": "mean", "quantize_to": "float16", "epochs": None,
@@ -130,6 +130,17 @@ def test_the_form_size_is_checked_and_whole_numbers_read():
     assert whole("7", "x") == 7 and whole(None, "x", allow_none=True) is None
 
 
+def test_the_language_field_reaches_the_recipe_and_the_summary_names_a_missing_french_source():
+    assert recipe_from_form(values())[0].language == "en"
+    assert recipe_from_form(values(language="both"))[0].language == "both"
+    with pytest.raises(DistilleryError, match="Unknown corpus language 'de'"):
+        recipe_from_form(values(language="de"))
+    sources = {d: ["local:x"] for d in DOMAINS}
+    sources["academic"] = []
+    summary = shares_summary({d: 20 for d in DOMAINS}, sources, {}, ("academic",), "fr")
+    assert "**academic** has a share of 20.0% but no French source exists: it will come out short" in summary
+
+
 def test_shares_summary_warns_about_a_domain_without_a_source():
     sources = {d: ["local:x"] for d in DOMAINS}
     sources["code"] = []
@@ -190,3 +201,18 @@ def test_teacher_keys_follow_a_saved_models_teacher():
     assert teacher_keys(endpoint, " sk-1 ", "hf_1") == {spec.fingerprint(): "sk-1"}
     named = replace(local, endpoint=replace(spec, api_key_env="OLLAMA_KEY").to_dict())
     assert teacher_keys(named, "sk-1") == {}  # the recipe named its variable: the worker reads that
+
+
+def test_the_language_radio_refreshes_each_domains_sources():
+    from core.corpus.sources import load_catalogue
+    from ui.recipe_tab import _language_sources
+
+    catalogue = load_catalogue(hub_available=False)
+    french = dict(zip(DOMAINS, _language_sources(catalogue, "fr")))
+    assert french["code"].value == ["local:fr-python-docs"] and french["academic"].value == []
+    assert french["code"].choices[0] == ("local:fr-python-docs (French)", "local:fr-python-docs")
+    assert len(french["code"].choices) == len(catalogue.by_domain["code"])  # English ones stay choices
+    both = dict(zip(DOMAINS, _language_sources(catalogue, "both")))
+    assert both["web"].value == catalogue.default_keys("web") + ["local:fr-news-treebanks"]
+    english = dict(zip(DOMAINS, _language_sources(catalogue, "en")))
+    assert english["web"].value == catalogue.default_keys("web") and english["web"].choices[0][1] == "local:wikitext"

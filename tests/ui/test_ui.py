@@ -166,6 +166,23 @@ def test_preview_shows_every_domain_and_the_uploads(client: Client, tmp_path):
     assert code and {row[1] for row in code} == {"upload-my_notes.txt"} and "My own note" in code[0][2]
 
 
+def test_the_language_choice_reaches_the_recipe_and_a_french_corpus(client: Client, data_dir):
+    """French in the Recipe tab: the preview draws from the French file (no academic source) and the
+    submitted recipe says "fr" (tests/corpus/test_corpus_language.py builds French corpora; the job is
+    cancelled here rather than waited for)."""
+    table = client.predict(*form(language="fr"), api_name="/preview_corpus")
+    assert {row[0] for row in table["data"]} == set(DOMAINS) - {"academic"}
+    assert all(row[1].startswith("fr-") for row in table["data"]), table["data"]
+    message = client.predict(*form(language="fr", name="ui-french"), api_name="/submit_recipe")
+    match = re.search(r"Submitted job `([^`]+)`", message)
+    assert match, message
+    recipe = json.loads((data_dir / "jobs" / match.group(1) / "recipe.json").read_text())
+    assert recipe["language"] == "fr" and recipe["sources"]["code"] == ["local:fr-python-docs"]
+    client.predict(match.group(1), api_name="/cancel_job")
+    status, _ = wait_for(client, match.group(1))
+    assert status["state"] in {"cancelled", "done"}, status
+
+
 def follow(client: Client, timeout: float = 300) -> tuple[list[str], tuple]:
     """Tick the Evaluate tab's timer (as the page does every second) until it stops itself; returns the
     progress lines seen and the last tick's outputs (lines, timer, history, verdict, scores, chart, kept)."""
