@@ -1,6 +1,9 @@
-"""The development suite through mteb (core.evaluation) for the teacher and one or more students.
+"""A local suite through mteb (core.evaluation) for the teacher and one or more students.
 
     .venv/bin/python bench/evaluation.py STUDENT_FOLDER [STUDENT_FOLDER ...] [--limit N] [--fresh-teacher]
+        [--suite en|fr|both]
+
+`--suite` picks the English development suite (the default), the French sets or both (core.evaluation.tasks.SUITES).
 
 Prints one table (per task, per task type, mean of task-type means, retention) and how long each model's
 evaluation took on this machine; writes bench/results/evaluation.json (or --out). The teacher's scores
@@ -27,28 +30,32 @@ def main() -> None:
     parser.add_argument("--teacher", default=None)
     parser.add_argument("--limit", type=int, default=None, help="rows per task (default: all)")
     parser.add_argument("--fresh-teacher", action="store_true")
+    parser.add_argument("--suite", default="en", choices=("en", "fr", "both"),
+                        help="local suite: English development sets, French sets, or both (default: en)")
     parser.add_argument("--out", type=Path, default=RESULTS / "evaluation.json")
     args = parser.parse_args()
     if args.fresh_teacher:
         os.environ["DISTILLERY_DATA_DIR"] = tempfile.mkdtemp(prefix="distillery-eval-")
 
     from core.encoders.teacher import DEFAULT_TEACHER, resolve_teacher
-    from core.evaluation.scoring import evaluate_student, teacher_scores
+    from core.evaluation.scoring import evaluate_student, task_refs, teacher_scores
     from core.evaluation.verdict import retention
     from core.progress import TqdmProgress
 
     teacher = resolve_teacher(args.teacher or DEFAULT_TEACHER)
     progress = TqdmProgress()
+    tasks = task_refs(None, args.suite)
     start = time.perf_counter()
-    results = {"teacher": teacher_scores(teacher, progress=progress, limit=args.limit)}
+    results = {"teacher": teacher_scores(teacher, tasks, progress=progress, limit=args.limit)}
     results["teacher"]["seconds"] = round(time.perf_counter() - start, 1)
     kept = {}
     for folder in args.students:
-        results[folder.name] = evaluate_student(folder, progress=progress, limit=args.limit)
+        results[folder.name] = evaluate_student(folder, tasks, progress=progress, limit=args.limit)
         kept[folder.name] = retention(results[folder.name], results["teacher"])
     progress.close()
     print_table(results, kept)
-    write_results(args.out, {"teacher": teacher.name, "limit": args.limit, "models": results, "retention": kept})
+    write_results(args.out, {"teacher": teacher.name, "suite": args.suite, "limit": args.limit, "models": results,
+                             "retention": kept})
 
 
 def print_table(results: dict, kept: dict) -> None:

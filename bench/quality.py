@@ -1,6 +1,7 @@
 """Quality of the corpus method against vocabulary-only distillation, tokenlearn 0.2.1 and the teacher.
 
     .venv/bin/python bench/quality.py [--corpus-size 100000] [--models vocabulary,tokenlearn,corpus]
+        [--suite en|fr|both]
 
 In one run, on one corpus drawn at the default plan (30/30/20/10/10) from ../shared/data/corpus:
   (a) vocabulary: the product's vocabulary method (model2vec.distill + corpus words), pca_dims=256;
@@ -16,7 +17,8 @@ In one run, on one corpus drawn at the default plan (30/30/20/10/10) from ../sha
       the default student tokenizer its start is fitted around the bundled teacher's model2vec vectors
       (core.methods.target_start), which here is the served teacher itself: read it as the cost of the
       HTTP path, not as what a different API's teacher would reach;
-and the teacher itself, all scored on the development sets in ../shared/data/eval through the app's own
+and the teacher itself, all scored on the development sets in ../shared/data/eval (`--suite fr`: the French
+sets in ../shared/data/fr/eval; `both`: the two) through the app's own
 evaluation path (`core.evaluation.scoring`: mteb, one task at a time, the teacher's scores cached). The
 average is the mean of the task-type means, as the app's retention uses it; the table also gives it
 without the sets that flatter students (MRPC, where every student beats the teacher, and MedQuAD and
@@ -57,7 +59,9 @@ def main() -> None:
     parser.add_argument("--bare-sample", type=int, default=0, help="time bare encode on this many texts (0: all)")
     parser.add_argument("--work-dir", type=Path, default=None, help="keeps targets between runs (resumable)")
     parser.add_argument("--machine", default=None, help="how to describe this machine in the results")
-    parser.add_argument("--tasks", default="", help="comma-separated task names (default: all development tasks)")
+    parser.add_argument("--suite", default="en", choices=("en", "fr", "both"),
+                        help="local suite scored: English development sets, French sets, or both (default: en)")
+    parser.add_argument("--tasks", default="", help="comma-separated task names of that suite (default: all)")
     parser.add_argument("--reuse", default="", help="comma-separated baselines (vocabulary, tokenlearn) whose "
                         "student a previous run in the same --work-dir built: scored again, not rebuilt; the "
                         "results say so and keep the build's date and stage times")
@@ -143,9 +147,9 @@ def main() -> None:
         results["stages_this_run"], results["stages"] = results["stages"], earlier["stages"]
 
     from core.evaluation.scoring import evaluate_student, teacher_scores
-    from core.evaluation.tasks import DEV_SUITE
+    from core.evaluation.tasks import suite_tasks
 
-    tasks = tuple(t for t in DEV_SUITE if not args.tasks or t.name in args.tasks.split(","))
+    tasks = tuple(t for t in suite_tasks(args.suite) if not args.tasks or t.name in args.tasks.split(","))
     progress = TqdmProgress()
     results["models"]["teacher"] = teacher_scores(teacher, tasks, progress)
     for name, model_dir in students.items():
@@ -153,7 +157,7 @@ def main() -> None:
     progress.close()
     results["without_flattering_sets"] = {name: _without_flattering(scores) for name, scores in results["models"].items()}
     results.update({
-        "corpus_size": len(texts), "teacher": teacher.name, "pca_dims": args.pca_dims,
+        "corpus_size": len(texts), "teacher": teacher.name, "pca_dims": args.pca_dims, "suite": args.suite,
         "average": "mean of the task-type means (core.evaluation.verdict.summarise)",
         "corpus_manifest": {k: corpus.manifest.get(k) for k in ("requested", "realised", "shortfalls", "content_sha256")},
         **({"machine": args.machine} if args.machine else {}),

@@ -97,6 +97,13 @@ def eval_dir() -> Path:
     return (Path(named) if named else REPO_ROOT.parent / "shared" / "data" / "eval").resolve()
 
 
+def french_eval_dir() -> Path:
+    """The French evaluation sets (`DISTILLERY_FR_EVAL_DIR`, default `../shared/data/fr/eval` beside the
+    repository): STS, fr↔en bitext mining, classification and retrieval, laid out as `eval_dir()`."""
+    named = os.environ.get("DISTILLERY_FR_EVAL_DIR")
+    return (Path(named) if named else REPO_ROOT.parent / "shared" / "data" / "fr" / "eval").resolve()
+
+
 _TRUTHY = {"1", "true", "yes", "on"}
 _hub_cache: tuple[float, bool] | None = None
 

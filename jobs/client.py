@@ -27,7 +27,7 @@ from core.corpus.uploads import Upload, accept_upload
 from core.encoders.teacher import DEFAULT_TEACHER
 from core.errors import DistilleryError
 from core.evaluation.scoring import check_task_names
-from core.evaluation.tasks import check_rows_per_task
+from core.evaluation.tasks import DEFAULT_SUITE, check_rows_per_task
 from core.evaluation.verdict import Thresholds
 from core.files import write_json
 from core.keyring import forget, holding, seal_into
@@ -100,17 +100,19 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
 
 def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,
                       tasks: list[str] | None = None, owner: str | None = None,
-                      keys: Mapping[str, str] | None = None) -> dict[str, Any]:
+                      keys: Mapping[str, str] | None = None, suite: str | None = None) -> dict[str, Any]:
     """Check, then queue an evaluation of a saved model (`keys` as for `submit`: an endpoint teacher's
-    key typed in the page). Raises `DistilleryError` (nothing queued), also when the model is another
-    visitor's and not shared, or the `owner` is at the job limit."""
+    key typed in the page). `suite` ("en", the default; "fr"; "both") is what runs when no `tasks` are
+    named. Raises `DistilleryError` (nothing queued), also when the model is another visitor's and
+    not shared, or the `owner` is at the job limit."""
     open_model(model_id, owner).check()  # refuses an unknown id, a path, a damaged or another's private folder
     Thresholds(**(thresholds or {})).validate()
-    check_task_names(tasks)
+    check_task_names(tasks, suite)
     check_rows_per_task(limit)
     if owner is not None:
         check_active_jobs(len(active_jobs(owner)), Limits.from_env())
-    return queue_evaluation(model_id, {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks}, owner, keys)
+    request = {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks, "suite": suite or DEFAULT_SUITE}
+    return queue_evaluation(model_id, request, owner, keys)
 
 
 def queue_evaluation(model_id: str, request: dict[str, Any], owner: str | None = None,

@@ -133,7 +133,7 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
 @huey.task(context=True)
 def evaluate_model_task(job_id: str, model_id: str, request: dict[str, Any], task=None) -> dict[str, Any]:
     """Score a saved model and its teacher (mteb), time both, decide; the report lands in the model folder."""
-    tasks = task_refs(request.get("tasks"))
+    tasks = task_refs(request.get("tasks"), request.get("suite"))  # a request saved before suites: English
 
     def plan() -> StagePlan:
         record = ModelFolder.open(model_id).record

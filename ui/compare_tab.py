@@ -24,6 +24,7 @@ from core.errors import DistilleryError
 from core.limits import Limits
 from core.serving.compare import (
     OFF_COLLECTION_BELOW,
+    SAMPLE_QUERIES,
     CompareSession,
     CompareSessions,
     Comparison,
@@ -77,6 +78,10 @@ def build() -> dict[str, Any]:
     with gr.Row():
         query = gr.Textbox(label="Query", placeholder="How do I reset my password?", scale=4)
         search_btn = gr.Button("Search", variant="primary", scale=1)
+    with gr.Row():
+        for language, queries in SAMPLE_QUERIES.items():  # a click fills the query box (in the browser)
+            gr.Examples([[q] for q in queries], [query], label=f"{language} sample queries",
+                        api_visibility="private")
     summary_md = gr.Markdown()
     with gr.Row():
         tables = [gr.Dataframe(headers=HIT_COLUMNS, label=f"{side.capitalize()} top-5", wrap=True,

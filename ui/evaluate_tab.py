@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 
 from core.artifact.folder import ModelFolder, evaluation_label
 from core.errors import DistilleryError
+from core.evaluation.tasks import DEFAULT_SUITE, SUITE_LABELS
 from core.evaluation.verdict import Thresholds
 from core.limits import Limits
 from jobs import client
@@ -54,8 +55,13 @@ def build(key_fields: list[gr.Textbox] | None = None) -> dict[str, Any]:
         viable_s = number_field("Viable: speed-up ≥", DEFAULTS.viable_speedup, "times faster than the teacher (CPU)")
         optimal_r = number_field("Optimal: retention ≥", DEFAULTS.optimal_retention, "at least the viable retention")
         optimal_s = number_field("Optimal: speed-up ≥", DEFAULTS.optimal_speedup, "at least the viable speed-up")
-    tasks = gr.Textbox(label="Tasks: empty for the local development suite, or mteb task names and benchmarks "
-                             "(e.g. STSBenchmark, SciFact, MTEB(eng, v2)), comma-separated; Hub tasks need the Hub")
+    with gr.Row():
+        suite = gr.Radio(label="Local suite (when no tasks are named)", value=DEFAULT_SUITE, scale=1,
+                         choices=[(label, name) for name, label in SUITE_LABELS.items()],
+                         info="English: the development suite; French: STS, fr↔en bitext, intents, glossary")
+        tasks = gr.Textbox(label="Tasks: empty for the chosen local suite, or mteb task names and benchmarks "
+                                 "(e.g. STSBenchmark, CDTN-intents, SciFact, MTEB(eng, v2)), comma-separated; "
+                                 "Hub tasks need the Hub", scale=3)
     limits_note(Limits.jobs_line)
     limits_note(Limits.rate_line)
     with gr.Row():
@@ -75,7 +81,7 @@ def build(key_fields: list[gr.Textbox] | None = None) -> dict[str, Any]:
     results = [verdict_md, scores_df, chart, retention_df]
 
     refresh_btn.click(listed_models, None, models, api_visibility="private")
-    inputs = [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks]
+    inputs = [models, limit, viable_r, viable_s, optimal_r, optimal_s, tasks, suite]
     if key_fields:
         typed, hold = holding_typed_keys(key_fields)
         run_btn.click(**hold).then(start, [*inputs, typed], [queued_md, following, timer], api_name="evaluate",
@@ -111,10 +117,12 @@ def newest_chosen(request: gr.Request | None = None) -> gr.Dropdown:
 
 
 def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any, optimal_r: Any,
-          optimal_s: Any, tasks: str | None = None, typed: dict[str, str] | None = None,
-          request: gr.Request | None = None) -> tuple[str, list[dict[str, str]], gr.Timer]:
-    """Queue one evaluation per model; the jobs queued are followed (the timer starts) until they end.
-    Each evaluation is an expensive event of its own (`ui.visitors.expensive`)."""
+          optimal_s: Any, tasks: str | None = None, suite: str | None = DEFAULT_SUITE,
+          typed: dict[str, str] | None = None, request: gr.Request | None = None,
+          ) -> tuple[str, list[dict[str, str]], gr.Timer]:
+    """Queue one evaluation per model (the named tasks, else the chosen `suite`); the jobs queued are
+    followed (the timer starts) until they end. Each evaluation is an expensive event of its own
+    (`ui.visitors.expensive`)."""
     if not model_ids:
         return "Choose at least one model first.", [], gr.Timer(active=False)
     try:
@@ -131,7 +139,8 @@ def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any,
         try:
             with expensive(request, "an evaluation"):
                 keys = teacher_keys(ModelFolder.open(model_id).record.teacher, **(typed or {}))
-                status = client.submit_evaluation(model_id, rows, thresholds, names, owner=visitor(request), keys=keys)
+                status = client.submit_evaluation(model_id, rows, thresholds, names, owner=visitor(request), keys=keys,
+                                                  suite=suite or DEFAULT_SUITE)
             queued.append({"job_id": status["job_id"], "model_id": model_id, "state": status.get("state", "queued")})
             lines.append(f"- `{model_id}`: queued as `{status['job_id']}`; results appear here when it ends. "
                          f"{status.get('warning') or ''}")

@@ -136,7 +136,8 @@ Stage times: {times}
 
 
 _HF_TASK = {"STS": "sentence-similarity", "Classification": "text-classification",
-            "PairClassification": "text-classification", "Retrieval": "text-retrieval"}
+            "PairClassification": "text-classification", "Retrieval": "text-retrieval",
+            "BitextMining": "translation"}
 
 
 def _model_index(name: str, evaluation: dict[str, Any]) -> list[dict[str, Any]]:

@@ -94,7 +94,7 @@ class EvaluationEntry:
 
 
 def evaluation_label(report: dict[str, Any], key: str) -> str:
-    """`2025-06-02 14:03 · 40 rows/task · 8 tasks · viable`: enough to pick one run among several."""
+    """`2025-06-02 14:03 · 40 rows/task · 8 tasks (English) · viable`: enough to pick one run among several."""
     when = report.get("date", "?")
     if _KEY.fullmatch(key):  # the history file's name carries the time of day too
         when = f"{key[:4]}-{key[4:6]}-{key[6:8]} {key[9:11]}:{key[11:13]} UTC"
@@ -102,6 +102,10 @@ def evaluation_label(report: dict[str, Any], key: str) -> str:
     rows = "all rows" if limit is None else f"{limit} rows/task"
     tasks = list(report.get("tasks") or [])
     named = ", ".join(tasks) if 0 < len(tasks) <= 2 else f"{len(tasks)} tasks"
+    if report.get("suite"):  # `8 tasks (English)`, `4 tasks (French)`
+        from core.evaluation.tasks import SUITE_LABELS
+
+        named += f" ({SUITE_LABELS.get(report['suite'], report['suite'])})"
     verdict = (report.get("verdict") or {}).get("verdict", "?")
     return f"{when} · {rows} · {named} · {verdict}"
 

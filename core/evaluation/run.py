@@ -17,10 +17,11 @@ from core.evaluation.scoring import (
     TaskRef,
     evaluate_model,
     task_name,
+    task_weights,
     teacher_scores,
     teacher_tasks_cached,
 )
-from core.evaluation.tasks import DEV_SUITE, MTEB_VERSION
+from core.evaluation.tasks import DEV_SUITE, MTEB_VERSION, suite_name
 from core.evaluation.verdict import Thresholds, retention, verdict
 from core.progress import Progress, StagePlan, expected_seconds, silent
 from core.serving.timing import teacher_vs_student
@@ -30,6 +31,9 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
                          thresholds: Thresholds = Thresholds(), progress: Progress = silent,
                          speed_texts: int = 256) -> dict[str, Any]:
     """Score a distilled model and its teacher, measure the CPU speed-up, decide, and save the report.
+
+    `tasks` is any list of task references (`scoring.task_refs` turns names or a suite name into one);
+    the report names the suite ("en", "fr", "both") when the tasks are exactly one of `tasks.SUITES`.
 
     The report goes to the model folder (`ModelFolder.write_evaluation`: the report file, the record
     and the card, each replaced atomically, so a reader never sees half of one).
@@ -51,7 +55,8 @@ def evaluate_saved_model(model_dir: Path, tasks: Sequence[TaskRef] = DEV_SUITE, 
     progress("speed", 1.0, f"student {speed['speedup']:.0f}× faster" if speed else "no texts to time")
     report = {
         "model_id": folder.id, "teacher": teacher.name, "date": time.strftime("%Y-%m-%d"),
-        "tasks": [task_name(t) for t in tasks], "limit": limit, "mteb_version": MTEB_VERSION,
+        "tasks": [task_name(t) for t in tasks], "suite": suite_name(tasks), "limit": limit,
+        "mteb_version": MTEB_VERSION,
         "teacher_scores": teacher_result, "student_scores": student_result, "retention": kept,
         "speed": speed, "verdict": verdict(kept, speed["speedup"] if speed else None, thresholds),
         "seconds": round(time.perf_counter() - started, 1),
@@ -66,8 +71,11 @@ TEACHER_SLOWDOWN = 12  # the teacher scores the suite about this many times slow
 def evaluation_plan(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, limit: int | None = None,
                     ) -> StagePlan:
     """The stages of `evaluate_saved_model` with their expected seconds, for the job's overall bar:
-    the teacher's scores cost nothing once cached, and a row limit shrinks both scorings."""
-    student = expected_seconds("evaluate", 0) * len(tasks) / len(DEV_SUITE)
+    the teacher's scores cost nothing once cached, and a row limit shrinks both scorings. The student's
+    time is the development suite's, scaled by the tasks' measured seconds (`task_weights`), so the
+    French suite or both suites are planned by their own size."""
+    suite_seconds = sum(task_weights(DEV_SUITE, None))
+    student = expected_seconds("evaluate", 0) * sum(task_weights(tasks, None)) / suite_seconds
     if limit is not None:
         student *= min(1.0, 0.1 + limit / 2000)
     teacher_seconds = 0.1 if teacher_tasks_cached(teacher, tasks, limit) else TEACHER_SLOWDOWN * student

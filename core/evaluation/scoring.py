@@ -24,7 +24,16 @@ from core.encoders.base import Encoder
 from core.encoders.student import StudentEncoder
 from core.encoders.teacher import TeacherInfo, load_teacher, teacher_encoder
 from core.errors import DistilleryError
-from core.evaluation.tasks import DEV_SUITE, MTEB_VERSION, LocalTask, data_digest, import_mteb, mteb_task
+from core.evaluation.tasks import (
+    DEV_SUITE,
+    MTEB_VERSION,
+    SUITES,
+    LocalTask,
+    data_digest,
+    import_mteb,
+    mteb_task,
+    suite_tasks,
+)
 from core.evaluation.verdict import summarise
 from core.files import write_json
 from core.progress import Progress, silent
@@ -34,25 +43,27 @@ TEACHER_STAGE, STUDENT_STAGE = "teacher scores", "student scores"  # an evaluati
 ENGLISH_BENCHMARK = "MTEB(eng, v2)"
 
 
-def task_refs(names: Sequence[str] | None) -> tuple[TaskRef, ...]:
-    """Names to tasks: a development-suite name is the local task, an mteb benchmark name (such as
-    "MTEB(eng, v2)") its tasks, any other name an mteb (Hub) task; none means the development suite."""
+def task_refs(names: Sequence[str] | None, suite: str | None = None) -> tuple[TaskRef, ...]:
+    """Names to tasks: a local task's name (English or French suite) is that task, an mteb benchmark
+    name (such as "MTEB(eng, v2)") its tasks, any other name an mteb (Hub) task; no names means the
+    named `suite` ("en", the default: the development suite; "fr"; "both", `tasks.SUITES`)."""
     if not names:
-        return DEV_SUITE
-    local = {t.name: t for t in DEV_SUITE}
+        return suite_tasks(suite)
+    local = {t.name: t for t in SUITES["both"]}
     refs: list[TaskRef] = []
     for name in names:
         refs.extend(hub_task_names(name) if name.startswith("MTEB(") else [local.get(name, name)])
     return tuple(refs)
 
 
-def check_task_names(names: Sequence[str] | None) -> None:
-    """Refuse unknown task or benchmark names before anything is queued (mteb's metadata is local)."""
+def check_task_names(names: Sequence[str] | None, suite: str | None = None) -> None:
+    """Refuse unknown task, benchmark or suite names before anything is queued (mteb's metadata is local)."""
+    suite_tasks(suite)
     for name in names or []:
         if re.search(r"[/\\]|\.\.", name) or not name.isprintable():
             raise DistilleryError(f"'{name[:100]}' is not a task name: tasks are named as mteb names them (e.g. "
                                   f"STSBenchmark, SciFact, MTEB(eng, v2)), not a path.")
-    for ref in task_refs(names):
+    for ref in task_refs(names, suite):
         if isinstance(ref, str):
             _mteb_task_by_name(ref)
 
@@ -63,9 +74,9 @@ def evaluate_model(model: Any, label: str, tasks: Sequence[TaskRef] = DEV_SUITE,
     """Scores (0–100) of one loaded model (a `SentenceTransformer`) on `tasks`, with skipped tasks.
 
     Progress moves by each task's expected share of the time (`task_weights`): one task at a time is
-    all mteb lets us see, and Banking77 alone is more than half of the suite's time.
+    all mteb lets us see, and Banking77 alone is more than half of the suite's time. Each local task
+    reads its own language's folder (`tasks.task_root`) unless `eval_dir` names one for all of them.
     """
-    eval_dir = Path(eval_dir or settings.eval_dir())
     scores: dict[str, float] = {}
     types: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -97,8 +108,8 @@ def evaluate_student(folder: Path, tasks: Sequence[TaskRef] = DEV_SUITE, progres
 
 def teacher_scores(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, progress: Progress = silent,
                    limit: int | None = None, eval_dir: Path | None = None) -> dict[str, Any]:
-    """The teacher's scores, from the cache where present; only missing tasks load and run the teacher."""
-    eval_dir = Path(eval_dir or settings.eval_dir())
+    """The teacher's scores, from the cache where present; only missing tasks load and run the teacher.
+    The key of a local task's entry holds the digest of its files in its own language's folder."""
     cached: dict[str, dict[str, Any]] = {}
     missing: list[TaskRef] = []
     paths = _teacher_cache_paths(teacher, tasks, eval_dir, limit)
@@ -160,11 +171,11 @@ def encoder_for_mteb(encoder: Encoder) -> Any:
 def teacher_tasks_cached(teacher: TeacherInfo, tasks: Sequence[TaskRef] = DEV_SUITE, limit: int | None = None,
                          eval_dir: Path | None = None) -> bool:
     """Whether every task's teacher score is already cached (an evaluation's plan then skips the teacher)."""
-    paths = _teacher_cache_paths(teacher, tasks, Path(eval_dir or settings.eval_dir()), limit)
+    paths = _teacher_cache_paths(teacher, tasks, eval_dir, limit)
     return all(path.is_file() for path in paths.values())
 
 
-def _teacher_cache_paths(teacher: TeacherInfo, tasks: Sequence[TaskRef], eval_dir: Path,
+def _teacher_cache_paths(teacher: TeacherInfo, tasks: Sequence[TaskRef], eval_dir: Path | None,
                          limit: int | None) -> dict[str, Path]:
     folder = settings.cache_dir() / "teacher-scores"  # created by the first write (`write_json`)
     return {task_name(ref): folder / f"{_cache_key(teacher, ref, eval_dir, limit)}.json" for ref in tasks}
@@ -189,7 +200,7 @@ def hub_task_names(benchmark: str = ENGLISH_BENCHMARK) -> list[str]:
         raise DistilleryError(f"mteb has no benchmark named '{benchmark}': {exc}") from exc
 
 
-def _build_task(ref: TaskRef, eval_dir: Path, limit: int | None):
+def _build_task(ref: TaskRef, eval_dir: Path | None, limit: int | None):
     if isinstance(ref, LocalTask):
         return mteb_task(ref, eval_dir, limit)
     if not settings.hub_reachable():
@@ -217,7 +228,7 @@ def task_name(ref: TaskRef) -> str:
     return ref.name if isinstance(ref, LocalTask) else ref
 
 
-def _cache_key(teacher: TeacherInfo, ref: TaskRef, eval_dir: Path, limit: int | None) -> str:
+def _cache_key(teacher: TeacherInfo, ref: TaskRef, eval_dir: Path | None, limit: int | None) -> str:
     try:
         data = data_digest(ref, eval_dir) if isinstance(ref, LocalTask) else "hub"
     except OSError:

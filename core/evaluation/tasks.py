@@ -1,10 +1,16 @@
 """Local evaluation sets as `mteb` tasks, so local and Hub tasks go through one evaluator (`mteb.evaluate`).
 
-Each local task subclasses mteb's own STS / classification / pair-classification / retrieval task and
-overrides only `load_data`, which reads a folder in the layout of `../shared/data/eval` (its README
-gives the fields) into memory with `datasets.Dataset.from_list`: nothing is fetched, nothing is
-written to the Hugging Face cache, and mteb's scoring is used unchanged (Spearman of cosine,
-logistic-regression accuracy with mteb's own protocol, average precision of cosine, nDCG@10).
+Each local task subclasses mteb's own STS / classification / pair-classification / retrieval /
+bitext-mining task and overrides only `load_data`, which reads a folder in the layout of
+`../shared/data/eval` (its README gives the fields) into memory with `datasets.Dataset.from_list`:
+nothing is fetched, nothing is written to the Hugging Face cache, and mteb's scoring is used unchanged
+(Spearman of cosine, logistic-regression accuracy with mteb's own protocol, average precision of
+cosine, nDCG@10, nearest-neighbour accuracy).
+
+Two suites, each read from its own root (`LocalTask.language`): the English development suite
+(`DEV_SUITE`, `settings.eval_dir()`) and the French one (`FRENCH_SUITE`, `settings.french_eval_dir()`,
+the sets of `../shared/data/fr/eval`). `SUITES` names them ("en", "fr", "both") for every caller that
+lets a user choose (`scoring.task_refs`, the Evaluate tab, the benchmarks).
 
 A folder that is missing files, lacks a field, has one label only or an empty qrels file raises a
 `DistilleryError` naming the task and the problem; the evaluator reports that task as skipped.
@@ -33,13 +39,15 @@ MTEB_VERSION = "2.26.24"  # scores are comparable only within one mteb version (
 
 @dataclass(frozen=True)
 class LocalTask:
-    """One local evaluation set: its name, mteb task type, folder (relative to the eval folder) and files."""
+    """One local evaluation set: its name, mteb task type, folder (relative to its language's eval
+    folder, `task_root`) and files."""
 
     name: str
-    type: str  # STS | Classification | PairClassification | Retrieval
+    type: str  # STS | Classification | PairClassification | Retrieval | BitextMining
     folder: str
     files: tuple[str, ...]
     seconds: float = 5.0  # a student's time on every row (2-core dev machine): the task's share of the progress bar
+    language: str = "en"  # which root it reads: "en" settings.eval_dir(), "fr" settings.french_eval_dir()
 
 
 RETRIEVAL_FILES = ("corpus.jsonl.gz", "queries.jsonl.gz", "qrels/test.tsv")
@@ -53,8 +61,26 @@ DEV_SUITE: tuple[LocalTask, ...] = (
     LocalTask("XQuAD-en", "Retrieval", "retrieval/xquad_en", RETRIEVAL_FILES, 1.0),
     LocalTask("PythonStdlibDoc2Code", "Retrieval", "retrieval/python_stdlib_doc2code", RETRIEVAL_FILES, 3.0),
 )
+# The French sets (../shared/data/fr/eval, its README): the bitext task is scored in both directions,
+# fr→en and en→fr, and mteb's score is the mean of the two; the classification set is one file, split here.
+# Seconds measured with a small-recipe student on every row (2 cores, 2026-12): the 273-intent classifier
+# is most of the suite's time, as Banking77 is of the English one.
+FRENCH_SUITE: tuple[LocalTask, ...] = (
+    LocalTask("STSBenchmark-fr", "STS", "sts/stsb_fr", ("test.jsonl.gz",), 1.0, "fr"),
+    LocalTask("PythonDocs-fr-en", "BitextMining", "bitext/python_docs_en_fr", ("test.jsonl.gz",), 0.5, "fr"),
+    LocalTask("CDTN-intents", "Classification", "classification/cdtn_intents", ("all.jsonl.gz",), 12.0, "fr"),
+    LocalTask("CDTN-glossary", "Retrieval", "retrieval/cdtn_glossary", RETRIEVAL_FILES, 0.3, "fr"),
+)
+DEFAULT_SUITE = "en"
+SUITES: dict[str, tuple[LocalTask, ...]] = {"en": DEV_SUITE, "fr": FRENCH_SUITE, "both": DEV_SUITE + FRENCH_SUITE}
+SUITE_LABELS = {"en": "English", "fr": "French", "both": "English and French"}
+LANGUAGE_NAMES = {"en": "English", "fr": "French"}
+EVAL_LANGS = {"en": ["eng-Latn"], "fr": ["fra-Latn"]}
+# Bitext mining: one subset per direction, each a pair of columns of the same rows (mteb's parallel layout).
+BITEXT_DIRECTIONS = {"fra-eng": ["fra-Latn", "eng-Latn"], "eng-fra": ["eng-Latn", "fra-Latn"]}
 MAIN_SCORES = {"STS": "cosine_spearman", "Classification": "accuracy", "PairClassification": "cosine_ap",
-               "Retrieval": "ndcg_at_10"}
+               "Retrieval": "ndcg_at_10", "BitextMining": "accuracy"}
+CLASSIFICATION_TEST_SHARE = 0.3  # of each label's texts, for a set that comes as one file (all.jsonl.gz)
 # STS field names: (first text, second text, score), as each set spells them.
 STS_FIELDS = (("sentence1", "sentence2", "score"), ("sentence_A", "sentence_B", "relatedness_score"))
 
@@ -69,24 +95,54 @@ def check_rows_per_task(limit: int | None) -> None:
                               f"(or 0 or empty for every row).")
 
 
-def data_digest(task: LocalTask, eval_dir: Path) -> str:
+def suite_tasks(name: str | None) -> tuple[LocalTask, ...]:
+    """A named suite's tasks ("en", "fr" or "both"; none: the English development suite)."""
+    key = (name or DEFAULT_SUITE).strip().lower()
+    if key not in SUITES:
+        raise DistilleryError(f"There is no evaluation suite '{str(name)[:40]}': choose one of {', '.join(SUITES)}.")
+    return SUITES[key]
+
+
+def suite_name(tasks: Any) -> str | None:
+    """The name of the suite whose tasks are exactly `tasks`, if any (a report says which suite it ran)."""
+    chosen = tuple(tasks)
+    return next((name for name, suite in SUITES.items() if suite == chosen), None)
+
+
+def task_root(task: LocalTask, eval_dir: Path | None = None) -> Path:
+    """The folder `task.folder` is relative to: `eval_dir` when a caller names one (for every task it
+    scores), else its language's evaluation folder (`settings.eval_dir()`, `settings.french_eval_dir()`)."""
+    if eval_dir is not None:
+        return Path(eval_dir)
+    return settings.french_eval_dir() if task.language == "fr" else settings.eval_dir()
+
+
+def data_digest(task: LocalTask, eval_dir: Path | None = None) -> str:
     """sha256 over the task's files (names and bytes): the teacher-score cache key changes with the data."""
-    return files_sha256([eval_dir / task.folder / name for name in task.files], names=True)
+    root = task_root(task, eval_dir)
+    return files_sha256([root / task.folder / name for name in task.files], names=True)
 
 
-def mteb_task(task: LocalTask, eval_dir: Path, limit: int | None = None, seed: int = 42):
-    """An mteb task object for `task`, reading `eval_dir/task.folder`.
+def mteb_task(task: LocalTask, eval_dir: Path | None = None, limit: int | None = None, seed: int = 42):
+    """An mteb task object for `task`, reading `task.folder` below `task_root(task, eval_dir)`.
 
     `limit` keeps a seeded random sample of that many test rows, for quick checks. For retrieval it
     keeps that many queries, and a corpus of their relevant documents plus up to 10×`limit` others.
     """
-    folder = eval_dir / task.folder
+    root = task_root(task, eval_dir)
+    if not root.is_dir():
+        language = LANGUAGE_NAMES.get(task.language, task.language)
+        variable = "DISTILLERY_FR_EVAL_DIR" if task.language == "fr" else "DISTILLERY_EVAL_DIR"
+        raise DistilleryError(f"{task.name}: the {language} evaluation folder {root} does not exist "
+                              f"(set {variable} to where its sets are).")
+    folder = root / task.folder
     missing = [f for f in task.files if not (folder / f).is_file()]
     if missing:
         raise DistilleryError(f"{task.name}: missing {', '.join(missing)} in {folder}.")
     base = _task_classes()[task.type]
     metadata = _metadata(task, folder)
-    cls = type(f"Local{_identifier(task.name)}", (base,), {"metadata": metadata, "folder": folder, "limit": limit})
+    cls = type(f"Local{_identifier(task.name)}", (base,), {"metadata": metadata, "folder": folder, "limit": limit,
+                                                            "files": task.files})
     return cls(seed=seed)
 
 
@@ -99,6 +155,8 @@ def import_mteb():
     # mteb warns that a local static model has no known parameter count; nothing to act on.
     logging.getLogger("mteb").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"mteb\.")
+    # Bitext mining's weighted precision and recall (not its accuracy, the score) warn for every unmatched row.
+    warnings.filterwarnings("ignore", message=r"(Precision|Recall|F-score) is ill-defined")
     return mteb
 
 
@@ -113,7 +171,8 @@ def _metadata(task: LocalTask, folder: Path):
     return TaskMetadata(
         name=task.name, description=f"Local evaluation set {task.folder}.",
         dataset={"path": str(folder), "revision": "local"}, type=task.type, category="t2t",  # type: ignore[arg-type]
-        modalities=["text"], eval_splits=["test"], eval_langs=["eng-Latn"], main_score=MAIN_SCORES[task.type],
+        modalities=["text"], eval_splits=["test"], main_score=MAIN_SCORES[task.type],
+        eval_langs=BITEXT_DIRECTIONS if task.type == "BitextMining" else EVAL_LANGS.get(task.language, ["eng-Latn"]),
     )
 
 
@@ -161,17 +220,59 @@ def _load_sts(self) -> None:
 def _load_classification(self) -> None:
     from datasets import Dataset, DatasetDict
 
-    splits = {}
-    for split in ("train", "test"):
-        path = self.folder / f"{split}.jsonl.gz"
+    if "all.jsonl.gz" in self.files:  # one file: split here, seeded and stratified
+        path = self.folder / "all.jsonl.gz"
         rows = _jsonl(path)
         _require(rows, ("text", "label"), str(path))
+        train, test = split_classification(rows, self.seed)
+        named = {"train": (train, f"{path} (train part)"), "test": (test, f"{path} (test part)")}
+    else:
+        named = {}
+        for split in ("train", "test"):
+            path = self.folder / f"{split}.jsonl.gz"
+            rows = _jsonl(path)
+            _require(rows, ("text", "label"), str(path))
+            named[split] = (rows, str(path))
+    splits = {}
+    for split, (rows, where) in named.items():
         if len({str(r["label"]) for r in rows}) < 2:
-            raise DistilleryError(f"{path} has a single label; a classifier needs at least two.")
+            raise DistilleryError(f"{where} has a single label; a classifier needs at least two.")
         if split == "test":
             rows = _sample(rows, self.limit, self.seed)
         splits[split] = Dataset.from_list([{"text": str(r["text"]), "label": str(r["label"])} for r in rows])
     self.dataset = DatasetDict(splits)
+    self.data_loaded = True
+
+
+def split_classification(rows: list[dict[str, Any]], seed: int, test_share: float = CLASSIFICATION_TEST_SHARE,
+                         ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A seeded train/test split of one labelled file, stratified: each label with at least two texts
+    gives `test_share` of them (at least one, never all) to the test part; a label with one text goes
+    to train. Rows keep their file order within each part; the same seed gives the same split."""
+    by_label: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_label.setdefault(str(row["label"]), []).append(i)
+    rng = random.Random(seed)
+    test: set[int] = set()
+    for label in sorted(by_label):
+        indices = by_label[label]
+        if len(indices) < 2:
+            continue
+        count = min(len(indices) - 1, max(1, round(test_share * len(indices))))
+        test.update(rng.sample(indices, count))
+    return ([r for i, r in enumerate(rows) if i not in test], [r for i, r in enumerate(rows) if i in test])
+
+
+def _load_bitext(self) -> None:
+    """fr↔en pairs as mteb's parallel layout: a `fra` and an `eng` column, one subset per direction."""
+    from datasets import Dataset, DatasetDict
+
+    path = self.folder / "test.jsonl.gz"
+    rows = _jsonl(path)
+    _require(rows, ("sentence1", "sentence2"), str(path))
+    rows = _sample(rows, self.limit, self.seed)
+    self.dataset = DatasetDict({"test": Dataset.from_list(
+        [{"fra": str(r["sentence1"]), "eng": str(r["sentence2"])} for r in rows])})
     self.data_loaded = True
 
 
@@ -234,6 +335,7 @@ def _task_classes() -> dict[str, type]:
     from mteb.abstasks.pair_classification import AbsTaskPairClassification
     from mteb.abstasks.retrieval import AbsTaskRetrieval
     from mteb.abstasks.sts import AbsTaskSTS
+    from mteb.abstasks.text.bitext_mining import AbsTaskBitextMining
     from sklearn.linear_model import LogisticRegression
 
     def loader(fn):
@@ -262,5 +364,12 @@ def _task_classes() -> dict[str, type]:
         k_values = (1, 3, 5, 10, 20, 100)
         load_data = loader(_load_retrieval)
 
+    class LocalBitextMining(AbsTaskBitextMining):
+        # Both directions from one table: subsets "fra-eng" and "eng-fra" name its columns, and mteb's
+        # task score is the mean of the subsets' accuracies.
+        parallel_subsets = True
+        load_data = loader(_load_bitext)
+
     return {"STS": LocalSTS, "Classification": LocalClassification,
-            "PairClassification": LocalPairClassification, "Retrieval": LocalRetrieval}
+            "PairClassification": LocalPairClassification, "Retrieval": LocalRetrieval,
+            "BitextMining": LocalBitextMining}

@@ -1,8 +1,9 @@
 """Retention and the ship verdict: pure functions of scores, no model and no I/O.
 
 Retention is student / teacher per task, per task type and on the mean of the task-type means (each
-type counts once, so three retrieval sets do not outweigh one pair-classification set). The verdict
-compares retention and the CPU speed-up with the user's thresholds and names the weakest task type.
+type counts once, so three retrieval sets do not outweigh one pair-classification set; the French
+suite's bitext mining is one more type). The verdict compares retention and the CPU speed-up with
+the user's thresholds and names the weakest task type.
 """
 
 from __future__ import annotations

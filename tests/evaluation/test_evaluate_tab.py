@@ -16,7 +16,7 @@ from core import settings
 from core.artifact.folder import ModelFolder
 from jobs.folders import NAME_SLUG, evaluation_job_id, new_job_dir, new_job_id
 from jobs.status import write_status
-from ui.evaluate_tab import PICK, chosen_reports, follow, history_choices, scores_chart, show
+from ui.evaluate_tab import PICK, chosen_reports, follow, history_choices, scores_chart, show, start
 
 STAMP = r"-\d{8}-\d{6}-[0-9a-f]{4}"
 
@@ -106,3 +106,29 @@ def test_following_explains_each_job_and_shows_results_when_one_ends(evaluated):
     assert results == [gr.skip()] * 4 and [j["state"] for j in jobs] == ["done", "failed"]
     _, jobs, timer, *_ = follow([])
     assert jobs == [] and timer.active is False
+
+
+def test_the_suite_chosen_in_the_tab_reaches_the_queued_job(evaluated):
+    from core.evaluation.scoring import task_refs
+    from core.evaluation.tasks import DEV_SUITE, FRENCH_SUITE
+    from jobs import client
+    from jobs.folders import EVALUATION_REQUEST
+
+    model_id, _, _ = evaluated
+    requests = {}
+    for suite in ("fr", "both", None):  # None: what an older caller sends, the English suite
+        lines, queued, timer = start([model_id], 30, 0.83, 50, 0.89, 100, "", suite)
+        assert len(queued) == 1 and timer.active, lines
+        job_id = queued[0]["job_id"]
+        try:
+            requests[suite] = json.loads((settings.jobs_dir() / job_id / EVALUATION_REQUEST).read_text())
+        finally:
+            client.cancel(job_id)  # never run by a later test's worker
+    assert [requests[s]["suite"] for s in ("fr", "both", None)] == ["fr", "both", "en"]
+    assert requests["fr"]["tasks"] is None and requests["fr"]["limit"] == 30
+    # What the job runs (jobs.tasks.evaluate_model_task resolves its request so).
+    assert task_refs(requests["fr"]["tasks"], requests["fr"]["suite"]) == FRENCH_SUITE
+    assert task_refs(requests["both"]["tasks"], requests["both"]["suite"]) == DEV_SUITE + FRENCH_SUITE
+    assert task_refs(requests[None]["tasks"], requests[None]["suite"]) == DEV_SUITE
+    lines, queued, _ = start([model_id], 30, 0.83, 50, 0.89, 100, "", "de")
+    assert queued == [] and "no evaluation suite 'de'" in lines

@@ -63,3 +63,18 @@ def test_speed_figure_has_decade_ticks_and_room_for_the_bar_labels():
     assert low == pytest.approx(1.0) and high >= math.log10(52_000) + HEADROOM_DECADES - 1e-9  # the label fits
     bars = [t for t in speed_figure(reports).data if t.type == "bar"]
     assert len(bars) == 4 and all(b.cliponaxis is False and b.textposition == "outside" for b in bars)
+
+
+def test_compare_tab_offers_french_sample_queries_next_to_the_english_ones():
+    from gradio.components import Dataset
+
+    from core.serving.compare import SAMPLE_QUERIES
+    from ui.app import build_app
+
+    assert set(SAMPLE_QUERIES) == {"English", "French"} and len(SAMPLE_QUERIES["French"]) >= 4
+    assert any("Python" in q for q in SAMPLE_QUERIES["French"]) and any("salarié" in q or "employeur" in q
+                                                                         for q in SAMPLE_QUERIES["French"])
+    shown = {block.label: [row[0] for row in block.samples] for block in build_app().blocks.values()
+             if isinstance(block, Dataset)}
+    assert shown["French sample queries"] == list(SAMPLE_QUERIES["French"])
+    assert shown["English sample queries"] == list(SAMPLE_QUERIES["English"])

@@ -95,8 +95,9 @@ def search(name: str, expect: str, query: str, model: str = GOOD, accepted: bool
 
 
 def evaluate(name: str, expect: str, models: list[str], tasks: str = "", limit: Any = 30,
-             viable_retention: Any = 0.83) -> Case:
-    return Case(name, "/evaluate", lambda env: [models, limit, viable_retention, 50, 0.89, 100, tasks], expect)
+             viable_retention: Any = 0.83, suite: str = "en") -> Case:
+    return Case(name, "/evaluate", lambda env: [models, limit, viable_retention, 50, 0.89, 100, tasks, suite],
+                expect)
 
 
 def compare(name: str, expect: str, model: str) -> Case:
@@ -181,6 +182,7 @@ CASES = [
     evaluate("task name with an eval folder path", "not a path", [GOOD], tasks="sts/stsbenchmark"),
     evaluate("benchmark name with a path", "not a path", [GOOD], tasks="MTEB(../x)"),
     evaluate("unknown benchmark", "mteb has no benchmark named 'MTEB(nope)'", [GOOD], tasks="MTEB(nope)"),
+    evaluate("unknown evaluation suite", "not in the list of choices", [GOOD], suite="de"),
     evaluate("rows per task NaN", "Rows per task must be a finite number", [GOOD], limit="nan"),
     evaluate("retention infinity", "Viable retention must be a finite number", [GOOD], viable_retention="inf"),
     evaluate("evaluate a model id with ../", "There is no finished model", ["../models"]),

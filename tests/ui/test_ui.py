@@ -15,7 +15,9 @@ import pytest
 from gradio_client import Client, handle_file
 from helpers import recipe_form as form
 
+from core import settings
 from core.corpus.plan import DOMAINS
+from jobs.folders import EVALUATION_REQUEST
 
 pytestmark = pytest.mark.slow  # a Gradio server with the consumer behind it
 
@@ -235,6 +237,18 @@ def test_evaluation_after_distillation_and_the_evaluate_tab(client: Client):
     assert {row[0] for row in scores["data"]} == suite  # the earlier report, picked
     _, scores, _, kept = client.predict([model_id], [newest, older], api_name="/evaluation_results")
     assert len(scores["headers"]) == 5 and len(kept["data"]) == 2  # both runs side by side
+
+    # The French suite chosen in the tab (no task named): the request carries it, the job scores the
+    # four French sets (their teacher scores too) and the history names the suite.
+    queued, timer = client.predict([model_id], 30, 0.83, 50, 0.89, 100, "", "fr", api_name="/evaluate")
+    french_job = re.search(r"queued as `([^`]+)`", queued).group(1)
+    assert json.loads((settings.jobs_dir() / french_job / EVALUATION_REQUEST).read_text())["suite"] == "fr"
+    _, (last, _, history, verdict_md, scores, _, kept) = follow(client)
+    assert f"✅ `{model_id}`" in last, last
+    assert [row[0] for row in scores["data"]] == ["STSBenchmark-fr", "PythonDocs-fr-en", "CDTN-intents",
+                                                  "CDTN-glossary"]
+    assert {row[1] for row in scores["data"]} == {"STS", "BitextMining", "Classification", "Retrieval"}
+    assert "30 rows/task · 4 tasks (French)" in history["choices"][0][0] and f"**{model_id}:" in verdict_md
 
     # Bad input: an unknown model and an impossible threshold are refused with a message, nothing queued.
     queued, timer = client.predict([model_id, "no-such-model"], 5, 0.83, 50, 0.89, 100, "", api_name="/evaluate")
