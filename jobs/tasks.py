@@ -122,12 +122,18 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
         from jobs.client import queue_evaluation  # the one enqueue path (it imports this module)
 
         owner = (read_status(job_id) or {}).get("owner")  # the follow-up is the submitter's too
-        follow_up = queue_evaluation(model_id, {"limit": recipe.evaluation_rows}, owner, progress.keys)["job_id"]
+        follow_up = queue_evaluation(model_id, follow_up_request(recipe), owner, progress.keys)["job_id"]
     write_status(job_id, state="done", fraction=1.0, stage="done",
                  message=f"saved {model_id} ({timings})" + (f"; evaluation queued as {follow_up}" if follow_up else ""),
                  warning=f"Corpus shortfall: {shortfalls}" if shortfalls else None,
                  model_id=model_id, stages=record.stages, peak_rss_mb=record.peak_rss_mb, **progress.finished())
     return {"model_id": model_id}
+
+
+def follow_up_request(recipe: Recipe) -> dict[str, Any]:
+    """The evaluation "Evaluate when saved" queues: the recipe's rows per task, on the suite of its
+    corpus language (a French student is judged on the French sets, a cross-lingual one on both)."""
+    return {"limit": recipe.evaluation_rows, "suite": recipe.language}
 
 
 @huey.task(context=True)

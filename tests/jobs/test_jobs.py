@@ -246,3 +246,12 @@ def test_cancel_while_distilling_and_while_queued(consumer, catalogue):
     assert read_status(queued_id)["state"] == "cancelled"
     assert not (settings.models_dir() / queued_id).exists()
     assert not (settings.jobs_dir() / queued_id / "corpus").exists()
+
+
+def test_evaluate_when_saved_judges_a_student_on_its_corpus_language() -> None:
+    from core.recipe import Recipe
+    from jobs.tasks import follow_up_request
+
+    assert follow_up_request(Recipe(evaluation_rows=50)) == {"limit": 50, "suite": "en"}
+    assert follow_up_request(Recipe(language="fr"))["suite"] == "fr"
+    assert follow_up_request(Recipe(language="both"))["suite"] == "both"
