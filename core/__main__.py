@@ -27,11 +27,11 @@ import uuid
 from pathlib import Path
 
 from core import settings
-from core.corpus.plan import LANGUAGES
 from core.corpus.sources import load_catalogue
 from core.encoders.endpoint import KINDS
 from core.encoders.package import PACKAGE_TEACHERS, package_name
 from core.errors import DistilleryError
+from core.languages import LANGUAGES
 from core.memory import check_memory
 from core.methods.registry import METHODS
 from core.pipeline import estimate_recipe, run_recipe, stage_plan

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from core.corpus.cleaning import CleaningOptions
-from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan, check_language
+from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan
 from core.corpus.sources import SourceCatalogue, SourceSpec
 from core.encoders.endpoint import EndpointSpec
 from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo, require_weights, resolve_teacher
 from core.errors import DistilleryError
 from core.evaluation.tasks import check_rows_per_task
+from core.languages import check_language
 from core.methods.registry import METHODS, Params, method, params_for
 
 MAX_COLLECTION = 5_000

@@ -15,12 +15,13 @@ from typing import Any
 
 from core import pace, settings
 from core.corpus.cleaning import CleaningOptions
-from core.corpus.plan import DOMAINS, LANGUAGES, normalise_shares
+from core.corpus.plan import DOMAINS, normalise_shares
 from core.corpus.uploads import Upload
 from core.encoders.endpoint import EndpointSpec
 from core.encoders.teacher import TeacherInfo, resolve_teacher
 from core.errors import DistilleryError
 from core.keyring import HUB_TOKEN
+from core.languages import LANGUAGES
 from core.memory import available_mb, estimate_peak, gb
 from core.methods.corpus import CorpusParams
 from core.methods.registry import params_for

@@ -8,12 +8,13 @@ import gradio as gr
 import pandas as pd
 
 from core.corpus.build import preview_domains
-from core.corpus.plan import DEFAULT_SHARES, DOMAINS, LANGUAGES
+from core.corpus.plan import DEFAULT_SHARES, DOMAINS
 from core.corpus.sources import SourceCatalogue
 from core.encoders.endpoint import KINDS
 from core.encoders.package import PACKAGE_TEACHERS
 from core.errors import DistilleryError
 from core.keyring import holding
+from core.languages import LANGUAGES
 from core.limits import Limits
 from core.methods.corpus import CorpusParams
 from core.methods.registry import METHODS, params_for

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from core.corpus.plan import plan_languages
 from core.encoders.endpoint import EndpointSpec, without_url
 from core.encoders.teacher import DEFAULT_TEACHER, TeacherInfo
+from core.languages import plan_languages
 from core.progress import stage_times
 
 if TYPE_CHECKING:

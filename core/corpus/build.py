@@ -25,11 +25,12 @@ from typing import Any
 
 from core import settings
 from core.corpus.cleaning import CleaningOptions, clean_document
-from core.corpus.plan import DOMAINS, LANGUAGES, CorpusPlan, normalise_shares, split_count
+from core.corpus.plan import DOMAINS, CorpusPlan, normalise_shares, split_count
 from core.corpus.sources import SourceCatalogue, SourceSpec, iter_documents
 from core.corpus.uploads import Upload, accept_upload
 from core.errors import DistilleryError
 from core.files import write_json, write_jsonl
+from core.languages import LANGUAGES
 from core.progress import Progress, silent
 
 CORPUS_FILE = "corpus.jsonl"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from core.corpus.cleaning import CleaningOptions
 from core.errors import DistilleryError
+from core.languages import LANGUAGES, check_language
 
 if TYPE_CHECKING:
     from core.corpus.sources import SourceSpec
@@ -36,20 +37,6 @@ DEFAULT_SHARES: dict[str, float] = {
     "domain-specific": 10.0,
 }
 MAX_CORPUS_SIZE = 2_000_000
-LANGUAGES: dict[str, str] = {"en": "English", "fr": "French", "both": "English and French"}
-
-
-def check_language(language: object) -> str:
-    """The language of a plan or recipe, or a `DistilleryError` that lists the known ones."""
-    if not isinstance(language, str) or language not in LANGUAGES:
-        known = ", ".join(f"'{k}' ({v})" for k, v in LANGUAGES.items())
-        raise DistilleryError(f"Unknown corpus language {language!r}: use one of {known}.")
-    return language
-
-
-def plan_languages(language: str) -> tuple[str, ...]:
-    """The source languages a plan draws from: ("en",), ("fr",) or ("en", "fr")."""
-    return ("en", "fr") if check_language(language) == "both" else (language,)
 
 
 def split_count(count: int, parts: int) -> list[int]:

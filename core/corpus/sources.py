@@ -23,8 +23,9 @@ from typing import Any, Literal, cast
 import yaml
 
 from core import settings
-from core.corpus.plan import DOMAINS, LANGUAGES, plan_languages
+from core.corpus.plan import DOMAINS
 from core.errors import DistilleryError
+from core.languages import LANGUAGES, plan_languages
 from core.settings import hub_reachable
 
 SourceKind = Literal["hub", "local", "builtin", "upload"]

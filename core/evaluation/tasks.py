@@ -33,6 +33,7 @@ from typing import Any
 from core import settings
 from core.errors import DistilleryError
 from core.files import files_sha256
+from core.languages import LANGUAGES
 
 MTEB_VERSION = "2.26.24"  # scores are comparable only within one mteb version (part of the cache key)
 
@@ -73,8 +74,7 @@ FRENCH_SUITE: tuple[LocalTask, ...] = (
 )
 DEFAULT_SUITE = "en"
 SUITES: dict[str, tuple[LocalTask, ...]] = {"en": DEV_SUITE, "fr": FRENCH_SUITE, "both": DEV_SUITE + FRENCH_SUITE}
-SUITE_LABELS = {"en": "English", "fr": "French", "both": "English and French"}
-LANGUAGE_NAMES = {"en": "English", "fr": "French"}
+SUITE_LABELS = LANGUAGES  # a suite per language: a recipe's language is the suite its student is judged on
 EVAL_LANGS = {"en": ["eng-Latn"], "fr": ["fra-Latn"]}
 # Bitext mining: one subset per direction, each a pair of columns of the same rows (mteb's parallel layout).
 BITEXT_DIRECTIONS = {"fra-eng": ["fra-Latn", "eng-Latn"], "eng-fra": ["eng-Latn", "fra-Latn"]}
@@ -131,7 +131,7 @@ def mteb_task(task: LocalTask, eval_dir: Path | None = None, limit: int | None =
     """
     root = task_root(task, eval_dir)
     if not root.is_dir():
-        language = LANGUAGE_NAMES.get(task.language, task.language)
+        language = LANGUAGES.get(task.language, task.language)
         variable = "DISTILLERY_FR_EVAL_DIR" if task.language == "fr" else "DISTILLERY_EVAL_DIR"
         raise DistilleryError(f"{task.name}: the {language} evaluation folder {root} does not exist "
                               f"(set {variable} to where its sets are).")

@@ -17,9 +17,10 @@ import pytest
 
 from core.corpus.build import build_corpus
 from core.corpus.cleaning import CleaningOptions, normalise_text
-from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan, check_language, split_count
+from core.corpus.plan import DEFAULT_SHARES, DOMAINS, CorpusPlan, split_count
 from core.corpus.sources import SourceSpec, iter_documents, load_catalogue
 from core.errors import DistilleryError
+from core.languages import check_language
 from core.recipe import Recipe
 
 CLEANING = CleaningOptions(min_words=3, max_words=64)
