@@ -28,7 +28,7 @@ from jobs import client
 from jobs.ownership import open_model
 from jobs.status import TERMINAL, read_status
 from ui.compare_tab import model_choices
-from ui.forms import decimal, rows_limit, teacher_keys
+from ui.forms import decimal, rows_limit, typed_keys
 from ui.queueing import SUBMIT
 from ui.visitors import expensive, limits_note, visitor
 from ui.widgets import holding_typed_keys, number_field
@@ -138,7 +138,7 @@ def start(model_ids: list[str] | None, limit: Any, viable_r: Any, viable_s: Any,
     for model_id in model_ids:
         try:
             with expensive(request, "an evaluation"):
-                keys = teacher_keys(ModelFolder.open(model_id).record.teacher, **(typed or {}))
+                keys = typed_keys(ModelFolder.open(model_id).record.teacher, **(typed or {}))
                 status = client.submit_evaluation(model_id, rows, thresholds, names, owner=visitor(request), keys=keys,
                                                   suite=suite or DEFAULT_SUITE)
             queued.append({"job_id": status["job_id"], "model_id": model_id, "state": status.get("state", "queued")})

@@ -193,31 +193,29 @@ def endpoint_from_form(form: dict[str, Any]) -> EndpointSpec | None:
     return spec
 
 
-def typed_keys(recipe: Recipe, api_key: str | None = None, hub_token: str | None = None) -> dict[str, str]:
-    """The keys typed in the Recipe tab's password fields, by the id that uses them (`core.keyring`):
-    the endpoint teacher's API key, and a Hub token for a teacher downloaded from the Hub (gated
-    ones). An API key typed for a teacher that is not an endpoint is left out."""
-    keys: dict[str, str] = {}
+def typed_keys(teacher: str | EndpointSpec | TeacherInfo, api_key: str | None = None,
+               hub_token: str | None = None) -> dict[str, str]:
+    """The keys typed in the Recipe tab's password fields that `teacher` uses, by their id
+    (`core.keyring`): an endpoint's API key, a Hub token for a teacher from the Hub (gated ones).
+
+    `teacher` is a recipe's (a name or an `EndpointSpec`: a job about to be submitted) or a saved
+    model's (`TeacherInfo`: an evaluation from the Evaluate tab). A recipe that names its key's
+    variable and has a key typed too is refused; for a saved model that key was typed for another
+    recipe and is left out. A local teacher never gets the Hub token (nothing to download).
+    """
     api_key, hub_token = (api_key or "").strip(), (hub_token or "").strip()
-    if isinstance(recipe.teacher, EndpointSpec):
-        if api_key and recipe.teacher.api_key_env:
+    saved = isinstance(teacher, TeacherInfo)
+    endpoint = teacher if isinstance(teacher, EndpointSpec) else (
+        EndpointSpec.from_dict(teacher.endpoint) if saved and teacher.endpoint is not None else None)
+    if endpoint is not None:
+        if api_key and endpoint.api_key_env:
+            if saved:
+                return {}
             raise DistilleryError("Give the endpoint's key one way: type it in the API key field, or name the "
                                   "environment variable that holds it, not both.")
-        if api_key:
-            keys[recipe.teacher.fingerprint()] = api_key
-    elif hub_token:  # a local teacher never sends it (`core.encoders.teacher.load_teacher`)
-        keys[HUB_TOKEN] = hub_token
-    return keys
-
-
-def teacher_keys(teacher: TeacherInfo, api_key: str | None = None, hub_token: str | None = None) -> dict[str, str]:
-    """`typed_keys` for a saved model's teacher (an evaluation queued from the Evaluate tab): the API
-    key for an endpoint that names no variable, the Hub token for a teacher from the Hub."""
-    api_key, hub_token = (api_key or "").strip(), (hub_token or "").strip()
-    if teacher.endpoint is not None:
-        spec = EndpointSpec.from_dict(teacher.endpoint)
-        return {spec.fingerprint(): api_key} if api_key and not spec.api_key_env else {}
-    return {HUB_TOKEN: hub_token} if hub_token and teacher.from_hub else {}
+        return {endpoint.fingerprint(): api_key} if api_key else {}
+    from_hub = teacher.from_hub if isinstance(teacher, TeacherInfo) else True  # a name: checked when loading
+    return {HUB_TOKEN: hub_token} if hub_token and from_hub else {}
 
 
 def _or_default(value: Any, default: Any) -> Any:

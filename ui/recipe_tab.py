@@ -281,7 +281,7 @@ def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[s
         if uploads:
             raise DistilleryError("The estimate counts the catalogue's sources only; submit to include uploads.")
         apply_public_policy(recipe)  # before the probe: a public studio reaches allowed endpoints only
-        keys = typed_keys(recipe, **(typed or {}))
+        keys = typed_keys(recipe.teacher, **(typed or {}))
         with tempfile.TemporaryDirectory(prefix="distillery-estimate-") as folder, holding(keys):
             cost = estimate_recipe(recipe, Path(folder), catalogue=catalogue)
     except (DistilleryError, ValueError, TypeError) as exc:
@@ -295,7 +295,7 @@ def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[str
     try:
         recipe, uploads = recipe_from_form(as_form(values))
         with expensive(request, "a distillation"):
-            status = client.submit(recipe, catalogue, uploads, typed_keys(recipe, **(typed or {})),
+            status = client.submit(recipe, catalogue, uploads, typed_keys(recipe.teacher, **(typed or {})),
                                    owner=visitor(request))
     except (DistilleryError, ValueError, TypeError) as exc:
         return f"❌ **Not submitted:** {exc}"

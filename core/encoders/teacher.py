@@ -310,7 +310,7 @@ def load_teacher(info: TeacherInfo, device: str | None = None, precision: str | 
     try:
         return _load_sentence_transformer(info.source, info.trust_remote_code, device,
                                           precision or os.environ.get("DISTILLERY_TEACHER_PRECISION", "auto"),
-                                          None if info.is_local else held_key(HUB_TOKEN))
+                                          held_key(HUB_TOKEN) if info.from_hub else None)
     except Exception as exc:
         raise DistilleryError(f"Could not load the teacher '{info.name}': {exc}") from exc
 

@@ -173,34 +173,33 @@ def test_typed_keys_go_to_the_teacher_that_uses_them_and_never_into_the_recipe()
 
     endpoint, _ = recipe_from_form(values(method="corpus", endpoint_kind="openai", endpoint_url="http://h:8000",
                                           endpoint_model="m"))
-    keys = typed_keys(endpoint, " sk-typed-1 ", "hf_token")
+    keys = typed_keys(endpoint.teacher, " sk-typed-1 ", "hf_token")
     assert keys == {endpoint.teacher.fingerprint(): "sk-typed-1"}  # the Hub token is not the endpoint's
     assert "sk-typed-1" not in str(endpoint.to_dict())
     hub, _ = recipe_from_form(values(teacher="google/embeddinggemma-300m"))
-    assert typed_keys(hub, "sk-typed-1", " hf_token ") == {HUB_TOKEN: "hf_token"}
-    assert typed_keys(hub, "", "") == {}
+    assert typed_keys(hub.teacher, "sk-typed-1", " hf_token ") == {HUB_TOKEN: "hf_token"}
+    assert typed_keys(hub.teacher, "", "") == {}
     named, _ = recipe_from_form(values(method="corpus", endpoint_kind="openai", endpoint_url="http://h:8000",
                                        endpoint_model="m", api_key_env="OPENAI_API_KEY"))
     with pytest.raises(DistilleryError, match="one way: type it .* or name the environment variable"):
-        typed_keys(named, "sk-typed-1", None)
+        typed_keys(named.teacher, "sk-typed-1", None)
 
 
-def test_teacher_keys_follow_a_saved_models_teacher():
+def test_typed_keys_follow_a_saved_models_teacher():
     from dataclasses import replace
 
     from core.encoders.endpoint import EndpointSpec
     from core.encoders.teacher import resolve_teacher
     from core.keyring import HUB_TOKEN
-    from ui.forms import teacher_keys
 
     local = resolve_teacher(None)  # the bundled teacher: a local folder, which never sends a Hub token
-    assert teacher_keys(local, "sk-1", "hf_1") == {}
-    assert teacher_keys(replace(local, is_local=False), "sk-1", " hf_1 ") == {HUB_TOKEN: "hf_1"}
+    assert typed_keys(local, "sk-1", "hf_1") == {}
+    assert typed_keys(replace(local, is_local=False), "sk-1", " hf_1 ") == {HUB_TOKEN: "hf_1"}
     spec = EndpointSpec(kind="ollama", url="http://h:11434", model="all-minilm")
     endpoint = replace(local, endpoint=spec.to_dict())
-    assert teacher_keys(endpoint, " sk-1 ", "hf_1") == {spec.fingerprint(): "sk-1"}
+    assert typed_keys(endpoint, " sk-1 ", "hf_1") == {spec.fingerprint(): "sk-1"}
     named = replace(local, endpoint=replace(spec, api_key_env="OLLAMA_KEY").to_dict())
-    assert teacher_keys(named, "sk-1") == {}  # the recipe named its variable: the worker reads that
+    assert typed_keys(named, "sk-1") == {}  # the recipe named its variable: the worker reads that
 
 
 def test_the_language_radio_refreshes_each_domains_sources():
