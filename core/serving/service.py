@@ -128,6 +128,9 @@ class _Loaded:
 
 
 DEFAULT_MEMORY_BUDGET_MB = 2048
+# How long a public studio's answer to "may this model be served?" is kept: a model its owner stops
+# sharing leaves the embeddings routes within this many seconds.
+VISIBILITY_SECONDS = 2.0
 
 
 def memory_budget_mb() -> int:
@@ -172,14 +175,16 @@ class ModelRegistry:
     teacher: str | None = DEFAULT_TEACHER
     cache_size: int = 4
     memory_budget_mb: float | None = None
-    # Which students may be served now (None: all); asked at each listing, since who may see a model
-    # changes without the models folder changing (a public studio's sharing, `ui.server`).
+    # Which students may be served now (None: all); asked again every `VISIBILITY_SECONDS`, since who
+    # may see a model changes without the models folder changing (a public studio's sharing,
+    # `ui.server`), but not at every request: each answer reads a file per model.
     visible: Callable[[ModelFolder], bool] | None = None
     _loaded: OrderedDict[str, _Loaded] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _load_locks: dict[str, threading.Lock] = field(default_factory=dict, repr=False)
     _teacher: TeacherInfo | None = field(default=None, repr=False)
     _listing: tuple[tuple[str, int] | None, list[Served]] | None = field(default=None, repr=False)
+    _shown: tuple[list[Served], float, list[Served]] | None = field(default=None, repr=False)  # listing, when, shown
 
     def __post_init__(self) -> None:
         if self.memory_budget_mb is None:
@@ -212,7 +217,16 @@ class ModelRegistry:
                 self._listing = (stamp, cached)
         if self.visible is None:
             return cached
-        return [model for model in cached if model.folder is None or self.visible(model.folder)]
+        now = time.monotonic()
+        with self._lock:
+            shown = self._shown
+        if shown is not None and shown[0] is cached and now - shown[1] < VISIBILITY_SECONDS:
+            return shown[2]
+        visible = self.visible
+        result = [model for model in cached if model.folder is None or visible(model.folder)]
+        with self._lock:
+            self._shown = (cached, now, result)
+        return result
 
     def _listing_stamp(self) -> tuple[str, int] | None:
         if self.folders is not None:

@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -298,3 +299,23 @@ def test_python_m_serve_refuses_an_unknown_model(tmp_path: Path) -> None:
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 2 and "no finished model 'missing'" in done.stderr
+
+
+def test_who_may_see_a_model_is_asked_again_only_after_the_visibility_window(models_dir: Path, monkeypatch) -> None:
+    """A public studio's check reads a file per model: not at every request, but within seconds of a change."""
+    import core.serving.service as service
+
+    monkeypatch.setattr(service, "VISIBILITY_SECONDS", 0.5)
+    shared = {"tiny-a": True, "tiny-b": False}
+    asked: list[str] = []
+
+    def visible(folder: ModelFolder) -> bool:
+        asked.append(folder.id)
+        return shared[folder.id]
+
+    registry = ModelRegistry(models_dir=models_dir, teacher=None, visible=visible)
+    assert [m.key for m in registry.served()] == ["tiny-a"]
+    assert [m.key for m in registry.served()] == ["tiny-a"] and sorted(asked) == ["tiny-a", "tiny-b"]  # once each
+    shared["tiny-b"] = True  # its owner shares it
+    time.sleep(0.6)
+    assert [m.key for m in registry.served()] == ["tiny-a", "tiny-b"] and len(asked) == 4

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -161,10 +162,23 @@ def test_a_model_is_private_to_its_maker_until_shared(visitors, model_of_a, publ
     assert "Only the visitor who made" in b.predict(model_of_a, True, api_name="/share_model")
     assert "now shared" in a.predict(model_of_a, True, api_name="/share_model")
     assert model_of_a in choices(b) and "private" not in b.predict(model_of_a, api_name="/model_info")
-    assert model_of_a in served(public_url)
+    assert within_visibility_window(lambda: model_of_a in served(public_url))  # the routes re-check every 2 s
     assert "Only the visitor who made" in b.predict(model_of_a, False, api_name="/share_model")  # read-only to B
     assert "now private" in a.predict(model_of_a, False, api_name="/share_model")
     assert model_of_a not in choices(b)
+    assert within_visibility_window(lambda: model_of_a not in served(public_url))
+
+
+def within_visibility_window(check) -> bool:
+    """True once `check` holds, asked until the service's visibility answers have expired."""
+    from core.serving.service import VISIBILITY_SECONDS
+
+    deadline = time.monotonic() + VISIBILITY_SECONDS + 1.0
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_the_job_limit_refuses_the_third_job(public_url, public_env, cancel_afterwards, data_dir):
