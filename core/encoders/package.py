@@ -148,22 +148,21 @@ def _fingerprint(name: str) -> str:
 
 def sentencepiece_file(entry: PackageTeacher) -> Path | None:
     """The package's SentencePiece model file (None when it ships none), checked installed."""
-    if entry.sentencepiece is None:
-        return None
-    model_file = _module_folder(entry) / entry.sentencepiece
-    if not model_file.is_file():
-        raise DistilleryError(f"The package {entry.distribution} has no tokenizer file {entry.sentencepiece}: run "
-                              f"`{entry.install_line} --force-reinstall`.")
-    return model_file
+    return None if entry.sentencepiece is None else _installed_file(entry, entry.sentencepiece, "tokenizer")
 
 
 def _weights_file(entry: PackageTeacher) -> Path:
     """The installed weights file, after checking the package is installed at the pinned version."""
-    weights = _module_folder(entry) / entry.weights
-    if not weights.is_file():
-        raise DistilleryError(f"The package {entry.distribution} has no weights file {entry.weights}: run "
+    return _installed_file(entry, entry.weights, "weights")
+
+
+def _installed_file(entry: PackageTeacher, relative: str, what: str) -> Path:
+    """A file inside the installed module's folder, or an error with the line that reinstalls it."""
+    path = _module_folder(entry) / relative
+    if not path.is_file():
+        raise DistilleryError(f"The package {entry.distribution} has no {what} file {relative}: run "
                               f"`{entry.install_line} --force-reinstall`.")
-    return weights
+    return path
 
 
 def _module_folder(entry: PackageTeacher) -> Path:
