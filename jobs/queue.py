@@ -1,7 +1,8 @@
 """The huey instance: SQLite in the data folder by default, Redis for consumers on several machines.
 
 Set `DISTILLERY_REDIS_URL` (e.g. redis://host:6379/0) to share one queue between machines; the
-data folder must then be shared too (models are written there).
+data folder must then be shared too (models are written there), and a corpus-method job's teacher
+pass is shared out in shards that any consumer takes (`jobs.shards`; the README's "Scaling out").
 """
 
 from __future__ import annotations

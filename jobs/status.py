@@ -18,6 +18,7 @@ from jobs.queue import huey
 HEARTBEAT_SECONDS = 2.0
 STALE_AFTER = 15.0
 WORKER_KEY = "distillery:worker-heartbeat"
+CONSUMERS_KEY = "distillery:consumers"  # the identities of every consumer's worker that has beaten
 TERMINAL = ("done", "failed", "cancelled", "interrupted")
 
 
@@ -102,14 +103,43 @@ def worker_alive() -> bool:
     return beat is not None and time.time() - beat["time"] < STALE_AFTER
 
 
+def _consumer_key(identity: str) -> str:
+    return f"distillery:consumer:{identity}"
+
+
+def live_consumers() -> list[dict[str, Any]]:
+    """The workers beating now, on any machine: `worker` (host:pid), `device` ("CPU" or "GPU"),
+    `texts` embedded by it for the teacher pass and its `texts_per_s` while doing so."""
+    now = time.time()
+    beats = (huey.get(_consumer_key(identity), peek=True) for identity in huey.get(CONSUMERS_KEY, peek=True) or [])
+    return sorted((b for b in beats if b is not None and now - b["time"] < STALE_AFTER), key=lambda b: b["worker"])
+
+
+def _device() -> str:
+    try:
+        import torch
+
+        return "GPU" if torch.cuda.is_available() else "CPU"
+    except ImportError:
+        return "CPU"
+
+
 class Heartbeat:
     """A daemon thread in each worker process: beats for the worker and for its current job."""
 
     current_job: str | None = None
+    texts = 0  # teacher texts this process has embedded, and the seconds it took (shards: `jobs.shards`)
+    seconds = 0.0
 
     def __init__(self) -> None:
         self.identity = worker_identity()
+        self.device = _device()
         self._thread = threading.Thread(target=self._run, name="distillery-heartbeat", daemon=True)
+
+    @classmethod
+    def record_work(cls, texts: int, seconds: float) -> None:
+        cls.texts += texts
+        cls.seconds += seconds
 
     def start(self) -> None:
         self._beat()
@@ -126,6 +156,13 @@ class Heartbeat:
     def _beat(self) -> None:
         now = time.time()
         huey.put(WORKER_KEY, {"time": now, "worker": self.identity})
+        rate = Heartbeat.texts / Heartbeat.seconds if Heartbeat.seconds else None
+        huey.put(_consumer_key(self.identity), {"time": now, "worker": self.identity, "device": self.device,
+                                                "texts": Heartbeat.texts, "texts_per_s": rate})
+        known = huey.get(CONSUMERS_KEY, peek=True) or []
+        if self.identity not in known:  # read-modify-write: a lost race is repaired by the next beat
+            live = {b["worker"] for b in live_consumers()}
+            huey.put(CONSUMERS_KEY, [i for i in known if i in live] + [self.identity])
         job = Heartbeat.current_job
         if job is not None:
             huey.put(f"{_key(job)}:alive", now)

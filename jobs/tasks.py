@@ -22,11 +22,13 @@ from core.evaluation.run import evaluate_saved_model, evaluation_plan
 from core.evaluation.scoring import task_refs
 from core.evaluation.verdict import Thresholds
 from core.keyring import forget, holding, unseal_from
+from core.methods.featurize import fanning_out
 from core.pipeline import run_recipe, stage_plan
 from core.progress import OverallClock, StagePlan, stage_times
 from core.recipe import Recipe
 from jobs.queue import huey
 from jobs.recovery import SCAN_SECONDS, retry_dead_jobs
+from jobs.shards import QueueFanout, fanned_out
 from jobs.status import Heartbeat, read_status, worker_identity, write_status
 
 log = logging.getLogger("distillery.jobs")
@@ -108,7 +110,10 @@ def run_recipe_task(job_id: str, recipe_data: dict[str, Any], model_id: str, tas
     """Run one recipe end to end; its outcome is in the job status and, when done, in the model folder."""
     def work(progress: JobProgress) -> tuple[Recipe, ModelRecord]:
         recipe = Recipe.from_dict(recipe_data)
-        return recipe, run_recipe(recipe, settings.jobs_dir() / job_id, settings.models_dir() / model_id, progress)
+        # On Redis the teacher pass is shared with every consumer (`jobs.shards`); on SQLite it runs here.
+        with fanning_out(QueueFanout(job_id, progress) if fanned_out() else None):
+            return recipe, run_recipe(recipe, settings.jobs_dir() / job_id, settings.models_dir() / model_id,
+                                      progress)
 
     outcome = _guarded(job_id, task, work, lambda: stage_plan(Recipe.from_dict(recipe_data)), "distillation")
     if outcome is None:

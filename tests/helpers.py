@@ -56,6 +56,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def redis_server(folder) -> Iterator[str]:
+    """A real `redis-server` on a free loopback port (no persistence); yields its URL."""
+    import shutil
+
+    port = free_port()
+    server = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                               "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)],
+                              stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        assert server.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def tiny_static_model(dim: int = 8, seed: int = 0):
     """A random `StaticModel` over the default teacher's tokenizer: a real model2vec model in milliseconds."""
     from pathlib import Path

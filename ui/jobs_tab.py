@@ -16,7 +16,7 @@ import pandas as pd
 from core.limits import Limits
 from jobs import client
 from jobs.ownership import owns_job, visible_models
-from jobs.status import placed, read_status, worker_alive
+from jobs.status import live_consumers, placed, read_status, worker_alive
 from ui.forms import answer
 from ui.visitors import expensive, limits_note, visitor
 
@@ -149,10 +149,20 @@ def api_jobs(request: gr.Request | None = None) -> list[dict[str, Any]]:
 
 
 def _worker_line() -> str:
+    consumers = live_consumers()
+    if len(consumers) > 1 or any(c.get("texts") for c in consumers):
+        return f"🟢 {len(consumers)} workers are running: " + "; ".join(_consumer(c) for c in consumers) + "."
     if worker_alive():
         return "🟢 A worker is running."
     return ("🔴 **No worker is running**: queued jobs wait until one starts (`make run` or `python app.py` "
             "start one).")
+
+
+def _consumer(beat: dict[str, Any]) -> str:
+    """One live worker (its heartbeat, `jobs.status.live_consumers`): where, on what, how fast."""
+    rate = beat.get("texts_per_s")
+    speed = f", {rate:,.0f} texts/s over {beat['texts']:,} teacher texts" if rate else ", no shard yet"
+    return f"`{beat['worker']}` ({beat.get('device', 'CPU')}{speed})"
 
 
 def _job_row(status: dict[str, Any]) -> list[Any]:

@@ -162,7 +162,7 @@ def distill(
             model = load_teacher(teacher)
             tokenizer = model.tokenizer
             store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt,
-                              batch_size=teacher_batch_size, progress=progress, extra=extra)
+                              batch_size=teacher_batch_size, progress=progress, extra=extra, teacher=teacher)
         else:
             chosen = StudentTokenizer.named(params.student_tokenizer, teacher)
             tokenizer = chosen.load()

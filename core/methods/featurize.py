@@ -14,6 +14,12 @@ teacher's `PackageEncoder`) goes through the same shards: it batches its own cal
 client also retries and rate-limits its requests), and the prompt is prepended to each text as
 `encode(prompt=...)` does. An endpoint's shards are smaller (`ENDPOINT_SHARD_ROWS`), since an
 interruption loses the paid requests of the shard in progress.
+
+Fanned out (`fanning_out`): the caller that runs `featurize` (a queue's job, `jobs.shards`) may hand the
+missing shards of a teacher with weights to other processes, each of which calls `encode_stored_shard`
+on the same folder (a shared mount). A shard is keyed by the teacher's fingerprint, the prompt and the
+hash of its own texts (`shard_key`), checked before it is encoded, and written atomically: computed
+twice it is written twice with the same content, and one already on disk is never encoded again.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -135,13 +143,15 @@ def featurize(
     progress: Progress = silent,
     extra: Sequence[ExtraTarget] = (),
     shard_rows: int | None = None,
+    teacher: Any = None,  # core.encoders.teacher.TeacherInfo: needed only to fan shards out
 ) -> TargetStore:
     """Encode `texts` with the teacher into `folder`, resuming a previous run with the same `key`.
 
     `key` identifies the work (teacher fingerprint, corpus digest, prompt): a folder holding another
     key's shards is cleared first, so stale targets are never mixed with new ones. `shard_rows`
     defaults to `SHARD_ROWS` (or `DISTILLERY_SHARD_ROWS`). The store returned counts the shards reused
-    and the texts embedded by this call.
+    and the texts embedded by this call. Inside `fanning_out`, with the `teacher` named (its weights
+    loaded as `model`) and no extra targets, the missing shards are handed to the fan-out.
     """
     shard_rows = shard_rows or settings.shard_rows(SHARD_ROWS)
     if not texts:
@@ -162,6 +172,24 @@ def featurize(
     done = sum(store.shard_path(s).exists() for s in range(store.shards))
     if done:
         progress("featurize", done / store.shards, f"resuming at shard {done + 1} of {store.shards}")
+    fanout = _fanout.get()
+    if fanout is not None and teacher is not None and not extra and not isinstance(model, EmbeddingFunction):
+        missing = [s for s in range(store.shards) if not store.shard_path(s).exists()]
+        keys = {s: shard_key(teacher.fingerprint, prompt, [texts[i] for i in _rows(order, s, shard_rows)])
+                for s in missing}
+
+        def encode_here(shard: int) -> bool:
+            return encode_stored_shard(model, texts, folder, shard, keys[shard], teacher.fingerprint, prompt,
+                                       batch_size)
+
+        if missing:
+            fanout.run(store, missing, keys, encode_here, teacher, prompt)
+        store.reused_shards = store.shards - len(missing)
+        store.texts_embedded = sum(len(_rows(order, s, shard_rows)) for s in missing)
+        if not store.complete():
+            raise DistilleryError("The teacher's shards were not all written (a fan-out ended early).")
+        progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
+        return store
     for shard in range(store.shards):
         if all(store.shard_path(shard, n).exists() for n in store.names):
             store.reused_shards += 1
@@ -173,6 +201,65 @@ def featurize(
             save_array(store.shard_path(shard, name), array)
     progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
     return store
+
+
+class ShardFanout(Protocol):
+    """What runs the missing shards of a store elsewhere (`jobs.shards` on a queue's consumers)."""
+
+    def run(self, store: TargetStore, missing: list[int], keys: dict[int, str], encode_here: Callable[[int], bool],
+            teacher: Any, prompt: str | None) -> None:
+        """Return once every shard in `missing` is on disk. `encode_here(shard)` encodes one in this
+        process (False if it was already there); `keys[shard]` is its `shard_key`; elsewhere a shard
+        is `encode_stored_shard(load_teacher(teacher), texts, store.folder, shard, keys[shard],
+        teacher.fingerprint, prompt)`."""
+
+
+_fanout: ContextVar[ShardFanout | None] = ContextVar("distillery_shard_fanout", default=None)
+
+
+@contextmanager
+def fanning_out(fanout: ShardFanout | None) -> Iterator[None]:
+    """Within the block, `featurize` hands the missing shards of a teacher with weights to `fanout`."""
+    token = _fanout.set(fanout)
+    try:
+        yield
+    finally:
+        _fanout.reset(token)
+
+
+def shard_key(teacher_fingerprint: str, prompt: str | None, texts: Sequence[str]) -> str:
+    """One shard's identity: the teacher, the prompt and the shard's own texts in encode order."""
+    return hashlib.sha256("\0".join((teacher_fingerprint, prompt or "", texts_digest(texts))).encode()).hexdigest()
+
+
+def encode_stored_shard(
+    model: Any, texts: Sequence[str], folder: Path, shard: int, key: str, teacher_fingerprint: str,
+    prompt: str | None, batch_size: int | None = None, progress: Progress = silent,
+) -> bool:
+    """Encode shard `shard` of the store `featurize` prepared in `folder`, unless it is on disk already.
+
+    Idempotent and atomic (the arrays are renamed into place whole), so any process may run it, and
+    two may run it at once. `key` must be the shard's `shard_key`: a store reset for other work (or
+    another corpus) refuses it rather than receive targets of other texts. True when it encoded.
+    """
+    folder = Path(folder)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    store = TargetStore(folder, manifest["rows"], manifest["dim"], manifest["shard_rows"], tuple(manifest["names"]))
+    if all(store.shard_path(shard, n).exists() for n in store.names):
+        return False
+    if store.names != ("targets",) or len(texts) != store.rows or manifest.get("prompt") != prompt:
+        raise DistilleryError(f"The target store in {folder} is not for these texts and prompt.")
+    rows = _rows(np.load(folder / ORDER_FILE), shard, store.shard_rows)
+    if shard_key(teacher_fingerprint, prompt, [texts[i] for i in rows]) != key:
+        raise DistilleryError(f"Shard {shard} of {folder} holds other texts than the shard asked for.")
+    arrays, _ = _encode_shard(model, texts, rows, prompt, batch_size or default_batch_size(model.device), (),
+                              progress, shard, store)
+    save_array(store.shard_path(shard), arrays["targets"])
+    return True
+
+
+def _rows(order: np.ndarray, shard: int, shard_rows: int) -> np.ndarray:
+    return order[shard * shard_rows:(shard + 1) * shard_rows]
 
 
 def featurize_key(teacher_fingerprint: str, texts: Sequence[str], prompt: str | None, extra: Sequence[str] = ()) -> str:

@@ -79,6 +79,35 @@ def test_the_job_bar_shows_the_whole_job_its_step_and_the_stage_list():
     assert jobs_tab._time_left(stale) == pytest.approx(60, abs=2) and jobs_tab._elapsed(stale) == pytest.approx(150, abs=2)
 
 
+def test_the_worker_line_lists_live_consumers_with_device_and_throughput():
+    """Heartbeats of two workers on two machines (`jobs.status.Heartbeat`), one stale: the live ones
+    are listed with their device and teacher throughput; the stale one is not."""
+    from jobs.queue import huey
+    from jobs.status import CONSUMERS_KEY, STALE_AFTER, _consumer_key, live_consumers
+
+    now = time.time()
+    beats = {"gpu-box:11": {"device": "GPU", "texts": 4096, "texts_per_s": 2048.0, "time": now},
+             "cpu-box:22": {"device": "CPU", "texts": 0, "texts_per_s": None, "time": now},
+             "gone-box:33": {"device": "CPU", "texts": 10, "texts_per_s": 5.0, "time": now - STALE_AFTER - 1}}
+    known = huey.get(CONSUMERS_KEY, peek=True)
+    try:
+        for worker, beat in beats.items():
+            huey.put(_consumer_key(worker), {**beat, "worker": worker})
+        huey.put(CONSUMERS_KEY, list(beats))
+        assert [c["worker"] for c in live_consumers()] == ["cpu-box:22", "gpu-box:11"]
+        line = jobs_tab._worker_line()
+        assert line.startswith("🟢 2 workers are running")
+        assert "`gpu-box:11` (GPU, 2,048 texts/s over 4,096 teacher texts)" in line
+        assert "`cpu-box:22` (CPU, no shard yet)" in line and "gone-box" not in line
+    finally:
+        for worker in beats:
+            huey.get(_consumer_key(worker))
+        if known is None:
+            huey.get(CONSUMERS_KEY)
+        else:
+            huey.put(CONSUMERS_KEY, known)
+
+
 def test_a_queued_job_shows_its_place_in_the_queue():
     """`position` comes from the queue (`jobs.status.placed`); the bar and the table say it in words."""
     status = {"job_id": "j-2", "name": "waiting", "state": "queued", "stage": "queued", "message": "waiting for a worker"}
