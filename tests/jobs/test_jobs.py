@@ -140,7 +140,7 @@ def test_an_evaluation_is_queued_with_its_request_and_refused_for_unknown_models
         status = submit_evaluation(model_id, limit=20, tasks=["MRPC"])
         assert status["state"] == "queued" and status["kind"] == "evaluation" and status["name"] == f"evaluate {model_id}"
         request = json.loads((settings.jobs_dir() / status["job_id"] / EVALUATION_REQUEST).read_text())
-        assert request == {"model_id": model_id, "limit": 20, "thresholds": {}, "tasks": ["MRPC"]}
+        assert request == {"model_id": model_id, "limit": 20, "thresholds": {}, "tasks": ["MRPC"], "suite": "en"}
         assert huey.pending_count() == before_pending + 1
         assert cancel(status["job_id"])["state"] == "cancelled"
     finally:
