@@ -114,17 +114,18 @@ def check_upload(path: Path, named: Path | None = None) -> str:
         return builder
     if path.suffix.lower() == ".gz":
         _check_inflated_size(path)
-    text_encoding(path)
+    text_encoding(path, named)
     return builder
 
 
-def text_encoding(path: Path) -> str | None:
+def text_encoding(path: Path, named: Path | None = None) -> str | None:
     """The encoding of a text upload (None for Parquet), or a message when it is not text.
 
     The first 64 KB decide: a byte-order mark, then UTF-16 without one (every other byte zero), then
-    UTF-8, then Windows-1252; other zero or control bytes mean a binary file.
+    UTF-8, then Windows-1252; other zero or control bytes mean a binary file. `named` is the name the
+    type is judged by, as for `check_upload`.
     """
-    if file_format(path) == "parquet":
+    if file_format(named or path) == "parquet":
         return None
     head = _read_head(path)
     if head.startswith(codecs.BOM_UTF8):
