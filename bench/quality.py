@@ -155,7 +155,9 @@ def main() -> None:
     for name, model_dir in students.items():
         results["models"][name] = evaluate_student(model_dir, tasks, progress)
     progress.close()
-    results["without_flattering_sets"] = {name: _without_flattering(scores) for name, scores in results["models"].items()}
+    results["without_flattering_sets"] = {name: without_flattering(scores) for name, scores in results["models"].items()}
+    for scores in results["models"].values():
+        scores.update(bar_figures(scores, results["models"]["teacher"]))
     results.update({
         "corpus_size": len(texts), "teacher": teacher.name, "pca_dims": args.pca_dims, "suite": args.suite,
         "average": "mean of the task-type means (core.evaluation.verdict.summarise)",
@@ -313,7 +315,25 @@ def reuse_student(name: str) -> tuple[Path, dict]:
     return folder, built
 
 
-def _without_flattering(scores: dict) -> dict:
+def bar_figures(scores: dict, teacher: dict) -> dict:
+    """Issue 17's figures for one model: the mean of task-type means without pair classification (on
+    which every student beats the teacher), and retention overall, without pairs, and on retrieval."""
+    from core.evaluation.verdict import summarise
+
+    def without_pairs(source: dict) -> dict:
+        kept = {t: v for t, v in source["tasks"].items() if source["task_types"][t] != "PairClassification"}
+        return summarise(kept, {t: source["task_types"][t] for t in kept})
+
+    mine, theirs = without_pairs(scores), without_pairs(teacher)
+    figures = {"type_means_without_pair": mine["mean_of_types"],
+               "retention": round(scores["mean_of_types"] / teacher["mean_of_types"], 4),
+               "retention_without_pair": round(mine["mean_of_types"] / theirs["mean_of_types"], 4)}
+    if "Retrieval" in scores["type_means"] and teacher["type_means"].get("Retrieval"):
+        figures["retrieval_retention"] = round(scores["type_means"]["Retrieval"] / teacher["type_means"]["Retrieval"], 4)
+    return figures
+
+
+def without_flattering(scores: dict) -> dict:
     """The same summary without the sets that flatter students (FLATTERING)."""
     from core.evaluation.verdict import summarise
 

@@ -26,8 +26,8 @@ import yaml
 
 from core import settings
 from core.corpus.cleaning import normalise_text
-from core.corpus.sources import SourceKind, SourceSpec, _iter_records, _root_cause, join_fields
-from core.corpus.uploads import UTF8, _open_text, check_upload, text_encoding
+from core.corpus.sources import SourceKind, SourceSpec, iter_records, join_fields, root_cause
+from core.corpus.uploads import UTF8, check_upload, open_text, text_encoding
 from core.errors import DistilleryError
 from core.languages import LANGUAGES, plan_languages
 from core.progress import Progress, silent
@@ -145,6 +145,25 @@ def load_pair_sources(path: Path | None = None, hub_available: bool | None = Non
     return sources
 
 
+ALL_SOURCES = "all"
+
+
+def choose_pair_sources(names: Sequence[str], hub_available: bool | None = None) -> list[PairSource]:
+    """The sources a recipe names (`"all"`: every one this machine can read, in either language); a
+    name that is not declared, or not readable here (a Hub set offline), is refused by name."""
+    available = load_pair_sources(hub_available=hub_available, language="both")
+    if ALL_SOURCES in names:
+        if not available:
+            raise DistilleryError("No source of text pairs is readable on this machine (config/pairs.yaml).")
+        return available
+    by_name = {source.name: source for source in available}
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise DistilleryError(f"Unknown or unreachable pair source(s) {', '.join(missing)}; readable here: "
+                              f"{', '.join(by_name) or 'none'} (or '{ALL_SOURCES}').")
+    return [by_name[name] for name in dict.fromkeys(names)]
+
+
 def _source_from_entry(kind: str, entry: Any, path: Path) -> PairSource | None:
     """One entry of the pairs file; None for a local file that is not on this machine."""
     if not isinstance(entry, dict) or not entry.get("name"):
@@ -205,7 +224,7 @@ def _source_pairs(source: PairSource, seed: int) -> Iterator[tuple[str, str]]:
     spec = source.spec()
     left, right = replace(spec, fields=source.left), replace(spec, fields=source.right)
     try:
-        for record in _iter_records(spec, seed):
+        for record in iter_records(spec, seed):
             yield _side(record, left, source.separator), _side(record, right, source.separator)
     except DistilleryError:
         raise
@@ -213,7 +232,7 @@ def _source_pairs(source: PairSource, seed: int) -> Iterator[tuple[str, str]]:
         if source.kind != "hub":
             raise
         raise DistilleryError(f"Could not read the pair source '{source.name}' ({source.hub_id}) from the "
-                              f"Hub: {_root_cause(exc)}") from exc
+                              f"Hub: {root_cause(exc)}") from exc
 
 
 def _side(record: dict[str, Any], spec: SourceSpec, separator: str | None) -> str:
@@ -256,7 +275,7 @@ def _upload_kind(path: Path) -> tuple[str, Path]:
 
 
 def _table_rows(path: Path, encoding: str, kind: str) -> Iterator[tuple[str, str]]:
-    with _open_text(path, encoding) as handle:
+    with open_text(path, encoding) as handle:
         if kind == "tsv":
             reader = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         else:
@@ -283,7 +302,7 @@ def _json_rows(path: Path, encoding: str) -> Iterator[tuple[str, str]]:
         spec = specs.setdefault(name, SourceSpec(path.name, PAIR_DOMAIN, "upload", str(path), (name,)))
         return join_fields(record, spec)
 
-    with _open_text(path, encoding) as handle:
+    with open_text(path, encoding) as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue

@@ -152,7 +152,7 @@ def iter_documents(spec: SourceSpec, seed: int = 0) -> Iterator[str]:
     if spec.kind == "builtin":
         yield from _python_docstrings(seed)
         return
-    for record in _iter_records(spec, seed):
+    for record in iter_records(spec, seed):
         text = join_fields(record, spec)
         if text:
             yield text
@@ -179,7 +179,7 @@ def join_fields(record: dict[str, Any], spec: SourceSpec) -> str:
     return " ".join(parts)
 
 
-def _iter_records(spec: SourceSpec, seed: int) -> Iterator[dict[str, Any]]:
+def iter_records(spec: SourceSpec, seed: int) -> Iterator[dict[str, Any]]:
     import datasets  # heavy import, deferred until a corpus is read
 
     datasets.disable_progress_bars()
@@ -195,7 +195,7 @@ def _iter_records(spec: SourceSpec, seed: int) -> Iterator[dict[str, Any]]:
         table = datasets.load_dataset(builder, data_files=str(path), split="train", keep_in_memory=True)
     except Exception as exc:  # datasets raises many types for unreadable files
         what = "it is not valid JSON (one object per line)" if builder == "json" else f"it is not valid {builder}"
-        raise DistilleryError(f"Could not read '{path.name}': {what}: {_root_cause(exc)}") from exc
+        raise DistilleryError(f"Could not read '{path.name}': {what}: {root_cause(exc)}") from exc
     if spec.where:
         table = _filtered(table, spec)
     yield from table.shuffle(seed=seed, keep_in_memory=True)
@@ -215,7 +215,7 @@ def _filtered(table: Any, spec: SourceSpec) -> Any:
     return table.filter(keep, batched=True, keep_in_memory=True)
 
 
-def _root_cause(exc: BaseException) -> str:
+def root_cause(exc: BaseException) -> str:
     """The innermost error's words: datasets wraps the parser's own message ("JSON parse error: ... in
     row 0") in a general one ("An error occurred while generating the dataset")."""
     while exc.__cause__ is not None or exc.__context__ is not None:

@@ -66,7 +66,7 @@ def accept_upload(upload: Upload, job_dir: Path, domain: str) -> SourceSpec:
                 shutil.copyfileobj(raw, handle)
             return
         out = io.TextIOWrapper(handle, encoding=UTF8, newline="")
-        with _open_text(src, encoding) as text:
+        with open_text(src, encoding) as text:
             shutil.copyfileobj(text, out)
         out.flush()
         out.detach()  # the handle stays open for write_atomically to close
@@ -89,7 +89,7 @@ def upload_lines(path: Path) -> list[str]:
     `accept_upload` does."""
     if check_upload(path) != "text":
         raise DistilleryError("Upload a .txt file with one text per line.")
-    with _open_text(path, text_encoding(path) or UTF8) as text:
+    with open_text(path, text_encoding(path) or UTF8) as text:
         return [line.strip() for line in text if line.strip()]
 
 
@@ -183,7 +183,7 @@ def _check_inflated_size(path: Path) -> None:
         raise DistilleryError(f"The upload '{path.name}' is not a valid gzip file.") from exc
 
 
-def _open_text(path: Path, encoding: str):
+def open_text(path: Path, encoding: str):
     """A text handle on an upload (inflated when gzip) that yields its lines decoded; a byte that is
     not of the encoding, past the part `text_encoding` checked, becomes U+FFFD."""
     if path.suffix.lower() == ".gz":

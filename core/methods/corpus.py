@@ -45,6 +45,7 @@ from core.methods.student_tokenizer import StudentTokenizer, token_prior
 from core.methods.target_start import default_ridge, empty_student, fit_start
 from core.methods.training import (
     TokenizedCorpus,
+    TokenizedPairs,
     TrainParams,
     sif_weights,
     split_rows,
@@ -88,6 +89,9 @@ class CorpusParams(VocabularyParams):
     # teacher's space; with a package teacher's own tokenizer each token embedded alone by the teacher
     # (`student_tokenizer.token_prior`). False: fitted from the targets alone.
     start_prior: bool = True
+    # Labelled text pairs for the training's pair term (`TrainParams.pair_weight`): names of
+    # config/pairs.yaml's sources, or "all" (`core.corpus.pairs.choose_pair_sources`). Empty: none.
+    pair_sources: tuple[str, ...] = ()
 
     def validate(self, teacher: TeacherInfo | None = None) -> None:
         super().validate(teacher)
@@ -98,6 +102,9 @@ class CorpusParams(VocabularyParams):
         if self.start_ridge is not None and not 0 < self.start_ridge <= 1000:
             raise DistilleryError("The ridge of the starting fit must be above 0 and at most 1000, e.g. 10 (or "
                                   "empty for the default).")
+        if self.pair_sources and not self.training.pair_weight:
+            raise DistilleryError("Pair sources are chosen but the pair loss weight is 0; give it a weight, e.g. "
+                                  "0.2, or choose no pair source.")
         if not 0 <= self.start_share <= 1:
             raise DistilleryError("The share of the fitted start must be between 0 (trained table only) and 1 "
                                   "(no training effect), e.g. 0.5.")
@@ -115,7 +122,7 @@ class CorpusParams(VocabularyParams):
         if unknown:
             raise DistilleryError(f"The corpus method's training has no parameter(s) {', '.join(unknown)}.")
         params = cast(CorpusParams, super().from_dict(data))
-        return replace(params, training=TrainParams(**training))
+        return replace(params, training=TrainParams(**training), pair_sources=tuple(params.pair_sources or ()))
 
 
 @dataclass
@@ -220,7 +227,9 @@ def distill(
         progress("pca", 1.0, f"{k} dimensions")
 
     with clock.stage("train"):
-        result = train_table(unit, weights, linear_init, target_map, corpus, targets, params.training, seed, progress)
+        pairs, pair_counts = tokenized_pairs(params, base.tokenize, seed, progress)
+        result = train_table(unit, weights, linear_init, target_map, corpus, targets, params.training, seed, progress,
+                             pairs)
         fitted_start = (unit * weights[:, None]) @ linear_init
         table = params.start_share * fitted_start + (1 - params.start_share) * result.table
 
@@ -230,9 +239,28 @@ def distill(
                 # a resumed job embeds only the shards an interruption left missing
                 "featurize": {"shards": store.shards, "reused_shards": store.reused_shards,
                               "texts_embedded": store.texts_embedded}}
+    if params.training.neighbours:
+        training["neighbour_seconds"] = round(result.neighbour_seconds, 2)
+    if pair_counts:
+        training["pairs"] = pair_counts
     if not teacher.has_weights:
         training["student_tokenizer"] = chosen.name
     return Distilled(student, len(vocabulary), clock.stages, training, details)
+
+
+def tokenized_pairs(params: CorpusParams, tokenize: Any, seed: int, progress: Progress = silent,
+                    ) -> tuple[TokenizedPairs | None, dict[str, int]]:
+    """The recipe's text pairs in the student's tokens, and the pairs kept per source (none when the
+    recipe names no pair source)."""
+    if not params.pair_sources or not params.training.pair_weight:
+        return None, {}
+    from core.corpus.pairs import choose_pair_sources, load_pairs
+
+    chosen = load_pairs(choose_pair_sources(params.pair_sources), seed=seed, progress=progress)
+    if len(chosen) < 2:
+        raise DistilleryError("The chosen pair sources hold fewer than 2 usable pairs.")
+    progress("train", 0.0, f"tokenizing {len(chosen):,} text pairs")
+    return TokenizedPairs(tokenize_corpus(tokenize, chosen.left), tokenize_corpus(tokenize, chosen.right)), chosen.counts
 
 
 def raw_params(params: CorpusParams) -> VocabularyParams:

@@ -171,7 +171,8 @@ def featurize(
     order = _prepare(folder, store, key, texts, prompt)
     done = sum(store.shard_path(s).exists() for s in range(store.shards))
     if done:
-        progress("featurize", done / store.shards, f"resuming at shard {done + 1} of {store.shards}")
+        progress("featurize", done / store.shards, f"resuming at shard {done + 1} of {store.shards}"
+                 if done < store.shards else f"all {store.shards} shards already stored")
     fanout = _fanout.get()
     if fanout is not None and teacher is not None and not extra and not isinstance(model, EmbeddingFunction):
         missing = [s for s in range(store.shards) if not store.shard_path(s).exists()]
@@ -200,6 +201,23 @@ def featurize(
         for name, array in arrays.items():
             save_array(store.shard_path(shard, name), array)
     progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
+    return store
+
+
+def store_from_rows(
+    texts: Sequence[str], folder: Path, key: str, prompt: str | None, dim: int,
+    rows_of: Callable[[np.ndarray], np.ndarray], shard_rows: int | None = None,
+) -> TargetStore:
+    """A store for `texts` under `key` whose targets are already known (`rows_of(indices)` returns the
+    targets of those texts), laid out exactly as `featurize` lays it out, so `featurize` with the same
+    key resumes it whole. For a benchmark that trains on a subset or a union of corpora whose texts the
+    teacher embedded before: the teacher's output of a text does not depend on the corpus around it."""
+    shard_rows = shard_rows or settings.shard_rows(SHARD_ROWS)
+    store = TargetStore(Path(folder), len(texts), dim, shard_rows)
+    order = _prepare(Path(folder), store, key, texts, prompt)
+    for shard in range(store.shards):
+        if not store.shard_path(shard).exists():
+            save_array(store.shard_path(shard), np.asarray(rows_of(_rows(order, shard, shard_rows)), dtype=np.float16))
     return store
 
 

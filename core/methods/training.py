@@ -7,8 +7,13 @@ into the table afterwards (`diag(w) E M`), so everything trained is kept in the 
 importance.
 
 Loss = pointwise cosine distance to the teacher's embedding + a relational term on the in-batch
-similarity matrices (the structure STS and retrieval are scored on). Texts are bags of ids with
-offsets (`EmbeddingBag`), so no pad token exists and none has to be guessed by name.
+similarity matrices (the structure STS and retrieval are scored on). Optional levers, each measured
+in docs/benchmarks.md before it is a default: batches built from teacher-mined neighbourhoods
+(`core.methods.neighbours`), a listwise term (the teacher's softmax over each row of the in-batch
+similarities as the target distribution, which weighs the nearest texts most, as ranking does), and a
+contrastive term on labelled text pairs (sentence-transformers' MultipleNegativesRankingLoss: each
+anchor must pick its positive among the batch's). Texts are bags of ids with offsets
+(`EmbeddingBag`), so no pad token exists and none has to be guessed by name.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ class TrainParams:
     learning_rate: float = 1e-3
     relational_weight: float = 1.0
     validation_share: float = 0.05
+    # Teacher neighbours mined per text (0: random batches); a batch holds anchors and
+    # `neighbour_group - 1` of each anchor's neighbours.
+    neighbours: int = 0
+    neighbour_group: int = 4
+    # Weight of the listwise term and the temperature of its softmaxes (0: no listwise term).
+    listwise_weight: float = 0.0
+    temperature: float = 0.05
+    # Weight of the contrastive term on text pairs, used when pairs are given (0: pairs unused).
+    pair_weight: float = 0.0
 
     def validate(self) -> None:
         if not 1 <= self.epochs <= 1000:
@@ -50,6 +64,14 @@ class TrainParams:
             raise DistilleryError("The relational loss weight must be between 0 and 100.")
         if not 0 < self.validation_share < 0.5:
             raise DistilleryError("The held-back share must be above 0 and below 0.5, e.g. 0.05.")
+        if not 0 <= self.neighbours <= 256:
+            raise DistilleryError("Mined neighbours must be between 0 (off) and 256 per text, e.g. 16.")
+        if not 1 <= self.neighbour_group <= 64 or (self.neighbours and self.neighbour_group > self.batch_size // 2):
+            raise DistilleryError("A neighbourhood in a batch must hold 1 to 64 texts and at most half the batch.")
+        if not 0 <= self.listwise_weight <= 100 or not 0 <= self.pair_weight <= 100:
+            raise DistilleryError("The listwise and pair loss weights must be between 0 and 100.")
+        if not 0.001 <= self.temperature <= 10:
+            raise DistilleryError("The listwise temperature must be between 0.001 and 10, e.g. 0.05.")
 
 
 @dataclass
@@ -70,11 +92,27 @@ class TokenizedCorpus:
 
 
 @dataclass
+class TokenizedPairs:
+    """Labelled text pairs for the contrastive term: row i of `left` and of `right` belong together."""
+
+    left: TokenizedCorpus
+    right: TokenizedCorpus
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+
+# sentence-transformers' MultipleNegativesRankingLoss scale (1 / temperature of its cosine logits).
+PAIR_SCALE = 20.0
+
+
+@dataclass
 class TrainResult:
     table: np.ndarray  # float32, folded: diag(w) E M
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
+    neighbour_seconds: float = 0.0
 
 
 def tokenize_corpus(tokenize, texts: Sequence[str], chunk: int = 4096) -> TokenizedCorpus:
@@ -121,6 +159,7 @@ def train_table(
     params: TrainParams,
     seed: int = 0,
     progress: Progress = silent,
+    pairs: TokenizedPairs | None = None,
 ) -> TrainResult:
     """Fit table, token weights and linear map to the teacher; returns the folded table of the best epoch.
 
@@ -148,22 +187,67 @@ def train_table(
     optimizer = torch.optim.Adam([table, token_w, linear], lr=params.learning_rate)
     # int32 ids, shared with numpy on the CPU: a third of what int64 ids plus a torch copy would hold.
     ids_all = tensor(corpus.ids, np.int32)
+    if pairs is not None and (len(pairs) < 2 or not params.pair_weight):
+        pairs = None
+    pair_ids = (tensor(pairs.left.ids, np.int32), tensor(pairs.right.ids, np.int32)) if pairs else None
 
-    def student(rows: np.ndarray) -> torch.Tensor:
-        starts, stops = corpus.offsets[rows], corpus.offsets[rows + 1]
+    def embed(texts: TokenizedCorpus, flat_ids: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        starts, stops = texts.offsets[rows], texts.offsets[rows + 1]
         index = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)])
-        ids = ids_all[tensor(index, np.int64)]
+        ids = flat_ids[tensor(index, np.int64)]
         offsets = tensor(np.concatenate([[0], np.cumsum(stops - starts)[:-1]]), np.int32)
         pooled = F.embedding_bag(ids, table, offsets, mode="sum", per_sample_weights=token_w[ids])
         return F.normalize(pooled @ linear, dim=1)
+
+    def student(rows: np.ndarray) -> torch.Tensor:
+        return embed(corpus, ids_all, rows)
 
     def teacher(rows: np.ndarray) -> torch.Tensor:
         return F.normalize(tensor(targets.take(rows)) @ to_k, dim=1)
 
     def loss_of(s: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        pointwise = (1 - (s * t).sum(1)).mean()
-        relational = ((s @ s.T - t @ t.T) ** 2).mean()
-        return pointwise + params.relational_weight * relational
+        sim_s, sim_t = s @ s.T, t @ t.T
+        loss = (1 - (s * t).sum(1)).mean() + params.relational_weight * ((sim_s - sim_t) ** 2).mean()
+        if params.listwise_weight and len(s) > 2:
+            # A large negative, not -inf, on the diagonal: the KL of a zero target stays 0, not nan.
+            eye = torch.eye(len(s), dtype=torch.bool, device=s.device)
+            log_p = F.log_softmax((sim_s / params.temperature).masked_fill(eye, -1e4), dim=1)
+            target = F.softmax((sim_t / params.temperature).masked_fill(eye, -1e4), dim=1)
+            loss = loss + params.listwise_weight * F.kl_div(log_p, target, reduction="batchmean")
+        return loss
+
+    def pair_loss(rows: np.ndarray) -> torch.Tensor:
+        assert pairs is not None and pair_ids is not None
+        left, right = embed(pairs.left, pair_ids[0], rows), embed(pairs.right, pair_ids[1], rows)
+        labels = torch.arange(len(rows), device=left.device)
+        return F.cross_entropy(PAIR_SCALE * left @ right.T, labels)
+
+    pair_rows = np.flatnonzero((pairs.left.lengths() > 0) & (pairs.right.lengths() > 0)) if pairs \
+        else np.zeros(0, dtype=np.int64)
+    pair_order: list[np.ndarray] = []
+
+    def next_pair_batch() -> np.ndarray:
+        if not pair_order:  # a new pass over the pairs, in a new order
+            pair_order.extend(_batches(rng.permutation(pair_rows), params.batch_size))
+        return pair_order.pop()
+
+    neighbours, neighbour_seconds = None, 0.0
+    if params.neighbours:
+        from core.methods.neighbours import mine_neighbours
+
+        mined_at = time.perf_counter()
+        neighbours = mine_neighbours(targets, target_map, train_rows, params.neighbours, progress)
+        neighbour_seconds = time.perf_counter() - mined_at
+
+    def epoch_batches():
+        if neighbours is None:
+            yield from _batches(rng.permutation(train_rows), params.batch_size)
+            return
+        from core.methods.neighbours import neighbour_batches
+
+        for positions in neighbour_batches(len(train_rows), neighbours, params.batch_size, params.neighbour_group,
+                                           rng):
+            yield train_rows[positions]
 
     def validation_loss() -> float:
         with torch.no_grad():
@@ -177,10 +261,11 @@ def train_table(
     steps = math.ceil(len(train_rows) / params.batch_size)
     progress("train", 0.0, f"validation loss {best:.4f} before training")
     for epoch in range(1, params.epochs + 1):
-        order = rng.permutation(train_rows)
-        for step, batch in enumerate(_batches(order, params.batch_size)):
+        for step, batch in enumerate(epoch_batches()):
             optimizer.zero_grad(set_to_none=True)
             loss = loss_of(student(batch), teacher(batch))
+            if len(pair_rows) >= 2:
+                loss = loss + params.pair_weight * pair_loss(next_pair_batch())
             loss.backward()
             optimizer.step()
             if step % 20 == 0:
@@ -200,7 +285,7 @@ def train_table(
                 break
     e, w, m = best_state
     folded = (w[:, None] * e) @ m
-    return TrainResult(folded.cpu().numpy(), history, best_epoch, time.perf_counter() - started)
+    return TrainResult(folded.cpu().numpy(), history, best_epoch, time.perf_counter() - started, neighbour_seconds)
 
 
 def split_rows(corpus: TokenizedCorpus, validation_share: float, seed: int = 0,

@@ -75,6 +75,26 @@ class VectorIndex:
         scores, ids = self._graph.search(query.reshape(1, -1), k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
+    def search_many(self, queries: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
+        """Indices of the `k` nearest rows of each query row, best first, as an (n, k) int64 array (-1
+        where a graph walk found fewer). Exact search goes `chunk` queries at a time, so its memory is
+        `chunk` x rows scores, never n x rows."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if queries.ndim != 2 or queries.shape[1] != self.matrix.shape[1]:
+            raise DistilleryError("The queries do not have the index's dimensions: they were encoded by another model.")
+        k = min(k, len(self.matrix))
+        if not self.approximate or k == len(self.matrix):
+            found = np.empty((len(queries), k), dtype=np.int64)
+            for start in range(0, len(queries), chunk):
+                scores = queries[start:start + chunk] @ self.matrix.T
+                best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                order = np.argsort(-np.take_along_axis(scores, best, 1), axis=1, kind="stable")
+                found[start:start + chunk] = np.take_along_axis(best, order, 1)
+            return found
+        params = _faiss().SearchParametersHNSW(efSearch=max(EF_SEARCH, k))
+        _, ids = self._graph.search(queries, k, params=params)
+        return ids.astype(np.int64)
+
     def save(self, path: Path) -> None:
         """The graph (approximate) or the matrix (exact), written whole or not at all."""
         if self.approximate:

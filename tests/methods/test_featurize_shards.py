@@ -63,3 +63,24 @@ def test_fanned_out_shards_equal_one_process_and_are_never_redone(tmp_path):
     with pytest.raises(DistilleryError, match="other texts"):
         encode_stored_shard(model, TEXTS, store.folder, 3, wrong, teacher.fingerprint, None)
     assert not store.shard_path(3).exists()
+
+
+def test_a_store_built_from_known_rows_is_resumed_whole_by_featurize(tmp_path):
+    """`store_from_rows` lays targets out as `featurize` does: featurize with the same key embeds nothing
+    and reads back each text's own vector, whatever the length order of the shards."""
+    from core.methods.featurize import featurize, featurize_key, store_from_rows
+
+    texts = [f"text {'word ' * (i % 7)}{i}" for i in range(50)]
+    known = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float16)
+
+    class NeverCalled:
+        dimension = 6
+
+        def embed(self, texts):
+            raise AssertionError("the teacher was asked to embed a stored text")
+
+    key = featurize_key("fingerprint", texts, None)
+    store_from_rows(texts, tmp_path / "targets", key, None, 6, lambda rows: known[rows], shard_rows=16)
+    store = featurize(NeverCalled(), texts, tmp_path / "targets", key, shard_rows=16)
+    assert store.reused_shards == 4 and store.texts_embedded == 0
+    np.testing.assert_array_equal(store.open().take(np.arange(50)), known.astype(np.float32))

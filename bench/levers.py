@@ -1,0 +1,255 @@
+"""Ablation of the corpus method's quality levers: each alone and together, with its cost.
+
+    .venv/bin/python bench/levers.py --corpus-dir DIR --work-dir DIR [--variants today,neighbours,...]
+        [--out bench/results/levers.json]
+
+One corpus (a folder `core` built: corpus.jsonl + manifest.json), one teacher pass: the teacher's
+targets are stored in --work-dir and every variant resumes them (a work folder whose targets also hold
+tokenlearn's, from bench/quality.py, is resumed as it is). Each variant is `core.methods.corpus.distill`
+with the parameters below over today's defaults (pca_dims 256, as bench/quality.py), saved as a bare
+model2vec folder and scored on the development suite through the app's evaluation path. Per variant:
+the scores, the mean of task-type means with and without pair classification and without the sets
+that flatter students, retention (overall, without pairs, retrieval), the stage seconds beyond the
+stored teacher pass, and the peak memory of its stages. Results are rewritten after each variant; a
+rerun skips variants already in --out unless --again names them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench._common import RESULTS, write_results  # noqa: E402
+
+# Parameters over the corpus method's defaults (pca_dims 256, as bench/quality.py builds "corpus").
+VARIANTS: dict[str, dict] = {
+    "today": {},
+    "neighbours": {"neighbours": 16, "neighbour_group": 4},
+    "listwise": {"listwise_weight": 1.0},
+    "neighbours+listwise": {"neighbours": 16, "neighbour_group": 4, "listwise_weight": 1.0},
+    "pairs": {"pair_sources": ["all"], "pair_weight": 0.2},
+    "vocabulary-50k": {"max_vocabulary_size": 50_000, "min_frequency": 2},
+    "dims-full": {"pca_dims": None},
+    "pairs-light": {"pair_sources": ["all"], "pair_weight": 0.05},
+    # The scale curve: seeded subsets of the corpus, and the corpus with every passage's sentences
+    # added as texts of their own (sentence-level splitting: more targets from the same sources).
+    "corpus-30k": {"corpus_texts": 30_000},
+    "corpus-60k": {"corpus_texts": 60_000},
+    "sentences": {"add_sentences": True},
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus-dir", type=Path, required=True)
+    parser.add_argument("--work-dir", type=Path, required=True, help="holds the teacher's targets (resumed)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="names from VARIANTS, comma-separated")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=JSON",
+                        help="define or replace a variant: NAME={json of parameters}, e.g. "
+                        "'mix={\"neighbours\": 16, \"pca_dims\": null}'")
+    parser.add_argument("--again", default="", help="variants to rebuild even if --out holds them")
+    parser.add_argument("--targets-from", action="append", default=[], type=Path, metavar="WORK_DIR",
+                        help="an earlier work folder of this script or bench/quality.py (its corpus is read from "
+                        "the path in its targets' corpus file, or --corpus-dir of that run: WORK_DIR/corpus): the "
+                        "teacher's targets of texts it holds are taken from it; only the rest are embedded")
+    parser.add_argument("--shares", default="", help="also score each variant with these shares of the fitted "
+                        "start in the shipped table (the weight-space ensemble; no retraining), e.g. 0.3,0.7")
+    parser.add_argument("--out", type=Path, default=RESULTS / "levers.json")
+    args = parser.parse_args()
+    variants = dict(VARIANTS)
+    for item in args.set:
+        name, _, text = item.partition("=")
+        variants[name] = json.loads(text)
+    wanted = [v for v in args.variants.split(",") if v]
+    unknown = [v for v in wanted if v not in variants]
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {unknown}; known: {sorted(variants)}")
+    os.environ.setdefault("DISTILLERY_DATA_DIR", str(args.work_dir / "data"))
+
+    from bench.quality import CORPUS_SHA, bar_figures, save, without_flattering
+    from core.corpus.build import Corpus
+    from core.encoders.teacher import DEFAULT_TEACHER, resolve_teacher
+    from core.evaluation.scoring import evaluate_student, teacher_scores
+    from core.evaluation.tasks import suite_tasks
+    from core.methods import corpus as corpus_method
+    from core.progress import TqdmProgress
+
+    corpus = Corpus.load(args.corpus_dir)
+    texts = corpus.texts()
+    CORPUS_SHA["value"] = corpus.manifest["content_sha256"]
+    teacher = resolve_teacher(DEFAULT_TEACHER)
+    tasks = suite_tasks("en")
+    progress = TqdmProgress()
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if results.get("corpus_sha256") not in (None, CORPUS_SHA["value"]):
+        raise SystemExit(f"{args.out} holds another corpus's variants; choose another --out")
+    results.update({"corpus_sha256": CORPUS_SHA["value"], "corpus_size": len(texts), "teacher": teacher.name})
+    results.setdefault("variants", {})
+    results["models"] = {"teacher": teacher_scores(teacher, tasks, progress)}
+    teacher_summary = results["models"]["teacher"]
+    teacher_summary.update(bar_figures(teacher_summary, teacher_summary))
+    again = set(args.again.split(","))
+    for name in wanted:
+        if name in results["variants"] and name not in again:
+            print(f"{name}: kept from {args.out}", flush=True)
+            continue
+        overrides = {"pca_dims": 256, **variants[name]}
+        size = overrides.pop("corpus_texts", None)  # a seeded subset of the corpus: the scale curve
+        sentences = overrides.pop("add_sentences", False)
+        chosen = texts if not size else [texts[i] for i in np.sort(np.random.default_rng(0).permutation(
+            len(texts))[:size])]
+        if sentences:
+            chosen = with_sentences(chosen)
+        work = args.work_dir / ("corpus-method" if not size else f"corpus-method-{size}")
+        work = work.with_name(work.name + "-sentences") if sentences else work
+        extra = stored_extra(work, teacher)
+        if not extra:
+            assemble_targets(teacher, chosen, work / "targets", [args.work_dir, *args.targets_from], progress)
+        params = corpus_method.CorpusParams.from_dict(overrides)
+        started = time.perf_counter()
+        distilled = corpus_method.distill(teacher, params, chosen, work, progress=progress, extra=extra)
+        seconds = time.perf_counter() - started
+        training = distilled.training or {}
+        folder = save(distilled.model, f"lever-{name}", {k: v["seconds"] for k, v in distilled.stages.items()})
+        scores = evaluate_student(folder, tasks, progress)
+        scores.update(bar_figures(scores, teacher_summary))
+        results["variants"][name] = {
+            "parameters": {**overrides, **({"corpus_texts": size} if size else {}),
+                           **({"add_sentences": True} if sentences else {})}, "texts": len(chosen), "scores": scores,
+            "without_flattering_sets": without_flattering(scores),
+            "stages": distilled.stages, "seconds_after_teacher_pass": round(seconds - distilled.stages["featurize"]
+                                                                            ["seconds"], 1),
+            "peak_rss_mb": max(v["peak_rss_mb"] for v in distilled.stages.values()),
+            "best_epoch": training["best_epoch"], "history": training.get("history"),
+            **{k: v for k, v in training.items() if k in ("neighbour_seconds", "pairs")},
+            "vocabulary_added": distilled.vocabulary_added,
+            "table_rows": int(distilled.model.embedding.shape[0]),
+        }
+        for share in (float(x) for x in args.shares.split(",") if x):
+            mixed = reshared(distilled, share)
+            folder = save(mixed, f"lever-{name}-share-{share}")
+            scores = evaluate_student(folder, tasks, progress)
+            scores.update(bar_figures(scores, teacher_summary))
+            results["variants"][f"{name}@start_share={share}"] = {
+                **results["variants"][name], "parameters": {**results["variants"][name]["parameters"],
+                                                            "start_share": share},
+                "scores": scores, "without_flattering_sets": without_flattering(scores)}
+        write_results(args.out, results, "cpu")
+        print_table(results)
+    progress.close()
+    results["teacher_without_flattering_sets"] = without_flattering(teacher_summary)
+    write_results(args.out, results, "cpu")
+    print_table(results)
+
+
+def assemble_targets(teacher, texts: list[str], folder: Path, earlier: list[Path], progress) -> None:
+    """The corpus method's stored targets for `texts`, before it runs: rows that an earlier run's store
+    holds (same teacher) are copied, the rest are embedded by the teacher through `featurize` (in their
+    own resumable store), and the whole is laid out as `featurize` would (`store_from_rows`), so the
+    method resumes it and its cost figures exclude this teacher pass (they are the levers' cost)."""
+    from core.corpus.build import Corpus
+    from core.encoders.teacher import load_teacher
+    from core.methods.featurize import MANIFEST, TargetStore, featurize, featurize_key, store_from_rows
+
+    prompt = teacher.prompts.get("document")
+    key = featurize_key(teacher.fingerprint, texts, prompt, [])
+    manifest = folder / MANIFEST
+    if manifest.exists() and json.loads(manifest.read_text())["key"] == key and TargetStore(
+            folder, len(texts), json.loads(manifest.read_text())["dim"],
+            json.loads(manifest.read_text())["shard_rows"]).complete():
+        return
+    where: dict[str, tuple[int, int]] = {}
+    readers = []
+    for work in earlier:
+        stored = work / "corpus-method" / "targets" / MANIFEST
+        corpus_dir = work / "corpus"
+        if not stored.exists() or not (corpus_dir / "corpus.jsonl").exists():
+            continue
+        info = json.loads(stored.read_text())
+        earlier_texts = Corpus.load(corpus_dir).texts()
+        if info["rows"] != len(earlier_texts) or info["prompt"] != prompt:
+            continue
+        store = TargetStore(stored.parent, info["rows"], info["dim"], info["shard_rows"], tuple(info["names"]))
+        if not store.complete():
+            continue
+        readers.append(store.open())
+        for row, text in enumerate(earlier_texts):
+            where.setdefault(text, (len(readers) - 1, row))
+    missing = [t for t in dict.fromkeys(texts) if t not in where]
+    print(f"targets: {len(texts) - len(missing):,} texts from earlier stores, {len(missing):,} to embed", flush=True)
+    if missing:
+        fresh = featurize(load_teacher(teacher), missing, folder.parent / "new-targets",
+                          featurize_key(teacher.fingerprint, missing, prompt, []), prompt=prompt,
+                          progress=progress)
+        readers.append(fresh.open())
+        for row, text in enumerate(missing):
+            where[text] = (len(readers) - 1, row)
+    source = np.array([where[t][0] for t in texts])
+    row_in = np.array([where[t][1] for t in texts])
+
+    def rows_of(indices: np.ndarray) -> np.ndarray:
+        out = np.empty((len(indices), readers[0].dim), dtype=np.float32)
+        for s in np.unique(source[indices]):
+            mask = source[indices] == s
+            out[mask] = readers[s].take(row_in[indices][mask])
+        return out
+
+    store_from_rows(texts, folder, key, prompt, readers[0].dim, rows_of)
+
+
+def reshared(distilled, share: float):
+    """The same student with another share of the fitted start in its table (`CorpusParams.start_share`)."""
+    from model2vec import StaticModel
+    from model2vec.quantization import DType, quantize_embeddings
+
+    details = distilled.details
+    table = share * details.start_table + (1 - share) * details.trained_table
+    model = distilled.model
+    return StaticModel(vectors=quantize_embeddings(table.astype(np.float32), DType("float16")),
+                       tokenizer=model.tokenizer, config=dict(model.config), normalize=True,
+                       base_model_name=model.base_model_name, language=model.language)
+
+
+def with_sentences(texts: list[str], min_words: int = 3) -> list[str]:
+    """The corpus and, after it, every sentence of a passage of several sentences (core's own splitter),
+    each once: the short texts that STS pairs, questions and queries are."""
+    from core.corpus.cleaning import split_sentences
+
+    extra = (s for t in texts for s in (split_sentences(t) if len(t.split()) > 2 * min_words else [])
+             if len(s.split()) >= min_words)
+    return list(dict.fromkeys([*texts, *extra]))
+
+
+def stored_extra(folder: Path, teacher) -> list:
+    """The extra targets the stored teacher pass computed (tokenlearn's, when bench/quality.py made it),
+    so the featurize key matches and the targets resume instead of being recomputed."""
+    from bench.quality import resolve_dim, tokenlearn_target
+
+    manifest = folder / "targets" / "targets.json"
+    names = json.loads(manifest.read_text())["names"] if manifest.exists() else []
+    return [("tokenlearn", resolve_dim(teacher), tokenlearn_target)] if "tokenlearn" in names else []
+
+
+def print_table(results: dict) -> None:
+    teacher = results["models"]["teacher"]
+    rows = [("teacher", teacher, None)] + [(n, v["scores"], v) for n, v in results["variants"].items()]
+    tasks = list(teacher["tasks"])
+    header = ["variant"] + [t[:10] for t in tasks] + ["types", "no pair", "ret %", "s", "MB"]
+    print("\n" + "".join(h.rjust(11) if i else h.ljust(22) for i, h in enumerate(header)))
+    for name, scores, v in rows:
+        cells = [f"{scores['tasks'].get(t, float('nan')):.2f}" for t in tasks]
+        cells += [f"{scores['mean_of_types']:.2f}", f"{scores.get('type_means_without_pair', float('nan')):.2f}",
+                  f"{100 * scores.get('retrieval_retention', 1):.1f}",
+                  f"{v['seconds_after_teacher_pass']:.0f}" if v else "", f"{v['peak_rss_mb']:.0f}" if v else ""]
+        print(name[:22].ljust(22) + "".join(c.rjust(11) for c in cells))
+
+
+if __name__ == "__main__":
+    main()
