@@ -103,15 +103,18 @@ def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[
                       keys: Mapping[str, str] | None = None, suite: str | None = None) -> dict[str, Any]:
     """Check, then queue an evaluation of a saved model (`keys` as for `submit`: an endpoint teacher's
     key typed in the page). `suite` ("en", the default; "fr"; "both") is what runs when no `tasks` are
-    named. Raises `DistilleryError` (nothing queued), also when the model is another visitor's and
-    not shared, or the `owner` is at the job limit."""
-    open_model(model_id, owner).check()  # refuses an unknown id, a path, a damaged or another's private folder
+    named; None: the suite of the model's corpus language (a French student is judged on the French
+    sets, as "Evaluate when saved" does). Raises `DistilleryError` (nothing queued), also when the model
+    is another visitor's and not shared, or the `owner` is at the job limit."""
+    folder = open_model(model_id, owner)
+    folder.check()  # refuses an unknown id, a path, a damaged or another's private folder
+    suite = suite or folder.record.recipe.get("language") or DEFAULT_SUITE
     Thresholds(**(thresholds or {})).validate()
     check_task_names(tasks, suite)
     check_rows_per_task(limit)
     if owner is not None:
         check_active_jobs(len(active_jobs(owner)), Limits.from_env())
-    request = {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks, "suite": suite or DEFAULT_SUITE}
+    request = {"limit": limit, "thresholds": thresholds or {}, "tasks": tasks, "suite": suite}
     return queue_evaluation(model_id, request, owner, keys)
 
 

@@ -49,8 +49,8 @@ def build() -> dict[str, Any]:
                 "(their sources ran out); the Compare tab shows which and by how much.")
     models_df = gr.Dataframe(headers=MODEL_COLUMNS, label="Models", interactive=False, wrap=True)
     with gr.Row(equal_height=True):
-        eval_choice = gr.Dropdown(label="Model to evaluate (the whole development suite; thresholds and task "
-                                        "choice in the Evaluate tab)", choices=[], allow_custom_value=True, scale=3,
+        eval_choice = gr.Dropdown(label="Model to evaluate (every set of its corpus language: English, French "
+                                        "or both; thresholds and task choice in the Evaluate tab)", choices=[], allow_custom_value=True, scale=3,
                                   min_width=220)
         eval_btn = gr.Button("Evaluate model", scale=1, min_width=140)
     eval_md = gr.Markdown()
@@ -152,7 +152,7 @@ def _worker_line() -> str:
     consumers = live_consumers()
     if len(consumers) > 1 or any(c.get("texts") for c in consumers):
         return f"🟢 {len(consumers)} workers are running: " + "; ".join(_consumer(c) for c in consumers) + "."
-    if worker_alive():
+    if consumers or worker_alive():  # a live consumer's beat already says so: no second read
         return "🟢 A worker is running."
     return ("🔴 **No worker is running**: queued jobs wait until one starts (`make run` or `python app.py` "
             "start one).")

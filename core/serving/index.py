@@ -75,7 +75,7 @@ class VectorIndex:
         scores, ids = self._graph.search(query.reshape(1, -1), k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
-    def search_many(self, queries: np.ndarray, k: int, chunk: int = 512) -> np.ndarray:
+    def search_many(self, queries: np.ndarray, k: int, chunk: int = 128) -> np.ndarray:
         """Indices of the `k` nearest rows of each query row, best first, as an (n, k) int64 array (-1
         where a graph walk found fewer). Exact search goes `chunk` queries at a time, so its memory is
         `chunk` x rows scores, never n x rows."""

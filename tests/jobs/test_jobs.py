@@ -146,6 +146,18 @@ def test_an_evaluation_is_queued_with_its_request_and_refused_for_unknown_models
     finally:
         shutil.rmtree(settings.models_dir() / model_id)
 
+    # No suite named (the Jobs tab's button): the suite of the model's corpus language.
+    french_id = f"queued-french-evaluation-{tmp_path.name}"
+    french = helpers.tiny_record(french_id, recipe={**helpers.small_recipe(french_id).to_dict(), "language": "fr"})
+    ModelFolder.create(helpers.tiny_static_model(), french, ["un texte"], settings.models_dir() / french_id)
+    try:
+        status = submit_evaluation(french_id, limit=20)
+        request = json.loads((settings.jobs_dir() / status["job_id"] / EVALUATION_REQUEST).read_text())
+        assert request["suite"] == "fr" and request["tasks"] is None
+        assert cancel(status["job_id"])["state"] == "cancelled"
+    finally:
+        shutil.rmtree(settings.models_dir() / french_id)
+
 
 def test_cancelling_an_unknown_job_is_refused():
     with pytest.raises(DistilleryError, match="no job"):
