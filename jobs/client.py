@@ -18,10 +18,12 @@ import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core import settings
+from core.corpus.pairs import accept_pair_upload
 from core.corpus.sources import SourceCatalogue
 from core.corpus.uploads import Upload, accept_upload
 from core.encoders.teacher import DEFAULT_TEACHER
@@ -33,6 +35,7 @@ from core.files import write_json
 from core.keyring import forget, holding, seal_into
 from core.limits import Limits, check_active_jobs, check_corpus_rows, check_uploads
 from core.memory import check_memory
+from core.methods.corpus import CorpusParams
 from core.public import apply_public_policy
 from core.recipe import Recipe, validate_recipe
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE, evaluation_job_id, new_job_dir
@@ -60,8 +63,13 @@ def enqueue(job_id: str, task: Any, name: str, kind: str, message: str = "waitin
 
 
 def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Sequence[Upload]] | None = None,
-           keys: Mapping[str, str] | None = None, owner: str | None = None) -> dict[str, Any]:
+           keys: Mapping[str, str] | None = None, owner: str | None = None,
+           pair_uploads: Sequence[Path] = ()) -> dict[str, Any]:
     """Create the job folder, accept `uploads` (per domain) into it, check the recipe, queue it.
+
+    `pair_uploads` are the user's files of text pairs (the corpus method's pair term): each is checked
+    and copied into the job's folder (`core.corpus.pairs.accept_pair_upload`), and the recipe's
+    `distill.pair_files` names where.
 
     `keys` (id -> clear key, `core.keyring`) are keys typed in the page: they are held while the
     recipe is checked (an endpoint teacher is probed) and reach the worker sealed, never in clear.
@@ -72,7 +80,8 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
     if owner is not None:
         limits = Limits.from_env()
         check_corpus_rows(recipe.corpus_size, limits)
-        check_uploads([Path(u.path).stat().st_size for files in (uploads or {}).values() for u in files], limits)
+        check_uploads([Path(u.path).stat().st_size for files in (uploads or {}).values() for u in files]
+                      + [Path(p).stat().st_size for p in pair_uploads], limits)
         check_active_jobs(len(active_jobs(owner)), limits)
     job_id, folder = new_job_dir(recipe.name)
     try:
@@ -81,6 +90,8 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
         for domain, files in (uploads or {}).items():
             for upload in files:
                 recipe.uploads.setdefault(domain, []).append(accept_upload(upload, folder, domain).to_dict())
+        if pair_uploads:
+            _accept_pairs(recipe, pair_uploads, folder)
         apply_public_policy(recipe)  # a public studio: allow-listed teachers and endpoints only
         with holding(keys or {}):
             teacher = validate_recipe(recipe, catalogue, settings.teacher_dirs())  # local teachers: those folders only
@@ -96,6 +107,14 @@ def submit(recipe: Recipe, catalogue: SourceCatalogue, uploads: Mapping[str, Seq
         raise
     return enqueue(job_id, run_recipe_task.s(job_id, recipe.to_dict(), job_id), recipe.name or job_id, "distillation",
                    owner=owner)
+
+
+def _accept_pairs(recipe: Recipe, pair_uploads: Sequence[Path], folder: Path) -> None:
+    """Accept the pair files into the job's `folder` and name them in the recipe's `distill.pair_files`."""
+    if not isinstance(recipe.params, CorpusParams):
+        raise DistilleryError("Only the corpus method trains on text pairs; choose it, or upload no pair file.")
+    accepted = [accept_pair_upload(Path(path), folder) for path in pair_uploads]
+    recipe.distill = replace(recipe.params, pair_files=(*recipe.params.pair_files, *accepted))
 
 
 def submit_evaluation(model_id: str, limit: int | None = None, thresholds: dict[str, float] | None = None,

@@ -38,7 +38,8 @@ def recipe_form(**overrides) -> list:
         "max_words": recipe.cleaning.max_words, "use_corpus_vocabulary": True,
         "max_vocabulary_size": recipe.params.max_vocabulary_size, "min_frequency": recipe.params.min_frequency,
         "pca_dims": recipe.params.pca_dims, "sif_coefficient": 1e-4, "pooling": "mean",
-        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5, "seed": 0, "evaluate_after": False,
+        "quantize_to": "float16", "epochs": 10, "patience": 2, "batch_size": 256, "learning_rate": 1e-3, "start_share": 0.5,
+        "pair_sources": [], "pair_files": None, "pair_weight": "", "seed": 0, "evaluate_after": False,
         "evaluation_rows": None,
     }
     catalogue = load_catalogue()

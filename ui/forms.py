@@ -30,6 +30,9 @@ from core.pipeline import stage_plan
 from core.progress import StagePlan
 from core.recipe import Recipe
 
+# The pair loss weight used when pairs are chosen and the weight is left empty or 0: the bench's setting
+# (bench/levers.py, "pairs-light").
+PAIR_WEIGHT = 0.05
 # Per domain: share slider, source checkboxes, uploaded files, upload text field(s).
 DOMAIN_FIELDS = ("share", "sources", "files", "fields")
 FORM_FIELDS: tuple[str, ...] = (
@@ -39,7 +42,8 @@ FORM_FIELDS: tuple[str, ...] = (
     *(f"{d}:{f}" for d in DOMAINS for f in DOMAIN_FIELDS),
     "corpus_size", "collection_size", "normalise", "dedupe", "min_words", "max_words",
     "use_corpus_vocabulary", "max_vocabulary_size", "min_frequency", "pca_dims", "sif_coefficient",
-    "pooling", "quantize_to", "epochs", "patience", "batch_size", "learning_rate", "start_share", "seed", "evaluate_after",
+    "pooling", "quantize_to", "epochs", "patience", "batch_size", "learning_rate", "start_share",
+    "pair_sources", "pair_files", "pair_weight", "seed", "evaluate_after",
     "evaluation_rows",
 )
 
@@ -122,6 +126,22 @@ def form_uploads(form: dict[str, Any]) -> dict[str, list[Upload]]:
     return uploads
 
 
+def form_pair_uploads(form: dict[str, Any]) -> list[Path]:
+    """The pair files uploaded for the corpus method's pair term (none for another method): `jobs.client.submit`
+    accepts them into the job's folder and names them in the recipe's `distill.pair_files`."""
+    if str(form.get("method") or "") != "corpus":
+        return []
+    return [upload_path(file) for file in form.get("pair_files") or []]
+
+
+def pair_weight(form: dict[str, Any], default: float) -> float:
+    """The pair loss weight typed; empty or 0 while pair sources or files are chosen: `PAIR_WEIGHT`."""
+    weight = decimal(form.get("pair_weight"), "The pair loss weight", allow_none=True)
+    if not weight and (form.get("pair_sources") or form.get("pair_files")):
+        return PAIR_WEIGHT
+    return _or_default(weight, default)
+
+
 def form_sources(form: dict[str, Any]) -> dict[str, list[str]]:
     return {d: list(form.get(f"{d}:sources") or []) for d in DOMAINS}
 
@@ -129,7 +149,9 @@ def form_sources(form: dict[str, Any]) -> dict[str, list[str]]:
 def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Upload]]]:
     """The recipe the form describes, and its uploads (accepted into the job's folder on submit).
 
-    Only the chosen method's parameters are read; an empty field takes that method's default.
+    Only the chosen method's parameters are read; an empty field takes that method's default. The
+    corpus method's uploaded pair files are not in the recipe yet: `form_pair_uploads` gives them to
+    `jobs.client.submit`, which names them in `distill.pair_files` once accepted into the job's folder.
     """
     method = str(form.get("method") or "vocabulary")
     defaults = params_for(method)
@@ -150,7 +172,9 @@ def recipe_from_form(form: dict[str, Any]) -> tuple[Recipe, dict[str, list[Uploa
                                    training.batch_size),
             learning_rate=_or_default(decimal(form.get("learning_rate"), "The learning rate", allow_none=True),
                                       training.learning_rate),
+            pair_weight=pair_weight(form, training.pair_weight),
         )
+        params["pair_sources"] = tuple(str(name) for name in form.get("pair_sources") or ())
         params["start_share"] = _or_default(decimal(form.get("start_share"), "The share of the fitted start",
                                                     allow_none=True), defaults.start_share)
         params["student_tokenizer"] = str(form.get("student_tokenizer") or "").strip() or None

@@ -8,6 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from core.corpus.build import preview_domains
+from core.corpus.pairs import load_pair_sources
 from core.corpus.plan import DEFAULT_SHARES, DOMAINS
 from core.corpus.sources import SourceCatalogue
 from core.encoders.endpoint import KINDS
@@ -26,10 +27,12 @@ from jobs import client
 from ui.forms import (
     CUSTOM,
     FORM_FIELDS,
+    PAIR_WEIGHT,
     PRESETS,
     as_form,
     estimate,
     estimate_recipe,
+    form_pair_uploads,
     form_sources,
     form_uploads,
     preset_choices,
@@ -42,6 +45,8 @@ from ui.queueing import CORPUS, SUBMIT
 from ui.visitors import expensive, limits_note, visitor
 from ui.widgets import holding_typed_keys, number_field
 
+PAIRS_INFO = ("labelled pairs (a question and its answer, a sentence and its paraphrase) trained with in-batch "
+              "negatives")
 PACKAGE_HINT = ", ".join(t.teacher_name for t in PACKAGE_TEACHERS.values())
 METHOD_INFO = ("vocabulary: model2vec's distill, each token embedded alone (fast). corpus: vectors and token "
                "weights trained so each corpus text's embedding matches the teacher's (slower, closer to it).")
@@ -151,7 +156,7 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                                        info="how the teacher's token outputs become one vector")
             c["quantize_to"] = gr.Dropdown(list(QUANTIZE), value=params.quantize_to, label="Quantize to",
                                            min_width=160, info="smaller on disk; float16 loses nothing measurable")
-        with gr.Group(visible=defaults.method == "corpus") as training_group:
+        with gr.Group(visible=defaults.method == "corpus", elem_id="corpus-training") as training_group:
             gr.Markdown("**Corpus method: training**")
             with gr.Row():
                 c["epochs"] = number_field("Epochs", corpus.training.epochs, "passes over the corpus (at most)")
@@ -162,6 +167,15 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
                                              "too high: unstable; too low: slow to improve")
                 c["start_share"] = number_field("Share of the fitted start (0–1)", corpus.start_share,
                                            "averaged with the trained table; 0 = trained table only")
+            with gr.Row(equal_height=True):  # the file box is the tallest: the row's cells match it
+                pair_choices, pair_note = _pair_choices(catalogue)
+                c["pair_sources"] = gr.CheckboxGroup(pair_choices, value=[], label="Text pairs", scale=3,
+                                                     min_width=240, info=PAIRS_INFO + pair_note)
+                c["pair_files"] = gr.File(label="Your pairs (two columns: CSV, TSV or JSONL)", file_count="multiple",
+                                          scale=2, min_width=200, height=170)
+                c["pair_weight"] = number_field("Pair loss weight", f"{corpus.training.pair_weight:g}",
+                                                f"0 or empty while pairs are chosen: {PAIR_WEIGHT}, the bench's "
+                                                f"setting")
         with gr.Row():
             c["collection_size"] = number_field("Search collection (texts)", defaults.collection_size,
                                            "corpus texts the Compare tab searches (embedded at the end)")
@@ -220,6 +234,17 @@ def _method_changed(method: str) -> tuple[str, Any]:
     only the corpus method trains."""
     sif = params_for(method).sif_coefficient
     return ("" if sif is None else str(sif)), gr.Group(visible=method == "corpus")
+
+
+def _pair_choices(catalogue: SourceCatalogue) -> tuple[list[tuple[str, str]], str]:
+    """(label, name) per pair source readable on this machine (`config/pairs.yaml`), French ones saying
+    so, and a note when none is (or the file cannot be read: the page still opens, and says why)."""
+    try:
+        sources = load_pair_sources(hub_available=catalogue.hub_available, language="both")
+    except DistilleryError as exc:
+        return [], f" ({exc})"
+    choices = [(f"{s.name} (French)" if s.language == "fr" else s.name, s.name) for s in sources]
+    return choices, "" if choices else " (none is readable on this machine: upload your own)"
 
 
 def _hub_note(catalogue: SourceCatalogue) -> str:
@@ -293,10 +318,11 @@ def _api_cost(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[s
 def _submit(catalogue: SourceCatalogue, values: tuple[Any, ...], typed: dict[str, str] | None = None,
             request: gr.Request | None = None) -> str:
     try:
-        recipe, uploads = recipe_from_form(as_form(values))
+        form = as_form(values)
+        recipe, uploads = recipe_from_form(form)
         with expensive(request, "a distillation"):
             status = client.submit(recipe, catalogue, uploads, typed_keys(recipe.teacher, **(typed or {})),
-                                   owner=visitor(request))
+                                   owner=visitor(request), pair_uploads=form_pair_uploads(form))
     except (DistilleryError, ValueError, TypeError) as exc:
         return f"❌ **Not submitted:** {exc}"
     note = f"\n\n⚠️ {status['warning']}" if status.get("warning") else ""

@@ -122,6 +122,7 @@ def _training_section(training: dict[str, Any] | None, stages: dict[str, dict[st
     tokenizer = training.get("student_tokenizer")  # a teacher without weights: the tokenizer chosen for it
     lent = (f"The student's tokenizer is `{tokenizer}` (the teacher has no weights to lend its own).\n"
             if tokenizer else "")
+    lent += _pairs_line(training)
     return f"""## Training
 
 Static vectors, token weights and a linear map (folded into the table) trained to reproduce the
@@ -136,6 +137,18 @@ teacher's sentence embeddings of the corpus; the best epoch on the held-back sli
 Stage times: {times}
 
 """
+
+
+def _pairs_line(training: dict[str, Any]) -> str:
+    """The text pairs trained with in-batch negatives, per pair source or uploaded file, when any were."""
+    pairs = training.get("pairs") or {}
+    if not pairs:
+        return ""
+    kept = ", ".join(f"`{name}` ({count:,})" for name, count in pairs.items())
+    weight = training.get("pair_weight")
+    weighed = f", weighing {weight:g} in the loss" if isinstance(weight, (int, float)) else ""
+    return (f"Labelled text pairs were trained with in-batch negatives{weighed}; pairs kept per pair source "
+            f"or uploaded file: {kept}.\n")
 
 
 _HF_TASK = {"STS": "sentence-similarity", "Classification": "text-classification",

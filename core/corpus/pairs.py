@@ -7,28 +7,32 @@ nothing else: `config/pairs.yaml` declares the pair sources (Hub datasets, strea
 the Hub answers, and files of the local corpus folder, left out when missing), `load_pairs` reads them
 through the same reader as the corpus sources (`core.corpus.sources`: one `SourceSpec` per source, its
 fields joined by `join_fields`), and `read_pair_upload` reads a user's two-column file after the same
-checks as any upload (`core.corpus.uploads`). Every text goes through `normalise_text`; a side longer
-than `max_words` words is cut to its first `max_words` words (the pair is kept, since the start of a
-text still matches its partner); a pair with an empty side or with the same text on both sides (case
-aside) is dropped, and so is a pair already kept (same left and same right), across sources too.
+checks as any upload (`core.corpus.uploads`); `accept_pair_upload` copies such a file into the job's
+folder on submit, and `job_pair_files` finds a recipe's `pair_files` in that folder and nowhere else.
+Every text goes through `normalise_text`; a side longer than `max_words` words is cut to its first
+`max_words` words (the pair is kept, since the start of a text still matches its partner); a pair with
+an empty side or with the same text on both sides (case aside) is dropped, and so is a pair already
+kept (same left and same right), across sources and files too.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import yaml
 
 from core import settings
 from core.corpus.cleaning import normalise_text
 from core.corpus.sources import SourceKind, SourceSpec, iter_records, join_fields, root_cause
-from core.corpus.uploads import UTF8, check_upload, open_text, text_encoding
+from core.corpus.uploads import UTF8, check_upload, inside_job, open_text, safe_name, text_encoding
 from core.errors import DistilleryError
+from core.files import write_atomically
 from core.languages import LANGUAGES, plan_languages
 from core.progress import Progress, silent
 from core.settings import hub_reachable
@@ -37,6 +41,7 @@ PAIRS_FILE = settings.REPO_ROOT / "config" / "pairs.yaml"
 PAIR_KINDS = ("hub", "local")
 PAIR_DOMAIN = "pairs"  # the `domain` of a pair source's `SourceSpec`: a pair source serves no corpus domain
 MAX_WORDS = 128
+PAIR_UPLOADS = Path("uploads") / "pairs"  # where a job's uploaded pair files lie, inside its folder
 # An upload's JSON fields, tried in this order on each line: the anchor's, then the positive's.
 JSON_FIELDS = (("anchor", "positive"), ("sentence1", "sentence2"), ("left", "right"))
 # A first row of a CSV or TSV upload whose two cells are both among these names is a header.
@@ -193,10 +198,11 @@ def _fields(value: Any) -> tuple[str, ...]:
 
 
 def load_pairs(sources: Sequence[PairSource], limit_per_source: int | None = None, seed: int = 0,
-               progress: Progress = silent, max_words: int = MAX_WORDS) -> PairSet:
+               progress: Progress = silent, max_words: int = MAX_WORDS, uploads: Sequence[Path] = ()) -> PairSet:
     """The cleaned pairs of `sources`, read in a seeded random order (a Hub stream is shuffled in a
     buffer, as the corpus shuffles it); `limit_per_source` keeps the first that many usable pairs of
-    each source in that order, a seeded random sample."""
+    each source in that order, a seeded random sample. The pairs of `uploads` (a user's files, read as
+    `read_pair_upload` reads them, in full) follow, counted by file name, deduplicated with the rest."""
     if limit_per_source is not None and limit_per_source < 1:
         raise DistilleryError("The number of pairs per source must be at least 1.")
     collector = _Collector(max_words)
@@ -204,8 +210,9 @@ def load_pairs(sources: Sequence[PairSource], limit_per_source: int | None = Non
     if hub and not hub_reachable():
         raise DistilleryError(f"The pair source(s) {', '.join(hub)} are read from the Hugging Face Hub, which "
                               f"is out of reach; choose local pair sources instead.")
+    total = len(sources) + len(uploads)
     for index, source in enumerate(sources):
-        progress("pairs", index / len(sources), f"Reading pairs from {source.name}")
+        progress("pairs", index / total, f"Reading pairs from {source.name}")
         kept = 0
         for left, right in _source_pairs(source, seed):
             if collector.add(left, right):
@@ -213,7 +220,10 @@ def load_pairs(sources: Sequence[PairSource], limit_per_source: int | None = Non
                 if limit_per_source is not None and kept >= limit_per_source:
                     break
         collector.pairs.counts[source.name] = collector.pairs.counts.get(source.name, 0) + kept
-    progress("pairs", 1.0, f"{len(collector.pairs):,} pairs from {len(sources)} source(s)")
+    for index, path in enumerate(uploads, len(sources)):
+        progress("pairs", index / total, f"Reading pairs from {Path(path).name}")
+        _collect_upload(collector, Path(path))
+    progress("pairs", 1.0, f"{len(collector.pairs):,} pairs from {total} source(s)")
     return collector.pairs
 
 
@@ -246,17 +256,45 @@ def read_pair_upload(path: Path) -> PairSet:
     sentence2 or left/right), optionally gzipped, cleaned as `load_pairs` cleans. Refused with a message
     naming the file when it is empty, binary, too large or holds no usable pair."""
     path = Path(path)
+    collector = _Collector(MAX_WORDS)
+    if not _collect_upload(collector, path):
+        raise DistilleryError(f"The upload '{path.name}' holds no usable pair: "
+                              f"{_UPLOAD_EXPECTED[_upload_kind(path)[0]]}.")
+    return collector.pairs
+
+
+def _collect_upload(collector: _Collector, path: Path) -> int:
+    """Add the pairs of a user's file to `collector` (after `check_upload`), counted by the file's
+    name; returns how many were kept (0: none usable, or all already kept)."""
     kind, named = _upload_kind(path)
     check_upload(path, named)
     encoding = text_encoding(path, named) or UTF8
     rows = _json_rows(path, encoding) if kind == "json" else _table_rows(path, encoding, kind)
-    collector = _Collector(MAX_WORDS)
-    for left, right in rows:
-        collector.add(left, right)
-    if not collector.pairs.left:
-        raise DistilleryError(f"The upload '{path.name}' holds no usable pair: {_UPLOAD_EXPECTED[kind]}.")
-    collector.pairs.counts[path.name] = len(collector.pairs)
-    return collector.pairs
+    kept = sum(collector.add(left, right) for left, right in rows)
+    collector.pairs.counts[path.name] = collector.pairs.counts.get(path.name, 0) + kept
+    return kept
+
+
+def accept_pair_upload(path: Path, job_dir: Path) -> str:
+    """Check a user's pair file (`read_pair_upload`: refused with a message naming it), copy it below
+    `job_dir/uploads/pairs/` under a safe name, and return where it lies relative to `job_dir`, which
+    is what a recipe's `pair_files` holds (`core.methods.corpus.CorpusParams`)."""
+    src = Path(path)
+    read_pair_upload(src)
+    relative = PAIR_UPLOADS / safe_name(src.name)
+    dest = inside_job(job_dir, relative, src.name)
+
+    def copy(handle: IO[bytes]) -> None:
+        with src.open("rb") as raw:
+            shutil.copyfileobj(raw, handle)
+
+    write_atomically(dest, copy, src.stat().st_size)  # whole or absent; a full disk is named (`DiskError`)
+    return relative.as_posix()
+
+
+def job_pair_files(job_dir: Path, files: Sequence[str]) -> list[Path]:
+    """A recipe's `pair_files` as paths, each refused unless it lies inside `job_dir` (`inside_job`)."""
+    return [inside_job(job_dir, name) for name in files]
 
 
 def _upload_kind(path: Path) -> tuple[str, Path]:

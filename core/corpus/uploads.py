@@ -50,15 +50,12 @@ def accept_upload(upload: Upload, job_dir: Path, domain: str) -> SourceSpec:
     src, fields = Path(upload.path), upload.fields
     if domain not in DOMAINS:
         raise DistilleryError(f"Unknown domain '{domain}'.")
-    name = _SAFE.sub("_", src.name).lstrip("._") or "upload.txt"
+    name = safe_name(src.name)
     builder = check_upload(src, Path(name))
     encoding = text_encoding(src)
     if encoding not in (None, UTF8) and name.lower().endswith(".gz"):
         name = name[:-3]  # stored inflated, as UTF-8
-    dest_dir = (job_dir / "uploads" / domain).resolve()
-    dest = dest_dir / name
-    if dest.parent != dest_dir:  # defence in depth: the basename above cannot contain a separator
-        raise DistilleryError(f"Refused upload name '{src.name}'.")
+    dest = inside_job(job_dir, Path("uploads") / domain / name, src.name)
 
     def copy(handle: IO[bytes]) -> None:
         if encoding in (None, UTF8):
@@ -82,6 +79,26 @@ def accept_upload(upload: Upload, job_dir: Path, domain: str) -> SourceSpec:
         dest.unlink(missing_ok=True)
         raise
     return spec
+
+
+def safe_name(name: str) -> str:
+    """An uploaded file's name reduced to a safe basename (letters, digits, `.`, `_`, `-`)."""
+    return _SAFE.sub("_", Path(name).name).lstrip("._") or "upload.txt"
+
+
+def inside_job(job_dir: Path, path: str | Path, shown: str | None = None) -> Path:
+    """`path` (relative to `job_dir`, or absolute) resolved, and refused unless it lies inside `job_dir`.
+
+    The one check that confines a user's file to their job's folder: where an upload is copied to,
+    and where a recipe's uploaded files are read from (a recipe may come from a user as JSON, and
+    must not read or write anything else). `shown` is the name the message gives (default `path`).
+    """
+    folder = Path(job_dir).resolve()
+    resolved = (folder / path).resolve()
+    if resolved == folder or not resolved.is_relative_to(folder):
+        raise DistilleryError(f"Refused the file '{shown or path}': an uploaded file must lie inside the job's "
+                              f"folder.")
+    return resolved
 
 
 def upload_lines(path: Path) -> list[str]:

@@ -92,6 +92,9 @@ class CorpusParams(VocabularyParams):
     # Labelled text pairs for the training's pair term (`TrainParams.pair_weight`): names of
     # config/pairs.yaml's sources, or "all" (`core.corpus.pairs.choose_pair_sources`). Empty: none.
     pair_sources: tuple[str, ...] = ()
+    # Pair files the user uploaded (`core.corpus.pairs.read_pair_upload`), accepted into the job's folder
+    # on submit: paths relative to that folder (`uploads/pairs/<name>`); one outside it is refused.
+    pair_files: tuple[str, ...] = ()
 
     def validate(self, teacher: TeacherInfo | None = None) -> None:
         super().validate(teacher)
@@ -102,12 +105,18 @@ class CorpusParams(VocabularyParams):
         if self.start_ridge is not None and not 0 < self.start_ridge <= 1000:
             raise DistilleryError("The ridge of the starting fit must be above 0 and at most 1000, e.g. 10 (or "
                                   "empty for the default).")
-        if self.pair_sources and not self.training.pair_weight:
-            raise DistilleryError("Pair sources are chosen but the pair loss weight is 0; give it a weight, e.g. "
-                                  "0.2, or choose no pair source.")
+        if (self.pair_sources or self.pair_files) and not self.training.pair_weight:
+            raise DistilleryError("Text pairs are chosen but the pair loss weight is 0; give it a weight, e.g. "
+                                  "0.05, or choose no pair source or file.")
         if not 0 <= self.start_share <= 1:
             raise DistilleryError("The share of the fitted start must be between 0 (trained table only) and 1 "
                                   "(no training effect), e.g. 0.5.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON keeps it: the pair sources and files as lists (`from_dict` makes them tuples again)."""
+        data = super().to_dict()
+        data.update(pair_sources=list(self.pair_sources), pair_files=list(self.pair_files))
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> CorpusParams:
@@ -122,7 +131,8 @@ class CorpusParams(VocabularyParams):
         if unknown:
             raise DistilleryError(f"The corpus method's training has no parameter(s) {', '.join(unknown)}.")
         params = cast(CorpusParams, super().from_dict(data))
-        return replace(params, training=TrainParams(**training), pair_sources=tuple(params.pair_sources or ()))
+        return replace(params, training=TrainParams(**training), pair_sources=tuple(params.pair_sources or ()),
+                       pair_files=tuple(params.pair_files or ()))
 
 
 @dataclass
@@ -152,11 +162,17 @@ def distill(
     progress: Progress = silent, teacher_batch_size: int | None = None, extra: Sequence[ExtraTarget] = (),
 ) -> Distilled:
     """Run every stage on `texts`; targets live under `work_dir/targets` and survive an interruption.
+    `work_dir` is `<job>/corpus-method` (`core.pipeline.run_recipe`): the recipe's uploaded pair files
+    are read from its parent, the job's folder, and nowhere else.
 
     `extra` adds targets computed from the same teacher forward pass (a benchmark's baseline reads
     them from `result.details.targets`), so a comparison never runs the teacher twice.
     """
     params.validate(teacher)
+    if params.pair_files:  # refused before the teacher runs: a recipe must not name files outside its job
+        from core.corpus.pairs import job_pair_files
+
+        job_pair_files(Path(work_dir).parent, params.pair_files)
     if len(texts) < MIN_TEXTS:
         raise DistilleryError(f"The corpus method needs at least {MIN_TEXTS} texts to train on; the corpus has "
                               f"{len(texts)} after cleaning. Add sources, relax the cleaning, or use the "
@@ -227,7 +243,7 @@ def distill(
         progress("pca", 1.0, f"{k} dimensions")
 
     with clock.stage("train"):
-        pairs, pair_counts = tokenized_pairs(params, base.tokenize, seed, progress)
+        pairs, pair_counts = tokenized_pairs(params, base.tokenize, seed, progress, Path(work_dir).parent)
         result = train_table(unit, weights, linear_init, target_map, corpus, targets, params.training, seed, progress,
                              pairs)
         fitted_start = (unit * weights[:, None]) @ linear_init
@@ -243,22 +259,31 @@ def distill(
         training["neighbour_seconds"] = round(result.neighbour_seconds, 2)
     if pair_counts:
         training["pairs"] = pair_counts
+        training["pair_weight"] = params.training.pair_weight
     if not teacher.has_weights:
         training["student_tokenizer"] = chosen.name
     return Distilled(student, len(vocabulary), clock.stages, training, details)
 
 
 def tokenized_pairs(params: CorpusParams, tokenize: Any, seed: int, progress: Progress = silent,
-                    ) -> tuple[TokenizedPairs | None, dict[str, int]]:
-    """The recipe's text pairs in the student's tokens, and the pairs kept per source (none when the
-    recipe names no pair source)."""
-    if not params.pair_sources or not params.training.pair_weight:
-        return None, {}
-    from core.corpus.pairs import choose_pair_sources, load_pairs
+                    job_dir: Path | None = None) -> tuple[TokenizedPairs | None, dict[str, int]]:
+    """The recipe's text pairs (named sources, then uploaded files) in the student's tokens, and the
+    pairs kept per source or file name (none when the recipe names neither).
 
-    chosen = load_pairs(choose_pair_sources(params.pair_sources), seed=seed, progress=progress)
+    `job_dir` is the job's folder (the parent of the method's `work_dir`, `core.pipeline.run_recipe`):
+    the uploaded pair files are read from there, and a path outside it is refused.
+    """
+    if not (params.pair_sources or params.pair_files) or not params.training.pair_weight:
+        return None, {}
+    from core.corpus.pairs import choose_pair_sources, job_pair_files, load_pairs
+
+    if params.pair_files and job_dir is None:
+        raise DistilleryError("Uploaded pair files are read from the job's folder, and none was given.")
+    files = job_pair_files(job_dir, params.pair_files) if job_dir is not None else []
+    sources = choose_pair_sources(params.pair_sources) if params.pair_sources else []
+    chosen = load_pairs(sources, seed=seed, progress=progress, uploads=files)
     if len(chosen) < 2:
-        raise DistilleryError("The chosen pair sources hold fewer than 2 usable pairs.")
+        raise DistilleryError("The chosen pair sources and files hold fewer than 2 usable pairs.")
     progress("train", 0.0, f"tokenizing {len(chosen):,} text pairs")
     return TokenizedPairs(tokenize_corpus(tokenize, chosen.left), tokenize_corpus(tokenize, chosen.right)), chosen.counts
 

@@ -258,3 +258,13 @@ def test_card_inherits_the_teacher_licence_and_records_the_recipe():
     assert "license: mit" not in card and "**vocabulary** method" in card
     assert '"pca_dims": 64' in card  # the recipe, as JSON
     assert "- none" in card  # no shortfall
+
+
+def test_card_names_the_text_pairs_trained_on_and_how_many_were_kept():
+    training = {"best_epoch": 1, "history": [{"epoch": 0, "validation_loss": 0.5}, {"epoch": 1, "validation_loss": 0.4}],
+                "start_share": 0.5, "pairs": {"conala": 2649, "my_pairs.tsv": 120}, "pair_weight": 0.05}
+    card = render_card(helpers.tiny_record("paired", training=training))
+    assert ("Labelled text pairs were trained with in-batch negatives, weighing 0.05 in the loss; pairs kept per "
+            "pair source or uploaded file: `conala` (2,649), `my_pairs.tsv` (120).") in card
+    without = render_card(helpers.tiny_record("unpaired", training={**training, "pairs": {}}))
+    assert "## Training" in without and "text pairs" not in without

@@ -15,8 +15,11 @@ from core import settings
 from core.corpus.sources import load_catalogue
 from core.corpus.uploads import Upload
 from core.errors import DistilleryError
+from core.methods.corpus import CorpusParams
+from core.methods.training import TrainParams
 from core.methods.vocabulary import VocabularyParams
 from core.progress import StagePlan
+from core.recipe import Recipe
 from jobs.client import cancel, list_jobs, submit
 from jobs.folders import EVALUATION_REQUEST, RECIPE_FILE
 from jobs.queue import huey
@@ -114,6 +117,49 @@ def test_a_refused_upload_or_recipe_leaves_no_job_folder(catalogue, tmp_path, re
         uploads, expected = {"web": [Upload(good)]}, "at least 1 text"
     with pytest.raises(DistilleryError, match=expected):
         submit(recipe, catalogue, uploads)
+    assert job_folders() == before_jobs
+    assert huey.pending_count() == before_pending
+
+
+def corpus_recipe(name: str, **training) -> Recipe:
+    return helpers.small_recipe(name, method="corpus", distill=CorpusParams(pca_dims=64, max_vocabulary_size=300,
+                                                                          training=TrainParams(**training)))
+
+
+def test_submit_accepts_pair_files_into_the_job_folder_and_names_them_in_the_recipe(catalogue, tmp_path):
+    pairs = write_upload(tmp_path / "incoming", "my pairs.tsv",
+                         "".join(f"question {i} about the network\tanswer {i} about routing\n" for i in range(5)).encode())
+    status = submit(corpus_recipe("with-pairs", pair_weight=0.05), catalogue, pair_uploads=[pairs])
+    try:
+        folder = settings.jobs_dir() / status["job_id"]
+        saved = json.loads((folder / RECIPE_FILE).read_text())
+        assert saved["distill"]["pair_files"] == ["uploads/pairs/my_pairs.tsv"]  # inside the job's folder
+        assert (folder / "uploads" / "pairs" / "my_pairs.tsv").read_bytes() == pairs.read_bytes()
+    finally:
+        assert cancel(status["job_id"])["state"] == "cancelled"
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\x89PNG\x00\x00binary" * 50, "binary"),
+    (b"", "is empty"),
+    (b"only one column\nand another line\n", "holds no usable pair: expected two tab-separated columns"),
+])
+def test_a_refused_pair_file_leaves_no_job_folder(catalogue, tmp_path, content, expected):
+    before_jobs, before_pending = job_folders(), huey.pending_count()
+    bad = write_upload(tmp_path / "incoming", "pairs.tsv", content)
+    with pytest.raises(DistilleryError, match=expected):
+        submit(corpus_recipe("bad-pairs", pair_weight=0.05), catalogue, pair_uploads=[bad])
+    assert job_folders() == before_jobs
+    assert huey.pending_count() == before_pending
+
+
+def test_pair_files_need_the_corpus_method_and_a_pair_weight(catalogue, tmp_path):
+    before_jobs, before_pending = job_folders(), huey.pending_count()
+    pairs = write_upload(tmp_path / "incoming", "pairs.csv", b"a question,its answer\nanother one,another answer\n")
+    with pytest.raises(DistilleryError, match="Only the corpus method trains on text pairs"):
+        submit(helpers.small_recipe("vocabulary-pairs"), catalogue, pair_uploads=[pairs])
+    with pytest.raises(DistilleryError, match="pair loss weight is 0"):
+        submit(corpus_recipe("weightless-pairs"), catalogue, pair_uploads=[pairs])
     assert job_folders() == before_jobs
     assert huey.pending_count() == before_pending
 

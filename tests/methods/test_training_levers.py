@@ -128,6 +128,43 @@ def test_corpus_method_with_every_lever_records_them(tmp_path):
     assert np.isfinite(np.asarray(result.model.embedding)).all()
 
 
+@pytest.mark.slow  # the teacher embeds 200 texts
+def test_corpus_method_trains_on_a_pair_file_uploaded_into_its_job(tmp_path):
+    """A pair file alone (no named source), inside the job's folder, is read and counted by its name."""
+    from core.encoders.teacher import resolve_teacher
+    from core.methods.corpus import CorpusParams, distill
+
+    job = tmp_path / "job"
+    (job / "uploads" / "pairs").mkdir(parents=True)
+    rows = [f"how does the {w} service handle request {i}?\tthe {w} service answers request {i} in order"
+            for i in range(60) for w in ("network", "billing")]
+    (job / "uploads" / "pairs" / "mine.tsv").write_text("anchor\tpositive\n" + "\n".join(rows) + "\n")
+    texts = [f"The {w} report number {i} describes how the system handles {w} requests." for i in range(100)
+             for w in ("network", "billing")]
+    params = CorpusParams.from_dict({"pca_dims": 32, "quantize_to": "float32", "epochs": 2, "pair_weight": 0.05,
+                                     "pair_files": ["uploads/pairs/mine.tsv"]})
+    assert params.pair_files == ("uploads/pairs/mine.tsv",) and params.pair_sources == ()
+    result = distill(resolve_teacher(None), params, texts, job / "corpus-method")
+    assert result.training["pairs"] == {"mine.tsv": 120} and result.training["pair_weight"] == 0.05
+    assert np.isfinite(np.asarray(result.model.embedding)).all()
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "../outside.tsv", "uploads/../../outside.tsv", "."])
+def test_a_pair_file_outside_the_job_folder_is_refused(tmp_path, path):
+    """A recipe's JSON comes from a user: its pair files are read from its own job's folder only, and the
+    method refuses before the teacher runs."""
+    from core.encoders.teacher import resolve_teacher
+    from core.methods.corpus import CorpusParams, distill
+
+    (tmp_path / "outside.tsv").write_text("a question\tits answer\nanother question\tanother answer\n")
+    (tmp_path / "job").mkdir()
+    params = CorpusParams.from_dict({"pair_weight": 0.05, "pair_files": [path]})
+    with pytest.raises(DistilleryError, match="must lie inside the job's folder"):
+        distill(resolve_teacher(None), params, ["a text"] * 300, tmp_path / "job" / "corpus-method")
+    with pytest.raises(DistilleryError, match="pair loss weight is 0"):
+        CorpusParams.from_dict({"pair_files": ["uploads/pairs/mine.tsv"]}).validate()
+
+
 def test_pair_sources_are_checked_by_name():
     from core.corpus.pairs import choose_pair_sources
     from core.methods.corpus import CorpusParams

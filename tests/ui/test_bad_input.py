@@ -78,6 +78,12 @@ def submit(case: str, expect: str, **overrides: Any) -> Case:
     return Case(case, "/submit_recipe", lambda env: recipe_form(**overrides), expect)
 
 
+def submit_pairs(case: str, expect: str, upload: str) -> Case:
+    """Submit a corpus-method recipe with one uploaded pair file (the pair term's own upload field)."""
+    return Case(case, "/submit_recipe", lambda env: recipe_form(method="corpus", corpus_size="400",
+                                                                pair_files=[env.file(upload)]), expect)
+
+
 def preview(name: str, expect: str, upload: str, accepted: bool = False, fields: str = "text") -> Case:
     """Preview the code domain with one generated upload (its only source): what submit accepts too."""
     return Case(name, "/preview_corpus", lambda env: [*recipe_form(**{
@@ -158,6 +164,10 @@ CASES = [
     preview("JSONL with the field missing from some rows", "café crème", "some-missing.jsonl", accepted=True),
     preview("JSONL that is not JSON", "is not valid JSON", "not-json.jsonl"),
     preview("unsupported file type", "is not a supported file type", "notes.exe"),
+    submit_pairs("binary pair file", "binary file, not text", "binary-pairs.tsv"),
+    submit_pairs("empty pair file", "is empty", "empty-pairs.csv"),
+    submit_pairs("pair file of one column", "holds no usable pair: expected two columns", "one-column.csv"),
+    submit_pairs("pair file of another type", "is not a pair file", "latin1.txt"),
     raw_preview("upload name with ../", f"../../{TOKEN}.txt", f"upload-{TOKEN}.txt"),
     raw_preview("upload name with NUL", f"{TOKEN}\x00.txt", f"upload-{TOKEN}"),
     # Corrupted model folders chosen for Compare and Evaluate
@@ -213,6 +223,10 @@ def _make_uploads(folder: Path) -> None:
     (folder / "some-missing.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     (folder / "not-json.jsonl").write_text("this is { not json\nneither is this\n")
     (folder / "notes.exe").write_text(lines)
+    (folder / "binary-pairs.tsv").write_bytes(b"\x89PNG\x00\x00binary\tpairs\x00" * 100)
+    (folder / "empty-pairs.csv").write_bytes(b"")
+    (folder / "one-column.csv").write_text("".join(f"A single column of text, line {i}.\n".replace(",", "")
+                                                   for i in range(20)))
 
 
 def _make_models(models: Path) -> None:

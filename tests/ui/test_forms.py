@@ -17,10 +17,12 @@ from core.methods.training import TrainParams
 from core.methods.vocabulary import VocabularyParams
 from ui.forms import (
     FORM_FIELDS,
+    PAIR_WEIGHT,
     PRESETS,
     as_form,
     duration,
     estimate,
+    form_pair_uploads,
     form_sources,
     form_uploads,
     preset_choices,
@@ -39,7 +41,8 @@ def values(**overrides) -> dict:
         "corpus_size": 400.0, "collection_size": 40, "normalise": True, "dedupe": True, "min_words": 3,
         "max_words": 64, "use_corpus_vocabulary": True, "max_vocabulary_size": 300, "min_frequency": 2,
         "pca_dims": 64, "sif_coefficient": 1e-4, "pooling": "mean", "quantize_to": "float16", "epochs": None,
-        "patience": None, "batch_size": None, "learning_rate": None, "start_share": None, "seed": 3,
+        "patience": None, "batch_size": None, "learning_rate": None, "start_share": None,
+        "pair_sources": [], "pair_files": None, "pair_weight": "", "seed": 3,
         "evaluate_after": False, "evaluation_rows": None,
     }
     for domain in DOMAINS:
@@ -82,6 +85,39 @@ def test_uploads_come_back_per_domain_with_their_fields(tmp_path):
         "web": [Upload(Path(a), ("title", "body")), Upload(Path(b), ("title", "body"))],
         "code": [Upload(Path(b), ("text",))],
     }
+
+
+def test_the_pair_fields_reach_the_corpus_recipe_and_chosen_pairs_get_a_weight(tmp_path):
+    plain, _ = recipe_from_form(values(method="corpus"))
+    assert plain.params.pair_sources == () and plain.params.pair_files == ()
+    assert plain.params.training.pair_weight == TrainParams().pair_weight == 0.0
+    assert form_pair_uploads(values(method="corpus")) == []
+    plain.params.validate()  # no pairs, no weight: nothing to refuse
+
+    for empty in ("", "0", None):  # pairs chosen, the weight left empty or 0: the bench's setting
+        chosen, _ = recipe_from_form(values(method="corpus", pair_sources=["conala", "wikisplit"], pair_weight=empty))
+        assert chosen.params.pair_sources == ("conala", "wikisplit")
+        assert chosen.params.training.pair_weight == PAIR_WEIGHT == 0.05
+    typed, _ = recipe_from_form(values(method="corpus", pair_sources=["conala"], pair_weight=" 0.2 "))
+    assert typed.params.training.pair_weight == 0.2
+
+    pairs = tmp_path / "pairs.tsv"
+    form = values(method="corpus", pair_files=[str(pairs), {"path": str(pairs)}])
+    with_file, uploads = recipe_from_form(form)
+    assert uploads == {}  # pair files are not corpus uploads
+    assert form_pair_uploads(form) == [pairs, pairs]  # accepted into the job's folder by `jobs.client.submit`
+    assert with_file.params.training.pair_weight == PAIR_WEIGHT and with_file.params.pair_files == ()
+    # another method has no pair term: its form's pair fields are not read
+    vocabulary, _ = recipe_from_form(values(pair_sources=["conala"], pair_files=[str(pairs)], pair_weight="x"))
+    assert type(vocabulary.params) is VocabularyParams and form_pair_uploads(values(pair_files=[str(pairs)])) == []
+
+    with pytest.raises(DistilleryError, match="The pair loss weight must be a number, not 'heavy'"):
+        recipe_from_form(values(method="corpus", pair_weight="heavy"))
+    refused, _ = recipe_from_form(values(method="corpus", pair_sources=["conala"], pair_weight="1000"))
+    with pytest.raises(DistilleryError, match="pair loss weights must be between 0 and 100"):
+        refused.params.validate()
+    weight_only, _ = recipe_from_form(values(method="corpus", pair_weight="0.3"))
+    assert weight_only.params.training.pair_weight == 0.3 and weight_only.params.pair_sources == ()
 
 
 @pytest.mark.parametrize("field, value, expected", [
