@@ -43,7 +43,13 @@ VARIANTS: dict[str, dict] = {
     "corpus-30k": {"corpus_texts": 30_000},
     "corpus-60k": {"corpus_texts": 60_000},
     "sentences": {"add_sentences": True},
+    # The development suite's two retrieval sets whose queries sit in the shared corpus folder (the
+    # product's plan draws neither file): the corpus with those queries added, to show what they flatter.
+    "with-eval-queries": {"add_eval_queries": True},
 }
+# Files of ../shared/data/corpus holding the queries of MedQuAD and of Python doc->code, and their field.
+EVAL_QUERY_FILES = (("medical/medquad_questions.jsonl.gz", "question"),
+                    ("code/python311_stdlib_docstrings.jsonl.gz", "docstring"))
 
 
 def main() -> None:
@@ -61,8 +67,15 @@ def main() -> None:
                         "teacher's targets of texts it holds are taken from it; only the rest are embedded")
     parser.add_argument("--shares", default="", help="also score each variant with these shares of the fitted "
                         "start in the shipped table (the weight-space ensemble; no retraining), e.g. 0.3,0.7")
+    parser.add_argument("--merge", action="append", default=[], type=Path, metavar="FILE",
+                        help="variants measured by another run of this script on the same corpus (run at the "
+                        "same time, into another file): copied into --out as they are")
     parser.add_argument("--out", type=Path, default=RESULTS / "levers.json")
+    parser.add_argument("--markdown", action="store_true", help="print --out's table as markdown and stop")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown_table(json.loads(args.out.read_text())))
+        return
     variants = dict(VARIANTS)
     for item in args.set:
         name, _, text = item.partition("=")
@@ -92,6 +105,12 @@ def main() -> None:
         raise SystemExit(f"{args.out} holds another corpus's variants; choose another --out")
     results.update({"corpus_sha256": CORPUS_SHA["value"], "corpus_size": len(texts), "teacher": teacher.name})
     results.setdefault("variants", {})
+    for other in args.merge:
+        merged = json.loads(other.read_text())
+        if merged.get("corpus_sha256") != CORPUS_SHA["value"]:
+            raise SystemExit(f"--merge {other}: another corpus's variants")
+        for name, variant in merged["variants"].items():
+            results["variants"][name] = {**variant, "measured": f"{merged.get('date')} ({merged.get('command')})"}
     results["models"] = {"teacher": teacher_scores(teacher, tasks, progress)}
     teacher_summary = results["models"]["teacher"]
     teacher_summary.update(bar_figures(teacher_summary, teacher_summary))
@@ -103,12 +122,16 @@ def main() -> None:
         overrides = {"pca_dims": 256, **variants[name]}
         size = overrides.pop("corpus_texts", None)  # a seeded subset of the corpus: the scale curve
         sentences = overrides.pop("add_sentences", False)
+        eval_queries = overrides.pop("add_eval_queries", False)
         chosen = texts if not size else [texts[i] for i in np.sort(np.random.default_rng(0).permutation(
             len(texts))[:size])]
         if sentences:
             chosen = with_sentences(chosen)
+        if eval_queries:
+            chosen = with_eval_queries(chosen)
         work = args.work_dir / ("corpus-method" if not size else f"corpus-method-{size}")
         work = work.with_name(work.name + "-sentences") if sentences else work
+        work = work.with_name(work.name + "-eval-queries") if eval_queries else work
         extra = stored_extra(work, teacher)
         if not extra:
             assemble_targets(teacher, chosen, work / "targets", [args.work_dir, *args.targets_from], progress)
@@ -122,7 +145,9 @@ def main() -> None:
         scores.update(bar_figures(scores, teacher_summary))
         results["variants"][name] = {
             "parameters": {**overrides, **({"corpus_texts": size} if size else {}),
-                           **({"add_sentences": True} if sentences else {})}, "texts": len(chosen), "scores": scores,
+                           **({"add_sentences": True} if sentences else {}),
+                           **({"add_eval_queries": True} if eval_queries else {})},
+            "texts": len(chosen), "scores": scores,
             "without_flattering_sets": without_flattering(scores),
             "stages": distilled.stages, "seconds_after_teacher_pass": round(seconds - distilled.stages["featurize"]
                                                                             ["seconds"], 1),
@@ -217,6 +242,24 @@ def reshared(distilled, share: float):
                        base_model_name=model.base_model_name, language=model.language)
 
 
+def with_eval_queries(texts: list[str]) -> list[str]:
+    """The corpus and, after it, the queries of MedQuAD and Python doc->code (EVAL_QUERY_FILES),
+    normalised as the corpus builder normalises, each once, cut to the corpus's 128 words."""
+    import gzip
+
+    from core import settings
+    from core.corpus.cleaning import normalise_text
+
+    folder = settings.local_corpus_dir()
+    if folder is None:
+        raise SystemExit("with-eval-queries needs the local corpus folder (../shared/data/corpus)")
+    extra = []
+    for name, field in EVAL_QUERY_FILES:
+        with gzip.open(folder / name, "rt") as handle:
+            extra += [" ".join(normalise_text(json.loads(line)[field]).split()[:128]) for line in handle]
+    return list(dict.fromkeys([*texts, *(t for t in extra if len(t.split()) >= 3)]))
+
+
 def with_sentences(texts: list[str], min_words: int = 3) -> list[str]:
     """The corpus and, after it, every sentence of a passage of several sentences (core's own splitter),
     each once: the short texts that STS pairs, questions and queries are."""
@@ -235,6 +278,30 @@ def stored_extra(folder: Path, teacher) -> list:
     manifest = folder / "targets" / "targets.json"
     names = json.loads(manifest.read_text())["names"] if manifest.exists() else []
     return [("tokenlearn", resolve_dim(teacher), tokenlearn_target)] if "tokenlearn" in names else []
+
+
+def markdown_table(results: dict) -> str:
+    """The ablation table of docs/benchmarks.md: per variant the bar's figures, the change against
+    today's defaults, and the cost."""
+    teacher = results["models"]["teacher"]
+    base = results["variants"]["today"]["scores"]
+    flat = results.get("teacher_without_flattering_sets", {}).get("mean_of_types")
+    lines = ["| variant | texts | mean of types | Δ | without pairs | Δ | without flattering sets | retrieval "
+             "(% of teacher) | STS | Class. | seconds after the teacher pass | peak MB | rows |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines.append(f"| teacher | | {teacher['mean_of_types']:.2f} | | {teacher['type_means_without_pair']:.2f} | | "
+                 f"{flat if flat is not None else ''} | 100 | {teacher['type_means']['STS']:.2f} | "
+                 f"{teacher['type_means']['Classification']:.2f} | | | |")
+    for name, v in results["variants"].items():
+        s = v["scores"]
+        lines.append(
+            f"| {name} | {v.get('texts', results['corpus_size']):,} | {s['mean_of_types']:.2f} | "
+            f"{s['mean_of_types'] - base['mean_of_types']:+.2f} | {s['type_means_without_pair']:.2f} | "
+            f"{s['type_means_without_pair'] - base['type_means_without_pair']:+.2f} | "
+            f"{v['without_flattering_sets']['mean_of_types']:.2f} | {100 * s['retrieval_retention']:.1f} | "
+            f"{s['type_means']['STS']:.2f} | {s['type_means']['Classification']:.2f} | "
+            f"{v['seconds_after_teacher_pass']:.0f} | {v['peak_rss_mb']:.0f} | {v['table_rows']:,} |")
+    return "\n".join(lines)
 
 
 def print_table(results: dict) -> None:
