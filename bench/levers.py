@@ -186,10 +186,10 @@ def assemble_targets(teacher, texts: list[str], folder: Path, earlier: list[Path
     prompt = teacher.prompts.get("document")
     key = featurize_key(teacher.fingerprint, texts, prompt, [])
     manifest = folder / MANIFEST
-    if manifest.exists() and json.loads(manifest.read_text())["key"] == key and TargetStore(
-            folder, len(texts), json.loads(manifest.read_text())["dim"],
-            json.loads(manifest.read_text())["shard_rows"]).complete():
-        return
+    if manifest.exists():
+        stored = json.loads(manifest.read_text())
+        if stored["key"] == key and TargetStore(folder, len(texts), stored["dim"], stored["shard_rows"]).complete():
+            return
     where: dict[str, tuple[int, int]] = {}
     readers = []
     for work in earlier:
