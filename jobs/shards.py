@@ -7,12 +7,13 @@ takes, in its own process, any shard nobody holds, so a job never starves for wa
 (a consumer with one worker runs its whole job alone, as before) and the waiting task only sleeps
 once every shard is held by someone.
 
-Who holds a shard is a lease in huey's store (`distillery:shard-lease:<shard key>`), renewed every
-few seconds while the shard is encoded. A consumer killed mid-shard stops renewing it; after
-`lease_seconds()` the lease has expired and the shard is free again: the job task takes it, or a
-shard task that found it held (it retries with a delay, huey's `RetryTask`) does. Shards are
-written atomically and keyed by teacher fingerprint and their texts' hash (`shard_key`), so a
-shard computed twice (two takers in the same instant) is harmless and one on disk is never redone.
+Who holds a shard is a lease in the queue's Redis (`distillery:shard-lease:<shard key>`), taken with
+one atomic `SET NX PX` (of two takers in the same instant one wins) and renewed every few seconds
+while the shard is encoded. A consumer killed mid-shard stops renewing it; Redis expires it after
+`lease_seconds()` and the shard is free again: the job task takes it, or a shard task that found it
+held (it retries with a delay, huey's `RetryTask`) does. Shards are written atomically and keyed by
+teacher fingerprint and their texts' hash (`shard_key`), so a shard computed twice (a lease that
+expired under a stalled holder) is harmless and one on disk is never redone.
 
 Progress shows shards done out of total and which consumer did each (the job status's `shards`).
 """
@@ -42,6 +43,7 @@ from jobs.status import TERMINAL, Heartbeat, read_status, worker_identity, write
 
 log = logging.getLogger("distillery.jobs")
 WAIT_SECONDS = 1.0  # one blocking wait on a shard's result, between looks for a free shard
+SETTLE_SECONDS = 10.0  # at most this long for the results that name who encoded the last shards
 
 
 def lease_seconds() -> float:
@@ -58,33 +60,46 @@ def _lease_key(key: str) -> str:
     return f"distillery:shard-lease:{key}"
 
 
+def _lease_ms() -> int:
+    return max(1, int(lease_seconds() * 1000))
+
+
+# Renew or release only a lease this worker still holds (compare and act, atomically in Redis).
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def _redis() -> Any:
+    """The Redis client of huey's own storage: leases live beside the queue they serve."""
+    return huey.storage.conn
+
+
 def lease_holder(key: str) -> str | None:
     """The worker holding the shard's lease, or None when nobody does (never taken, released, expired)."""
-    lease = huey.get(_lease_key(key), peek=True)
-    if lease is None or time.time() - lease["time"] > lease_seconds():
-        return None
-    return lease["worker"]
+    holder = _redis().get(_lease_key(key))
+    return holder.decode() if isinstance(holder, bytes) else holder
 
 
 def take_lease(key: str) -> bool:
-    """Hold the shard unless someone else does. Not atomic: two takers in the same instant both
-    encode it, which costs time and nothing else (the shard's content is the same)."""
-    holder = lease_holder(key)
-    if holder is not None and holder != worker_identity():
-        return False
-    huey.put(_lease_key(key), {"worker": worker_identity(), "time": time.time()})
-    return True
+    """Hold the shard unless someone else does: one atomic `SET NX PX`, so of two takers in the same
+    instant exactly one wins, and Redis expires the lease itself (no clocks compared between machines)."""
+    me = worker_identity()
+    if _redis().set(_lease_key(key), me, nx=True, px=_lease_ms()):
+        return True
+    return lease_holder(key) == me
 
 
 @contextmanager
 def holding(key: str) -> Iterator[None]:
     """The lease renewed while the block runs (a thread), released at its end."""
     stop = threading.Event()
+    me, lease = worker_identity(), _lease_key(key)
+    renew_lease, release_lease = _redis().register_script(_RENEW), _redis().register_script(_RELEASE)
 
     def renew() -> None:
         while not stop.wait(lease_seconds() / 4):
             try:
-                huey.put(_lease_key(key), {"worker": worker_identity(), "time": time.time()})
+                renew_lease(keys=[lease], args=[me, _lease_ms()])
             except Exception:  # a busy store: the next renewal retries
                 pass
 
@@ -95,7 +110,7 @@ def holding(key: str) -> Iterator[None]:
     finally:
         stop.set()
         thread.join()
-        huey.get(_lease_key(key))  # popped: free at once (it is on disk, or failed and may be retried)
+        release_lease(keys=[lease], args=[me])  # free at once (on disk, or failed and may be retried)
 
 
 def _timed(encode: Callable[[], bool], rows: int) -> bool:
@@ -188,12 +203,16 @@ class QueueFanout:
                 continue
             self._collect(results, remaining)
             self._report(store)
-        self._collect(results, [], wait=False)
+        # The consumers' last results may trail their shards' files by a moment: wait briefly for the
+        # ones that say who encoded a shard, so progress names every shard's consumer.
+        deadline = time.time() + SETTLE_SECONDS
+        while (unnamed := [s for s in missing if s not in self.by and s in results]) and time.time() < deadline:
+            self._collect(results, unnamed)
         self._report(store, final=True)
 
-    def _collect(self, results: dict[int, Any], remaining: list[int], wait: bool = True) -> None:
-        """The results that have come (huey's blocking get on the first shard still out, briefly)."""
-        waited = not wait
+    def _collect(self, results: dict[int, Any], remaining: list[int]) -> None:
+        """The results that have come (huey's blocking get on the first shard of `remaining`, briefly)."""
+        waited = False
         for shard, result in list(results.items()):
             try:
                 blocking = not waited and shard in remaining

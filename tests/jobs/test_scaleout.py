@@ -87,6 +87,62 @@ say(status=read_status(job))
 """
 
 
+LEASES = """
+import json, threading, time
+import jobs.shards as shards
+
+me = threading.local()
+shards.worker_identity = lambda: me.name  # two workers in one process: one thread each
+won = []
+for n in range(300):  # two takers released in the same instant, on a fresh shard each time
+    start = threading.Barrier(2)
+    def race(name):
+        me.name = name
+        start.wait()
+        if shards.take_lease(f"race-{n}"):
+            won.append((n, name))
+    threads = [threading.Thread(target=race, args=(name,)) for name in ("a", "b")]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+me.name = "a"
+holder = {n: shards.lease_holder(f"race-{n}") for n in range(3)}
+held = shards.take_lease("k")
+me.name = "b"
+refused, seen = shards.take_lease("k"), shards.lease_holder("k")
+time.sleep(1.6)  # past the lease, never renewed: Redis expired it
+taken_after_expiry = shards.take_lease("k")
+assert shards.take_lease("renewed")
+with shards.holding("renewed"):
+    time.sleep(2.5)  # longer than the lease: renewals keep it
+    renewed = shards.lease_holder("renewed")
+released = shards.lease_holder("renewed")
+print(json.dumps({"won": won, "holder": holder, "held": held, "refused": refused, "seen": seen,
+                  "taken_after_expiry": taken_after_expiry, "renewed": renewed, "released": released}))
+"""
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (.ci/run installs it)")
+def test_a_shard_lease_goes_to_exactly_one_of_two_takers_and_expires_in_redis(tmp_path):
+    """The lease is one atomic `SET NX PX`: of two workers asking in the same instant exactly one holds
+    the shard (a get-then-put lets both encode it, in lock step, for the rest of the job)."""
+    with helpers.redis_server(tmp_path) as url:
+        env = {**os.environ, "DISTILLERY_REDIS_URL": url, "DISTILLERY_DATA_DIR": str(tmp_path / "data"),
+               "DISTILLERY_SHARD_LEASE": "1.0", "PYTHONPATH": f"{ROOT}:{TESTS}"}
+        done = subprocess.run([sys.executable, "-c", LEASES], cwd=TESTS, env=env, capture_output=True, text=True,
+                              timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    winners: dict[int, list[str]] = {}
+    for n, name in found["won"]:
+        winners.setdefault(n, []).append(name)
+    assert sorted(winners) == list(range(300)) and all(len(w) == 1 for w in winners.values())
+    assert {w[0] for w in winners.values()} == {"a", "b"}  # both do win races: it is not one fixed order
+    assert all(found["holder"][str(n)] == winners[n][0] for n in range(3))
+    assert found["held"] and not found["refused"] and found["seen"] == "a"
+    assert found["taken_after_expiry"]
+    assert found["renewed"] == "b" and found["released"] is None
+
+
 @pytest.mark.slow  # a Redis server, two consumers, a kill and two distillations
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed (.ci/run installs it)")
 def test_a_consumer_killed_mid_shard_leaves_the_job_to_finish_with_the_single_consumer_model(tmp_path, monkeypatch):
