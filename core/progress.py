@@ -13,14 +13,17 @@ one bar moves steadily across the whole job instead of restarting at every stage
 from __future__ import annotations
 
 import resource
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from tqdm import tqdm
+
+from core.errors import Cancelled
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
@@ -78,17 +81,95 @@ class StageClock:
         self.stages: dict[str, dict[str, float]] = {}
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        resettable = _reset_peak()
+    def stage(self, name: str, alongside: str | None = None) -> Iterator[None]:
+        """Time one stage. `alongside` names the stage it runs concurrently with (in another thread,
+        `Alongside`): it is recorded with that name and does not restart the peak-memory counter, which
+        is the process's (its peak is then the process's so far, an upper bound)."""
+        resettable = alongside is None and _reset_peak()
         start = time.perf_counter()
         yield
         peak = _peak_since_reset_mb() if resettable else peak_rss_mb()
-        self.stages[name] = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": round(peak, 1)}
+        record: dict[str, Any] = {"seconds": round(time.perf_counter() - start, 3), "peak_rss_mb": round(peak, 1)}
+        if alongside:
+            record["alongside"] = alongside
+        self.stages[name] = record
 
 
-def stage_times(stages: dict[str, dict[str, float]]) -> str:
+def stage_times(stages: dict[str, dict[str, Any]]) -> str:
     """One line of a record's stage times (`StageClock.stages`), for the job's message and the card."""
-    return " · ".join(f"{name} {v['seconds']:.1f} s" for name, v in stages.items())
+    return " · ".join(f"{name} {v['seconds']:.1f} s" + (f" (alongside {v['alongside']})" if v.get("alongside") else "")
+                      for name, v in stages.items())
+
+
+def wall_seconds(stages: dict[str, dict[str, Any]]) -> float:
+    """The wall time of a run's stages: a stage that ran alongside another costs nothing of its own."""
+    return sum(v["seconds"] for v in stages.values() if not v.get("alongside"))
+
+
+class Alongside:
+    """Work run in a thread alongside the caller's own stage (the teacher pass), so that stages that do
+    not need that stage's output use the cores (or the GPU's idle CPU) it leaves free.
+
+    Contract: `work(report)` calls `report(stage, fraction, message)` as a `Progress`; once `stop()` was
+    called, `report` raises `Cancelled`. The caller calls `check()` from its own progress (it raises the
+    work's error at once, so a failure is not found only after a long teacher pass), then `result(progress)`,
+    which waits for the work while relaying its reports to `progress` in the caller's thread: a
+    job's progress callback (its cancel check, its status writes) only ever runs in the caller's thread.
+    Why a thread and not a process: the work needs the caller's objects and returns large arrays, and
+    tokenizers, torch and numpy release the GIL in their heavy loops.
+    """
+
+    def __init__(self, work: Callable[[Progress], Any], name: str = "distillery-alongside") -> None:
+        self._stop = threading.Event()
+        self._latest: dict[str, tuple[float, str]] = {}  # each stage's last report, in the order they began
+        self._error: BaseException | None = None
+        self._value: Any = None
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
+        self._thread.start()
+
+    def _report(self, stage: str, fraction: float, message: str = "") -> None:
+        if self._stop.is_set():
+            raise Cancelled("stopped: the stage it ran alongside ended without it")
+        self._latest[stage] = (fraction, message)
+
+    def _run(self, work: Callable[[Progress], Any]) -> None:
+        try:
+            self._value = work(self._report)
+        except BaseException as exc:  # handed to the caller's thread by `check` and `result`
+            self._error = exc
+
+    def check(self) -> None:
+        """Raise the work's error now, if it has failed."""
+        if self._error is not None and not isinstance(self._error, Cancelled):
+            raise self._error
+
+    def result(self, progress: Progress = silent, poll: float = 0.25) -> Any:
+        """The work's value, waited for with each stage's latest report relayed to `progress` (in the
+        order the stages began, so a stage that ended before the wait still shows as done)."""
+        relayed: dict[str, tuple[float, str]] = {}
+
+        def relay() -> None:
+            for stage, report in list(self._latest.items()):
+                if relayed.get(stage) != report:
+                    relayed[stage] = report
+                    progress(stage, *report)
+
+        try:
+            while self._thread.is_alive():
+                relay()  # the caller's progress may raise (a cancelled job): the work stops with it
+                self._thread.join(poll)
+        except BaseException:
+            self.stop()
+            raise
+        if self._error is not None:
+            raise self._error
+        relay()
+        return self._value
+
+    def stop(self) -> None:
+        """End the work at its next report and wait for it (the caller's own stage failed)."""
+        self._stop.set()
+        self._thread.join()
 
 
 # Expected seconds per stage on the 2-core development machine: (fixed seconds, seconds per 1,000

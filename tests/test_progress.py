@@ -96,3 +96,57 @@ def test_the_pace_of_finished_jobs_scales_the_next_plans(tmp_path, monkeypatch):
     assert PLAN.scaled(2.5).total_seconds == pytest.approx(25.0) and PLAN.scaled(2.5).names == PLAN.names
     (tmp_path / pace.PACE_FILE).write_text("not json")
     assert pace.factor("distillation") == 1.0  # an unreadable file is no pace, not a crash
+
+
+def test_work_alongside_relays_its_stages_in_the_callers_thread_and_returns_its_value():
+    import threading
+
+    from core.progress import Alongside
+
+    go = threading.Event()
+
+    def work(report):
+        report("vocabulary", 1.0, "words")
+        go.wait(10)
+        report("distill", 0.5, "half")
+        report("distill", 1.0, "all")
+        return threading.current_thread().name
+
+    alongside = Alongside(work)
+    alongside.check()  # nothing failed: no error
+    seen = []
+    go.set()
+    name = alongside.result(lambda stage, fraction, message="": seen.append(
+        (stage, fraction, threading.current_thread() is threading.main_thread())))
+    assert name == "distillery-alongside"
+    assert seen[0] == ("vocabulary", 1.0, True) and seen[-1] == ("distill", 1.0, True)
+    assert all(in_main for *_, in_main in seen)  # a job's progress callback never runs in the work's thread
+
+
+def test_work_alongside_fails_the_caller_early_and_is_stopped_when_the_caller_fails():
+    import threading
+    import time
+
+    from core.errors import Cancelled, DistilleryError
+    from core.progress import Alongside
+
+    failing = Alongside(lambda report: (_ for _ in ()).throw(DistilleryError("too few pairs")))
+    deadline = time.time() + 10
+    with pytest.raises(DistilleryError, match="too few pairs"):
+        while time.time() < deadline:  # the caller's own stage checks at each of its reports
+            failing.check()
+            time.sleep(0.01)
+    reports = []
+
+    def endless(report):
+        while True:
+            report("distill", 0.0)
+            reports.append(threading.current_thread().name)
+            time.sleep(0.01)
+
+    running = Alongside(endless)
+    while not reports:
+        time.sleep(0.01)
+    running.stop()  # the caller's stage failed: the work ends at its next report
+    with pytest.raises(Cancelled):
+        running.result()

@@ -4,7 +4,10 @@ Stages (each reports progress and is timed by one `StageClock`): featurize (the 
 `encode` output, resumable shards) → vocabulary (frequent corpus words added through model2vec's
 tokenizer mechanism) → distill (initial vectors from `model2vec.distill`, unreduced) → weights (SIF
 from real corpus counts) → pca (the teacher's top directions) → train (table, token weights, linear
-map, then the weight-space ensemble) → a standard StaticModel.
+map, then the weight-space ensemble) → a standard StaticModel. For a teacher with weights the stages
+that need no targets (vocabulary, distill, the corpus's and the pairs' tokenization) run in a thread
+alongside featurize (`target_free_stages`, `core.progress.Alongside`): on a GPU the teacher pass
+leaves the CPU idle, and those stages were a fixed ~10 s after it (docs/benchmarks.md).
 
 Why not model2vec or tokenlearn alone: `distill` sees each token alone and skips the teacher's Dense
 layers and prompts; tokenlearn regresses on mean token states, holds every target in RAM and finds
@@ -19,6 +22,7 @@ the package's function (same shards), and distill fits the starting table to the
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -54,7 +58,7 @@ from core.methods.training import (
     train_table,
 )
 from core.methods.vocabulary import VocabularyParams, distill_vocabulary
-from core.progress import Progress, StageClock, expected_seconds, silent
+from core.progress import Alongside, Progress, StageClock, expected_seconds, silent
 
 # Training holds back 5% of the texts to stop early; below this there is too little to learn from or
 # to validate on.
@@ -178,34 +182,48 @@ def distill(
                               f"{len(texts)} after cleaning. Add sources, relax the cleaning, or use the "
                               f"vocabulary method.")
     clock = StageClock()
-    with clock.stage("featurize"):
-        prompt = teacher.prompts.get("document")
-        key = featurize_key(teacher.fingerprint, texts, prompt, [e[0] for e in extra])
-        if teacher.has_weights:
-            model = load_teacher(teacher)
-            tokenizer = model.tokenizer
-            store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt,
-                              batch_size=teacher_batch_size, progress=progress, extra=extra, teacher=teacher)
-        else:
+    prompt = teacher.prompts.get("document")
+    key = featurize_key(teacher.fingerprint, texts, prompt, [e[0] for e in extra])
+    corpus: TokenizedCorpus | None = None
+    target_map: np.ndarray | None = None
+    prepared: TargetFree | None = None
+    if teacher.has_weights:
+        model = load_teacher(teacher)
+        # The stages that need no targets run alongside the teacher pass, on their own tokenizer (a fast
+        # tokenizer is not safe to share between threads).
+        own_tokenizer = copy.deepcopy(model.tokenizer)
+        alongside = Alongside(lambda report: target_free_stages(teacher, params, texts, own_tokenizer, seed,
+                                                                Path(work_dir).parent, report, clock))
+
+        def featurize_progress(stage: str, fraction: float, message: str = "") -> None:
+            alongside.check()
+            progress(stage, fraction, message)
+
+        try:
+            with clock.stage("featurize"):
+                store = featurize(model, texts, Path(work_dir) / "targets", key, prompt=prompt,
+                                  batch_size=teacher_batch_size, progress=featurize_progress, extra=extra,
+                                  teacher=teacher)
+        except BaseException:
+            alongside.stop()
+            raise
+        with clock.stage("overlap_wait"):  # what of the stages alongside was left when the teacher pass ended
+            prepared = alongside.result(_in_plan_order(progress))
+        clock.stages = {"featurize": clock.stages.pop("featurize"), **clock.stages}  # the record reads in run order
+        vocabulary, base, corpus = prepared.vocabulary, prepared.base, prepared.corpus
+        targets = store.open()
+        k = params.pca_dims or targets.dim
+    else:
+        with clock.stage("featurize"):
             chosen = StudentTokenizer.named(params.student_tokenizer, teacher)
             tokenizer = chosen.load()
             store = featurize_without_weights(teacher, texts, Path(work_dir) / "targets", key, tokenizer, progress,
                                               extra)
-        targets = store.open()
-        k = params.pca_dims or targets.dim
-
-    with clock.stage("vocabulary"):
-        vocabulary: list[str] = []
-        if params.use_corpus_vocabulary:
-            vocabulary = corpus_vocabulary(texts, tokenizer, params.max_vocabulary_size, params.min_frequency,
-                                           progress)
-
-    with clock.stage("distill"):
-        corpus: TokenizedCorpus | None = None
-        target_map: np.ndarray | None = None
-        if teacher.has_weights:
-            base = distill_vocabulary(teacher, raw_params(params), vocabulary, progress)
-        else:  # no weights: the start is fitted to the targets (core.methods.target_start)
+            targets = store.open()
+            k = params.pca_dims or targets.dim
+        with clock.stage("vocabulary"):
+            vocabulary = _vocabulary(params, texts, tokenizer, progress)
+        with clock.stage("distill"):  # no weights: the start is fitted to the targets (core.methods.target_start)
             prior = None
             if params.start_prior and chosen.bundled:
                 base = distill_vocabulary(resolve_teacher(None), raw_params(params), vocabulary, progress)
@@ -243,7 +261,10 @@ def distill(
         progress("pca", 1.0, f"{k} dimensions")
 
     with clock.stage("train"):
-        pairs, pair_counts = tokenized_pairs(params, base.tokenize, seed, progress, Path(work_dir).parent)
+        if prepared is not None:
+            pairs, pair_counts = prepared.pairs, prepared.pair_counts
+        else:
+            pairs, pair_counts = tokenized_pairs(params, base.tokenize, seed, progress, Path(work_dir).parent)
         result = train_table(unit, weights, linear_init, target_map, corpus, targets, params.training, seed, progress,
                              pairs)
         fitted_start = (unit * weights[:, None]) @ linear_init
@@ -263,6 +284,54 @@ def distill(
     if not teacher.has_weights:
         training["student_tokenizer"] = chosen.name
     return Distilled(student, len(vocabulary), clock.stages, training, details)
+
+
+@dataclass
+class TargetFree:
+    """What the stages that need no targets make (`target_free_stages`)."""
+
+    vocabulary: list[str]
+    base: Any  # model2vec.StaticModel: the distilled start, unreduced
+    corpus: TokenizedCorpus  # the corpus in the start's tokens
+    pairs: TokenizedPairs | None
+    pair_counts: dict[str, int]
+
+
+def target_free_stages(
+    teacher: TeacherInfo, params: CorpusParams, texts: Sequence[str], tokenizer: Any, seed: int, job_dir: Path,
+    progress: Progress = silent, clock: StageClock | None = None,
+) -> TargetFree:
+    """The stages of a teacher with weights that need no targets: the corpus vocabulary, model2vec's
+    distill of the start, the corpus and the pairs in its tokens. `distill` runs them alongside the
+    teacher pass (`Alongside`), so on a GPU they cost the CPU's idle time instead of time after it;
+    `clock` records them as run alongside "featurize"."""
+    clock = clock or StageClock()
+    with clock.stage("vocabulary", alongside="featurize"):
+        vocabulary = _vocabulary(params, texts, tokenizer, progress)
+    with clock.stage("distill", alongside="featurize"):
+        base = distill_vocabulary(teacher, raw_params(params), vocabulary, progress)
+    with clock.stage("tokenize", alongside="featurize"):
+        progress("weights", 0.0, "tokenizing the corpus")
+        corpus = tokenize_corpus(base.tokenize, texts)
+        pairs, pair_counts = tokenized_pairs(params, base.tokenize, seed, progress, job_dir)
+    return TargetFree(vocabulary, base, corpus, pairs, pair_counts)
+
+
+def _vocabulary(params: CorpusParams, texts: Sequence[str], tokenizer: Any, progress: Progress) -> list[str]:
+    if not params.use_corpus_vocabulary:
+        return []
+    return corpus_vocabulary(texts, tokenizer, params.max_vocabulary_size, params.min_frequency, progress)
+
+
+def _in_plan_order(progress: Progress) -> Progress:
+    """The stages alongside as the job's bar shows them once the teacher pass is done: their reports
+    fall in the plan's vocabulary and distill stages (the pairs' reading too), never ahead of them."""
+    def relay(stage: str, fraction: float, message: str = "") -> None:
+        if stage in ("vocabulary", "distill"):
+            progress(stage, fraction, message)
+        else:
+            progress("distill", 1.0, message)
+    return relay
 
 
 def tokenized_pairs(params: CorpusParams, tokenize: Any, seed: int, progress: Progress = silent,

@@ -173,3 +173,31 @@ def test_teacher_without_a_pad_token(tmp_path):
     store = featurize(model, texts, tmp_path / "t", featurize_key(teacher.fingerprint, texts, None), batch_size=40)
     reference = load_teacher(teacher).encode(texts, convert_to_numpy=True)
     assert np.abs(store.open().take(np.arange(len(texts))) - reference).max() < 2e-3
+
+
+@pytest.mark.slow  # two small distillations
+def test_the_stages_alongside_the_teacher_pass_give_the_model_of_running_them_before_it(tmp_path, monkeypatch):
+    """The vocabulary, model2vec's distill and the corpus tokenization run in a thread while the teacher
+    embeds the corpus (`core.progress.Alongside`); run instead to completion before the teacher pass
+    starts, the model is the same to the bit, and the record says which stages ran alongside."""
+    from core.methods import corpus as method
+    from core.progress import Alongside, wall_seconds
+
+    class Before(Alongside):  # the same work, finished before the caller goes on: the sequential schedule
+        def __init__(self, work, name="before"):
+            super().__init__(work, name)
+            self._thread.join()
+
+    params = CorpusParams(pca_dims=16, max_vocabulary_size=50, min_frequency=2, training=TrainParams(epochs=2))
+    teacher = resolve_teacher(None)
+    overlapped = distill(teacher, params, TEXTS, tmp_path / "a")
+    monkeypatch.setattr(method, "Alongside", Before)
+    sequential = distill(teacher, params, TEXTS, tmp_path / "b")
+    np.testing.assert_array_equal(np.asarray(overlapped.model.embedding), np.asarray(sequential.model.embedding))
+    assert overlapped.model.tokens == sequential.model.tokens
+    stages = overlapped.stages
+    assert {name for name, v in stages.items() if v.get("alongside") == "featurize"} == {"vocabulary", "distill",
+                                                                                         "tokenize"}
+    assert next(iter(stages)) == "featurize" and "overlap_wait" in stages
+    assert wall_seconds(stages) == pytest.approx(sum(v["seconds"] for n, v in stages.items()
+                                                     if n not in ("vocabulary", "distill", "tokenize")))
