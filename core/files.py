@@ -147,6 +147,26 @@ def write_atomically(path: Path, write: Callable[[IO[bytes]], Any], size: int | 
     return path
 
 
+def link_atomically(source: Path, path: Path) -> Path:
+    """`path` made the same file as `source` (a hard link; a copy where the two folders are on different
+    file systems), appearing whole or not at all. Neither file is ever written afterwards, so the two
+    names sharing one inode is safe."""
+    path = Path(path)
+    tmp = _hidden_name(path)
+    with disk_errors(path.parent, Path(source).stat().st_size):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            try:
+                os.link(source, tmp)
+            except OSError:  # another file system, or one without hard links
+                shutil.copyfile(source, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return path
+
+
 def _hidden_name(path: Path) -> Path:
     """A hidden, unused name beside `path` (hidden names are never listed as models or read as data)."""
     return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")

@@ -52,6 +52,17 @@ def cache_dir() -> Path:
     return _sub("cache")
 
 
+def shard_library_dir() -> Path | None:
+    """Where teacher-target shards are kept across jobs (`core.methods.featurize.ShardLibrary`):
+    `DISTILLERY_SHARD_LIBRARY`, else `<data>/cache/targets`; `off` keeps none (each job embeds its own)."""
+    value = os.environ.get("DISTILLERY_SHARD_LIBRARY")
+    if value is None:
+        return cache_dir() / "targets"
+    if value.strip().lower() in ("off", "0", "false", "no", ""):
+        return None
+    return Path(value).resolve()
+
+
 def local_corpus_dir(language: str = "en") -> Path | None:
     """The local corpus folder of a language, used when the Hub is out of reach.
 

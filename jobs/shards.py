@@ -35,6 +35,7 @@ from huey.exceptions import ResultTimeout, RetryTask, TaskException
 
 from core import settings
 from core.corpus.build import Corpus
+from core.encoders.package import PackageEncoder
 from core.encoders.teacher import TeacherInfo, load_teacher, resolve_recorded
 from core.errors import DistilleryError
 from core.methods.featurize import TargetStore, encode_stored_shard
@@ -131,15 +132,18 @@ _checked: dict[str, TeacherInfo] = {}  # fingerprint → the teacher as this mac
 
 
 def _teacher(teacher: dict[str, Any]) -> Any:
-    """The job's teacher loaded here (once per process, `load_teacher`), after checking that this
-    machine's weights are the job's (the same fingerprint)."""
+    """The job's teacher loaded here (once per process: `load_teacher`, or a package teacher's
+    `PackageEncoder`), after checking that this machine's weights are the job's (the same fingerprint)."""
     info = TeacherInfo(**teacher)
     if info.fingerprint not in _checked:
         here = resolve_recorded(info)
         if here.fingerprint != info.fingerprint:
             raise DistilleryError(f"The teacher '{info.name}' on {worker_identity()} is not the job's (other "
-                                  f"weights): give every consumer the same teacher folder or Hub revision.")
+                                  f"weights): give every consumer the same teacher folder, Hub revision or "
+                                  f"package version.")
         _checked[info.fingerprint] = here
+    if info.package is not None:
+        return PackageEncoder(_checked[info.fingerprint])
     return load_teacher(_checked[info.fingerprint])
 
 

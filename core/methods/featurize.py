@@ -16,10 +16,17 @@ client also retries and rate-limits its requests), and the prompt is prepended t
 interruption loses the paid requests of the shard in progress.
 
 Fanned out (`fanning_out`): the caller that runs `featurize` (a queue's job, `jobs.shards`) may hand the
-missing shards of a teacher with weights to other processes, each of which calls `encode_stored_shard`
+missing shards of a teacher with weights or a package teacher (not an endpoint's: its client paces and
+pays for the requests) to other processes, each of which calls `encode_stored_shard`
 on the same folder (a shared mount). A shard is keyed by the teacher's fingerprint, the prompt and the
 hash of its own texts (`shard_key`), checked before it is encoded, and written atomically: computed
 twice it is written twice with the same content, and one already on disk is never encoded again.
+
+Across jobs (`ShardLibrary`): each shard a teacher with weights (or a package teacher) encodes is also
+linked into `<data>/cache/targets` under its `shard_key`, and a later job whose shard has the same key
+(the same teacher, prompt and texts in the same order: the same corpus, distilled again with other
+parameters) links it instead of encoding it. Shard boundaries depend on the whole corpus's length
+order, so a different corpus rarely shares shards; the same corpus shares all of them.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ import numpy as np
 
 from core import settings
 from core.errors import DistilleryError
-from core.files import save_array, texts_digest, write_json
+from core.files import link_atomically, save_array, texts_digest, write_json
 from core.progress import Progress, silent
 
 MANIFEST = "targets.json"
@@ -143,15 +150,16 @@ def featurize(
     progress: Progress = silent,
     extra: Sequence[ExtraTarget] = (),
     shard_rows: int | None = None,
-    teacher: Any = None,  # core.encoders.teacher.TeacherInfo: needed only to fan shards out
+    teacher: Any = None,  # core.encoders.teacher.TeacherInfo: to share shards across jobs and fan them out
 ) -> TargetStore:
     """Encode `texts` with the teacher into `folder`, resuming a previous run with the same `key`.
 
     `key` identifies the work (teacher fingerprint, corpus digest, prompt): a folder holding another
     key's shards is cleared first, so stale targets are never mixed with new ones. `shard_rows`
     defaults to `SHARD_ROWS` (or `DISTILLERY_SHARD_ROWS`). The store returned counts the shards reused
-    and the texts embedded by this call. Inside `fanning_out`, with the `teacher` named (its weights
-    loaded as `model`) and no extra targets, the missing shards are handed to the fan-out.
+    (this folder's, or the `ShardLibrary`'s) and the texts embedded by this call. With the `teacher`
+    named and no extra targets, shards go through the `ShardLibrary`, and inside `fanning_out` (a teacher
+    with weights loaded as `model`, or a package teacher) the missing ones are handed to the fan-out.
     """
     shard_rows = shard_rows or settings.shard_rows(SHARD_ROWS)
     if not texts:
@@ -170,36 +178,45 @@ def featurize(
     store = TargetStore(folder, len(texts), dim, shard_rows, ("targets", *(e[0] for e in extra)))
     order = _prepare(folder, store, key, texts, prompt)
     done = sum(store.shard_path(s).exists() for s in range(store.shards))
-    if done:
+    # Shards of the same teacher, prompt and texts that an earlier job encoded (only plain targets: the
+    # library keeps no extra ones).
+    keys: dict[int, str] = {}
+    library = ShardLibrary.here() if teacher is not None and not extra else None
+    if teacher is not None and not extra:
+        keys = {s: shard_key(teacher.fingerprint, prompt, [texts[i] for i in _rows(order, s, shard_rows)])
+                for s in range(store.shards) if not store.shard_path(s).exists()}
+    linked = sum(library.take(store, s, keys[s]) for s in keys) if library is not None else 0
+    if linked:
+        progress("featurize", (done + linked) / store.shards, f"{linked} of {store.shards} shards embedded by "
+                 f"earlier jobs with this teacher" + (f", {done} by this job's earlier run" if done else ""))
+    elif done:
         progress("featurize", done / store.shards, f"resuming at shard {done + 1} of {store.shards}"
                  if done < store.shards else f"all {store.shards} shards already stored")
+    missing = [s for s in range(store.shards) if not all(store.shard_path(s, n).exists() for n in store.names)]
+    store.reused_shards = store.shards - len(missing)
+    store.texts_embedded = sum(len(_rows(order, s, shard_rows)) for s in missing)
     fanout = _fanout.get()
-    if fanout is not None and teacher is not None and not extra and not isinstance(model, EmbeddingFunction):
-        missing = [s for s in range(store.shards) if not store.shard_path(s).exists()]
-        keys = {s: shard_key(teacher.fingerprint, prompt, [texts[i] for i in _rows(order, s, shard_rows)])
-                for s in missing}
-
+    # Shared out: a teacher with weights, or a package teacher (any consumer runs the same package); not
+    # an endpoint, whose requests the job's own client paces and pays for.
+    shareable = not isinstance(model, EmbeddingFunction) or getattr(teacher, "package", None) is not None
+    if fanout is not None and teacher is not None and not extra and shareable:
         def encode_here(shard: int) -> bool:
             return encode_stored_shard(model, texts, folder, shard, keys[shard], teacher.fingerprint, prompt,
                                        batch_size)
 
         if missing:
-            fanout.run(store, missing, keys, encode_here, teacher, prompt)
-        store.reused_shards = store.shards - len(missing)
-        store.texts_embedded = sum(len(_rows(order, s, shard_rows)) for s in missing)
+            fanout.run(store, missing, {s: keys[s] for s in missing}, encode_here, teacher, prompt)
         if not store.complete():
             raise DistilleryError("The teacher's shards were not all written (a fan-out ended early).")
         progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
         return store
-    for shard in range(store.shards):
-        if all(store.shard_path(shard, n).exists() for n in store.names):
-            store.reused_shards += 1
-            continue
+    for shard in missing:
         rows = order[shard * shard_rows:(shard + 1) * shard_rows]
-        store.texts_embedded += len(rows)
         arrays, batch_size = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
         for name, array in arrays.items():
             save_array(store.shard_path(shard, name), array)
+        if library is not None:
+            library.keep(store, shard, keys[shard])
     progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
     return store
 
@@ -221,6 +238,41 @@ def store_from_rows(
     return store
 
 
+class ShardLibrary:
+    """Shards kept across jobs, by `shard_key`, in `settings.shard_library_dir()` (`<data>/cache/targets`
+    unless `DISTILLERY_SHARD_LIBRARY` says otherwise; a cache: deleting it costs only recomputation).
+    Contract: `take(store, shard, key)` links a kept shard of the right shape into the store and says
+    whether it did; `keep(store, shard, key)` links a stored shard into the library. Both are atomic
+    renames of hard links (copies across file systems), so a store and the library share the bytes and
+    any number of processes may call them at once. `ShardLibrary.here()` is None where it is turned off."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    @classmethod
+    def here(cls) -> ShardLibrary | None:
+        folder = settings.shard_library_dir()
+        return cls(folder) if folder is not None else None
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.npy"
+
+    def take(self, store: TargetStore, shard: int, key: str) -> bool:
+        kept = self.path(key)
+        try:
+            shape = np.load(kept, mmap_mode="r").shape
+        except (OSError, ValueError):  # not kept, or unreadable: encoded again
+            return False
+        if shape != (min(store.shard_rows, store.rows - shard * store.shard_rows), store.dim):
+            return False
+        link_atomically(kept, store.shard_path(shard))
+        return True
+
+    def keep(self, store: TargetStore, shard: int, key: str) -> None:
+        if not self.path(key).exists():
+            link_atomically(store.shard_path(shard), self.path(key))
+
+
 class ShardFanout(Protocol):
     """What runs the missing shards of a store elsewhere (`jobs.shards` on a queue's consumers)."""
 
@@ -228,8 +280,8 @@ class ShardFanout(Protocol):
             teacher: Any, prompt: str | None) -> None:
         """Return once every shard in `missing` is on disk. `encode_here(shard)` encodes one in this
         process (False if it was already there); `keys[shard]` is its `shard_key`; elsewhere a shard
-        is `encode_stored_shard(load_teacher(teacher), texts, store.folder, shard, keys[shard],
-        teacher.fingerprint, prompt)`."""
+        is `encode_stored_shard(model, texts, store.folder, shard, keys[shard], teacher.fingerprint,
+        prompt)` with `model` that process's `load_teacher(teacher)` (a package teacher's `PackageEncoder`)."""
 
 
 _fanout: ContextVar[ShardFanout | None] = ContextVar("distillery_shard_fanout", default=None)
@@ -270,9 +322,14 @@ def encode_stored_shard(
     rows = _rows(np.load(folder / ORDER_FILE), shard, store.shard_rows)
     if shard_key(teacher_fingerprint, prompt, [texts[i] for i in rows]) != key:
         raise DistilleryError(f"Shard {shard} of {folder} holds other texts than the shard asked for.")
-    arrays, _ = _encode_shard(model, texts, rows, prompt, batch_size or default_batch_size(model.device), (),
-                              progress, shard, store)
+    if isinstance(model, EmbeddingFunction):  # a package teacher batches its own calls
+        batch_size = 0
+    elif not batch_size:
+        batch_size = default_batch_size(model.device)
+    arrays, _ = _encode_shard(model, texts, rows, prompt, batch_size, (), progress, shard, store)
     save_array(store.shard_path(shard), arrays["targets"])
+    if (library := ShardLibrary.here()) is not None:
+        library.keep(store, shard, key)
     return True
 
 

@@ -39,6 +39,13 @@ SHARD_ROWS = 128  # a multiple of the CPU teacher batch (64): shard boundaries n
 CORPUS = 600  # 5 shards
 
 
+@pytest.fixture(autouse=True)
+def no_shard_library(monkeypatch):
+    """Each job here embeds its own shards: kept across jobs (`ShardLibrary`), the second job on this
+    corpus would link them all before a kill could land in its teacher pass."""
+    monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY", "off")
+
+
 def corpus_recipe(name: str) -> Recipe:
     return helpers.small_recipe(name, corpus_size=CORPUS, method="corpus",
                                 distill=CorpusParams(pca_dims=32, max_vocabulary_size=100, min_frequency=2,

