@@ -7,7 +7,7 @@
 #                         fails encode(output_value=None)) and their missing needs
 #   .carry/minilm-fp16    the embedded MiniLM teacher in float16 (what fits the 64 MiB limit)
 #   .carry/corpus.tar.xz  the bench corpus; .carry/eval.tar.xz  the development eval sets
-# Usage: bench/gpu_figures.sh [speed|quality|all]   (results and logs go to $OUT, else bench/results)
+# Usage: bench/gpu_figures.sh [speed|quality|alongside|all]   (results and logs go to $OUT, else bench/results)
 set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
@@ -32,4 +32,9 @@ if [ "$step" = quality ] || [ "$step" = all ]; then
   timeout "${QUALITY_TIMEOUT:-420}" $PY bench/quality.py --corpus-dir "$DATA/corpus" --teacher .carry/minilm-fp16 \
     --work-dir "$DATA/q" ${TASKS:+--tasks $TASKS} --out "$OUT/quality.json" > "$OUT/quality.log" 2>&1
   echo "quality rc=$?"; grep -v "it/s\]\|s/it\]" "$OUT/quality.log" | tail -45
+fi
+if [ "$step" = alongside ] || [ "$step" = all ]; then
+  timeout "${ALONGSIDE_TIMEOUT:-300}" $PY bench/alongside.py --teacher .carry/minilm-fp16 --corpus-dir "$DATA/corpus" \
+    --texts "${ALONGSIDE_TEXTS:-100000}" --out "$OUT/alongside.json" > "$OUT/alongside.log" 2>&1
+  echo "alongside rc=$?"; grep -v "it/s\]\|s/it\]" "$OUT/alongside.log" | tail -20
 fi

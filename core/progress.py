@@ -119,13 +119,18 @@ class Alongside:
     tokenizers, torch and numpy release the GIL in their heavy loops.
     """
 
-    def __init__(self, work: Callable[[Progress], Any], name: str = "distillery-alongside") -> None:
+    def __init__(self, work: Callable[[Progress], Any], name: str = "distillery-alongside",
+                 concurrent: bool = True) -> None:
+        """`concurrent=False` runs the work to its end before returning: the sequential schedule, for a
+        benchmark's baseline and the tests that compare the two."""
         self._stop = threading.Event()
         self._latest: dict[str, tuple[float, str]] = {}  # each stage's last report, in the order they began
         self._error: BaseException | None = None
         self._value: Any = None
         self._thread = threading.Thread(target=self._run, args=(work,), name=name, daemon=True)
         self._thread.start()
+        if not concurrent:
+            self._thread.join()
 
     def _report(self, stage: str, fraction: float, message: str = "") -> None:
         if self._stop.is_set():

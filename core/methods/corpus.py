@@ -164,6 +164,7 @@ def stages(params: CorpusParams, texts: int) -> list[tuple[str, float]]:
 def distill(
     teacher: TeacherInfo, params: CorpusParams, texts: Sequence[str], work_dir: Path, seed: int = 0,
     progress: Progress = silent, teacher_batch_size: int | None = None, extra: Sequence[ExtraTarget] = (),
+    alongside_teacher: bool = True,
 ) -> Distilled:
     """Run every stage on `texts`; targets live under `work_dir/targets` and survive an interruption.
     `work_dir` is `<job>/corpus-method` (`core.pipeline.run_recipe`): the recipe's uploaded pair files
@@ -171,6 +172,8 @@ def distill(
 
     `extra` adds targets computed from the same teacher forward pass (a benchmark's baseline reads
     them from `result.details.targets`), so a comparison never runs the teacher twice.
+    `alongside_teacher=False` runs the stages that need no targets before the teacher pass instead of
+    during it (`target_free_stages`): the same model, the sequential schedule a benchmark compares with.
     """
     params.validate(teacher)
     if params.pair_files:  # refused before the teacher runs: a recipe must not name files outside its job
@@ -193,7 +196,8 @@ def distill(
         # tokenizer is not safe to share between threads).
         own_tokenizer = copy.deepcopy(model.tokenizer)
         alongside = Alongside(lambda report: target_free_stages(teacher, params, texts, own_tokenizer, seed,
-                                                                Path(work_dir).parent, report, clock))
+                                                                Path(work_dir).parent, report, clock),
+                              concurrent=alongside_teacher)
 
         def featurize_progress(stage: str, fraction: float, message: str = "") -> None:
             alongside.check()
@@ -372,7 +376,7 @@ def featurize_without_weights(
     one shard), its cost announced first."""
     if teacher.package is not None:
         return featurize(PackageEncoder(teacher), texts, folder, key, prompt=teacher.prompts.get("document"),
-                         progress=progress, extra=extra)
+                         progress=progress, extra=extra, teacher=teacher)
     spec = EndpointSpec.from_dict(teacher.endpoint or {})
     cost = estimate_cost(spec, texts, tokenizer)
     progress("featurize", 0.0, cost.sentence(spec.title))

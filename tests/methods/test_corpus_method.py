@@ -82,7 +82,7 @@ def test_sif_from_counts_downweights_frequent_tokens():
 
 
 @pytest.mark.slow  # a whole (small) distillation: featurize, distill, train
-def test_distill_corpus_trains_and_loads(tmp_path):
+def test_distill_corpus_trains_and_loads(tmp_path, monkeypatch):
     from model2vec import StaticModel
 
     from core.files import folder_atomically
@@ -92,6 +92,7 @@ def test_distill_corpus_trains_and_loads(tmp_path):
     params = CorpusParams(pca_dims=32, max_vocabulary_size=50, min_frequency=2, training=TrainParams(epochs=3),
                           quantize_to="float32")
     assert params.sif_coefficient == 1e-2  # the method's own default: token weights from real corpus counts
+    monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY", str(tmp_path / "library"))  # the teacher embeds them all here
     seen = []
     result = distill(resolve_teacher(None), params, TEXTS, tmp_path / "work",
                      progress=lambda stage, fraction, message="": seen.append(stage))
@@ -180,19 +181,13 @@ def test_the_stages_alongside_the_teacher_pass_give_the_model_of_running_them_be
     """The vocabulary, model2vec's distill and the corpus tokenization run in a thread while the teacher
     embeds the corpus (`core.progress.Alongside`); run instead to completion before the teacher pass
     starts, the model is the same to the bit, and the record says which stages ran alongside."""
-    from core.methods import corpus as method
-    from core.progress import Alongside, wall_seconds
+    from core.progress import wall_seconds
 
-    class Before(Alongside):  # the same work, finished before the caller goes on: the sequential schedule
-        def __init__(self, work, name="before"):
-            super().__init__(work, name)
-            self._thread.join()
-
+    monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY", "off")  # both runs embed the corpus
     params = CorpusParams(pca_dims=16, max_vocabulary_size=50, min_frequency=2, training=TrainParams(epochs=2))
     teacher = resolve_teacher(None)
     overlapped = distill(teacher, params, TEXTS, tmp_path / "a")
-    monkeypatch.setattr(method, "Alongside", Before)
-    sequential = distill(teacher, params, TEXTS, tmp_path / "b")
+    sequential = distill(teacher, params, TEXTS, tmp_path / "b", alongside_teacher=False)
     np.testing.assert_array_equal(np.asarray(overlapped.model.embedding), np.asarray(sequential.model.embedding))
     assert overlapped.model.tokens == sequential.model.tokens
     stages = overlapped.stages
