@@ -11,11 +11,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -40,13 +39,8 @@ print(json.dumps(status))
 
 @pytest.fixture
 def redis_url(tmp_path):
-    port = free_port()
-    server = subprocess.Popen([REDIS, "--port", str(port), "--save", "", "--appendonly", "no",
-                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
-    yield f"redis://127.0.0.1:{port}/0"
-    server.terminate()
-    server.wait(10)
+    with redis_server(tmp_path) as url:  # bound to loopback, waited for until it answers
+        yield url
 
 
 @pytest.mark.slow  # a Redis server, a consumer and a distillation
