@@ -9,6 +9,7 @@ first (`corpus_words`), then every token is embedded. Seconds, not minutes.
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -147,6 +148,12 @@ def _token_progress(progress: Progress) -> Iterator[None]:
     from tqdm import tqdm
 
     class Reporting(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            # `progress` draws the stage's bar; model2vec's own would be a second one, interleaved with
+            # the teacher pass's when this runs alongside it.
+            kwargs["file"] = io.StringIO()
+            super().__init__(*args, **kwargs)
+
         def update(self, n: float | None = 1) -> bool | None:
             result = super().update(n)
             if self.total:
