@@ -178,11 +178,17 @@ def featurize(
     store = TargetStore(folder, len(texts), dim, shard_rows, ("targets", *(e[0] for e in extra)))
     order = _prepare(folder, store, key, texts, prompt)
     done = sum(store.shard_path(s).exists() for s in range(store.shards))
-    # Shards of the same teacher, prompt and texts that an earlier job encoded (only plain targets: the
-    # library keeps no extra ones).
+    # Shards named by their `shard_key` (a named teacher, plain targets only): taken from the shards an
+    # earlier job encoded (`ShardLibrary`), and shared out when `fanning_out`. Shared out: a teacher with
+    # weights, or a package teacher (any consumer runs the same package); not an endpoint, whose requests
+    # the job's own client paces and pays for.
+    keyed = teacher is not None and not extra
+    library = ShardLibrary.here() if keyed else None
+    fanout = _fanout.get() if keyed else None
+    if isinstance(model, EmbeddingFunction) and getattr(teacher, "package", None) is None:
+        fanout = None
     keys: dict[int, str] = {}
-    library = ShardLibrary.here() if teacher is not None and not extra else None
-    if teacher is not None and not extra:
+    if library is not None or fanout is not None:
         keys = {s: shard_key(teacher.fingerprint, prompt, [texts[i] for i in _rows(order, s, shard_rows)])
                 for s in range(store.shards) if not store.shard_path(s).exists()}
     linked = sum(library.take(store, s, keys[s]) for s in keys) if library is not None else 0
@@ -195,11 +201,7 @@ def featurize(
     missing = [s for s in range(store.shards) if not all(store.shard_path(s, n).exists() for n in store.names)]
     store.reused_shards = store.shards - len(missing)
     store.texts_embedded = sum(len(_rows(order, s, shard_rows)) for s in missing)
-    fanout = _fanout.get()
-    # Shared out: a teacher with weights, or a package teacher (any consumer runs the same package); not
-    # an endpoint, whose requests the job's own client paces and pays for.
-    shareable = not isinstance(model, EmbeddingFunction) or getattr(teacher, "package", None) is not None
-    if fanout is not None and teacher is not None and not extra and shareable:
+    if fanout is not None:
         def encode_here(shard: int) -> bool:
             return encode_stored_shard(model, texts, folder, shard, keys[shard], teacher.fingerprint, prompt,
                                        batch_size)
