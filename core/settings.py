@@ -63,6 +63,15 @@ def shard_library_dir() -> Path | None:
     return Path(value).resolve()
 
 
+SHARD_LIBRARY_GB = 20.0
+
+
+def shard_library_bytes() -> int:
+    """The most the shard library keeps (`DISTILLERY_SHARD_LIBRARY_GB`, default 20 GB: a 1M-text corpus
+    of a 768-dimension teacher is 1.5 GB); past it the shards least recently used are dropped."""
+    return int(float(os.environ.get("DISTILLERY_SHARD_LIBRARY_GB", SHARD_LIBRARY_GB)) * 1e9)
+
+
 def local_corpus_dir(language: str = "en") -> Path | None:
     """The local corpus folder of a language, used when the Hub is out of reach.
 

@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from huey.exceptions import ResultTimeout, RetryTask, TaskException
@@ -114,13 +113,15 @@ def holding(key: str) -> Iterator[None]:
         release_lease(keys=[lease], args=[me])  # free at once (on disk, or failed and may be retried)
 
 
-def _timed(encode: Callable[[], bool], rows: int) -> bool:
-    """Run an encode, counting its texts and seconds into this consumer's throughput (heartbeats)."""
+def _timed(encode: Callable[[], bool], rows: int) -> float | None:
+    """Run a shard's encode, counting its texts and seconds into this consumer's throughput (heartbeats);
+    its seconds, or None when the shard was on disk already (nothing was encoded)."""
     started = time.time()
-    encoded = encode()
-    if encoded:
-        Heartbeat.record_work(rows, time.time() - started)
-    return encoded
+    if not encode():
+        return None
+    seconds = time.time() - started
+    Heartbeat.record_work(rows, seconds)
+    return seconds
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,30 +156,19 @@ def featurize_shard_task(job_id: str, targets: str, shard: int, key: str, teache
     folder = settings.jobs_dir() / job_id / targets
     if (read_status(job_id) or {}).get("state") in TERMINAL:
         return {"shard": shard, "worker": None, "state": "job ended"}
-    store = TargetStore(folder, 0, 0, 1)
+    store = TargetStore.prepared(folder)
     if store.shard_path(shard).exists():
         return {"shard": shard, "worker": None, "state": "on disk"}
     if not take_lease(key):
         raise RetryTask(f"shard {shard} is held by {lease_holder(key)}", delay=lease_seconds())
     with holding(key):
-        model = _teacher(teacher)
-        texts = _texts(job_id)
-        started = time.time()
-        encoded = encode_stored_shard(model, texts, folder, shard, key, teacher["fingerprint"], prompt)
-        seconds = time.time() - started
-    if encoded:
-        rows = int(store_rows(folder, shard))
-        Heartbeat.record_work(rows, seconds)
+        rows = store.shard_size(shard)
+        seconds = _timed(functools.partial(encode_stored_shard, _teacher(teacher), _texts(job_id), folder, shard,
+                                           key, teacher["fingerprint"], prompt), rows)
+    if seconds is not None:
         return {"shard": shard, "worker": worker_identity(), "state": "encoded", "seconds": round(seconds, 3),
                 "rows": rows}
     return {"shard": shard, "worker": None, "state": "on disk"}
-
-
-def store_rows(folder: Path, shard: int) -> int:
-    import json
-
-    manifest = json.loads((folder / "targets.json").read_text())
-    return min(manifest["shard_rows"], manifest["rows"] - shard * manifest["shard_rows"])
 
 
 class QueueFanout:
@@ -200,8 +190,7 @@ class QueueFanout:
             free = next((s for s in remaining if take_lease(keys[s])), None)
             if free is not None:
                 with holding(keys[free]):
-                    rows = min(store.shard_rows, store.rows - free * store.shard_rows)
-                    if _timed(functools.partial(encode_here, free), rows):
+                    if _timed(functools.partial(encode_here, free), store.shard_size(free)) is not None:
                         self.by[free] = me
                 self._report(store)
                 continue

@@ -6,8 +6,11 @@ re-implementing the teacher. Targets are written as float16 `.npy` shards, each 
 when complete, and read back memory-mapped: RAM stays flat whatever the corpus size, and a run that
 was interrupted resumes at the first missing shard instead of starting over.
 
-Texts are encoded longest first over the whole corpus (what `encode` does within one call), so
-batches hold texts of similar length and padding costs as little as in one bare `encode` call.
+Texts are encoded in runs of `ORDER_BLOCK` taken longest first over the whole corpus (what `encode`
+does within one call), so batches hold texts of similar length and padding costs as little as in one
+bare `encode` call; the runs are dealt out over the shards (`encode_order`), so every shard holds
+long and short texts alike and costs about the same, and no shard holding only the longest texts
+bounds a fanned-out pass.
 
 A teacher without weights (an `EmbeddingFunction`: an endpoint's `EndpointClient`, a package
 teacher's `PackageEncoder`) goes through the same shards: it batches its own calls (an endpoint's
@@ -26,13 +29,17 @@ Across jobs (`ShardLibrary`): each shard a teacher with weights (or a package te
 linked into `<data>/cache/targets` under its `shard_key`, and a later job whose shard has the same key
 (the same teacher, prompt and texts in the same order: the same corpus, distilled again with other
 parameters) links it instead of encoding it. Shard boundaries depend on the whole corpus's length
-order, so a different corpus rarely shares shards; the same corpus shares all of them.
+order, so a different corpus rarely shares shards; the same corpus shares all of them. The library is
+a bounded cache (`DISTILLERY_SHARD_LIBRARY_GB`; the least recently used shards go first) and
+best-effort: when it cannot be written the job goes on without it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -59,6 +66,13 @@ CHUNK_ROWS = 1024
 GPU_BATCH_SIZE = 512
 CPU_BATCH_SIZE = 64
 ENDPOINT_SHARD_ROWS = 2048
+# Texts per run of the length order dealt to one shard: the GPU batch size (a multiple of the CPU's),
+# so every batch holds one run and pads no more than in a whole-corpus sort; smaller shards take
+# shorter runs (`ORDER_RUNS` of them at least) so that they too span the whole range of lengths.
+ORDER_BLOCK = GPU_BATCH_SIZE
+ORDER_RUNS = 8
+
+log = logging.getLogger("distillery.featurize")
 
 
 def default_batch_size(device: object) -> int:
@@ -95,9 +109,21 @@ class TargetStore:
     # them) and texts the teacher embedded (only those of the missing shards).
     reused_shards: int = 0
     texts_embedded: int = 0
+    prompt: str | None = None
+
+    @classmethod
+    def prepared(cls, folder: Path) -> TargetStore:
+        """The store `featurize` prepared in `folder`, as its manifest describes it (another process's view)."""
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+        return cls(Path(folder), manifest["rows"], manifest["dim"], manifest["shard_rows"], tuple(manifest["names"]),
+                   prompt=manifest.get("prompt"))
 
     def shard_path(self, shard: int, name: str = "targets") -> Path:
         return self.folder / f"{name}_{shard:05d}.npy"
+
+    def shard_size(self, shard: int) -> int:
+        """The texts in shard `shard` (the last one holds what is left)."""
+        return min(self.shard_rows, self.rows - shard * self.shard_rows)
 
     @property
     def shards(self) -> int:
@@ -210,15 +236,16 @@ def featurize(
             fanout.run(store, missing, {s: keys[s] for s in missing}, encode_here, teacher, prompt)
         if not store.complete():
             raise DistilleryError("The teacher's shards were not all written (a fan-out ended early).")
-        progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
-        return store
-    for shard in missing:
-        rows = order[shard * shard_rows:(shard + 1) * shard_rows]
-        arrays, batch_size = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
-        for name, array in arrays.items():
-            save_array(store.shard_path(shard, name), array)
-        if library is not None:
-            library.keep(store, shard, keys[shard])
+    else:
+        for shard in missing:
+            rows = order[shard * shard_rows:(shard + 1) * shard_rows]
+            arrays, batch_size = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
+            for name, array in arrays.items():
+                save_array(store.shard_path(shard, name), array)
+            if library is not None:
+                library.keep(store, shard, keys[shard])
+    if library is not None and missing:
+        library.prune()
     progress("featurize", 1.0, f"{len(texts):,} teacher embeddings")
     return store
 
@@ -244,12 +271,16 @@ class ShardLibrary:
     """Shards kept across jobs, by `shard_key`, in `settings.shard_library_dir()` (`<data>/cache/targets`
     unless `DISTILLERY_SHARD_LIBRARY` says otherwise; a cache: deleting it costs only recomputation).
     Contract: `take(store, shard, key)` links a kept shard of the right shape into the store and says
-    whether it did; `keep(store, shard, key)` links a stored shard into the library. Both are atomic
+    whether it did; `keep(store, shard, key)` links a stored shard into the library; `prune()` drops the
+    shards least recently taken or kept until the library holds at most `max_bytes`. Links are atomic
     renames of hard links (copies across file systems), so a store and the library share the bytes and
-    any number of processes may call them at once. `ShardLibrary.here()` is None where it is turned off."""
+    any number of processes may call them at once. The library is best-effort: a shard it cannot take
+    or keep (a full disk, a read-only mount) is encoded or left out, with a warning, and never fails
+    the job. `ShardLibrary.here()` is None where it is turned off."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, max_bytes: int | None = None) -> None:
         self.folder = Path(folder)
+        self.max_bytes = settings.shard_library_bytes() if max_bytes is None else max_bytes
 
     @classmethod
     def here(cls) -> ShardLibrary | None:
@@ -265,14 +296,45 @@ class ShardLibrary:
             shape = np.load(kept, mmap_mode="r").shape
         except (OSError, ValueError):  # not kept, or unreadable: encoded again
             return False
-        if shape != (min(store.shard_rows, store.rows - shard * store.shard_rows), store.dim):
+        if shape != (store.shard_size(shard), store.dim):
             return False
-        link_atomically(kept, store.shard_path(shard))
+        try:
+            link_atomically(kept, store.shard_path(shard))
+            os.utime(kept)  # recently used: the last to be pruned
+        except (OSError, DistilleryError) as exc:
+            log.warning("Shard %d could not be linked from the shard library (%s); the teacher encodes it.",
+                        shard, exc)
+            return False
         return True
 
     def keep(self, store: TargetStore, shard: int, key: str) -> None:
-        if not self.path(key).exists():
+        if self.path(key).exists():
+            return
+        try:
             link_atomically(store.shard_path(shard), self.path(key))
+        except (OSError, DistilleryError) as exc:
+            log.warning("Shard %d was not kept in the shard library %s (%s); the job goes on without it.",
+                        shard, self.folder, exc)
+
+    def prune(self) -> int:
+        """Drop the least recently used shards until at most `max_bytes` are kept; returns how many.
+        A dropped shard that a job's store still links keeps its bytes there."""
+        entries = []
+        for path in self.folder.glob("??/*.npy"):
+            try:
+                stat = path.stat()
+            except OSError:  # dropped by another process meanwhile
+                continue
+            entries.append((stat.st_mtime, stat.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        dropped = 0
+        for _, size, path in sorted(entries, key=lambda e: e[0]):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+            dropped += 1
+        return dropped
 
 
 class ShardFanout(Protocol):
@@ -314,12 +376,10 @@ def encode_stored_shard(
     two may run it at once. `key` must be the shard's `shard_key`: a store reset for other work (or
     another corpus) refuses it rather than receive targets of other texts. True when it encoded.
     """
-    folder = Path(folder)
-    manifest = json.loads((folder / MANIFEST).read_text())
-    store = TargetStore(folder, manifest["rows"], manifest["dim"], manifest["shard_rows"], tuple(manifest["names"]))
+    store = TargetStore.prepared(folder)
     if all(store.shard_path(shard, n).exists() for n in store.names):
         return False
-    if store.names != ("targets",) or len(texts) != store.rows or manifest.get("prompt") != prompt:
+    if store.names != ("targets",) or len(texts) != store.rows or store.prompt != prompt:
         raise DistilleryError(f"The target store in {folder} is not for these texts and prompt.")
     rows = _rows(np.load(folder / ORDER_FILE), shard, store.shard_rows)
     if shard_key(teacher_fingerprint, prompt, [texts[i] for i in rows]) != key:
@@ -353,10 +413,40 @@ def _prepare(folder: Path, store: TargetStore, key: str, texts: Sequence[str], p
         return np.load(folder / ORDER_FILE)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    order = np.argsort(-lengths, kind="stable")
+    order = encode_order(np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts)),
+                          store.shard_rows)
     save_array(folder / ORDER_FILE, order)
     write_json(path, manifest)
+    return order
+
+
+def encode_order(lengths: np.ndarray, shard_rows: int, block: int | None = None) -> np.ndarray:
+    """The corpus rows in encode order: shard `s` is `order[s * shard_rows:(s + 1) * shard_rows]`.
+
+    The length order (longest first) is cut in runs of `block` rows (default: `ORDER_BLOCK`, shorter
+    for shards of fewer than `ORDER_RUNS` of those), and the runs are dealt to the shards evenly, back
+    and forth: each shard's `j`-th of `k` runs comes from near `(j + 0.5) / k` of the length order, so
+    each shard spans the whole range of lengths, longest first, and the shards cost about the same
+    (docs/benchmarks.md has the costliest shard against the mean, before and after).
+    """
+    by_length = np.argsort(-lengths, kind="stable")
+    rows = len(lengths)
+    if rows <= shard_rows:
+        return by_length
+    block = block or min(ORDER_BLOCK, max(1, shard_rows // ORDER_RUNS))
+    starts, sizes, ranks, turns = [], [], [], []
+    for shard, first in enumerate(range(0, rows, shard_rows)):
+        capacity = min(shard_rows, rows - first)
+        runs = np.arange(-(-capacity // block))
+        starts.append(first + runs * block)
+        sizes.append(np.minimum(block, capacity - runs * block))
+        ranks.append((runs + 0.5) / len(runs))
+        turns.append(np.where(runs % 2, -shard, shard))  # ties dealt back and forth, not shard 0 first each time
+    dealt = np.lexsort((np.concatenate(turns), np.concatenate(ranks)))
+    start, size = np.concatenate(starts)[dealt], np.concatenate(sizes)[dealt]
+    taken = np.cumsum(size) - size  # where each run begins in the length order
+    order = np.empty(rows, dtype=np.int64)
+    order[np.repeat(start - taken, size) + np.arange(rows)] = by_length
     return order
 
 

@@ -177,3 +177,94 @@ def test_a_package_teachers_shards_fan_out_as_a_weighted_teachers_do(tmp_path, m
     assert fanout.calls == [(shard, True) for shard in range(5)]
     for shard in range(5):
         assert np.array_equal(np.load(store.shard_path(shard)), np.load(alone.shard_path(shard)))
+
+
+class Counting:
+    """A teacher without weights (an `EmbeddingFunction`) that counts the texts it embeds."""
+
+    dimension = 6
+    fingerprint = "counting-teacher"
+    package = None
+
+    def __init__(self) -> None:
+        self.embedded = 0
+
+    def embed(self, texts):
+        self.embedded += len(texts)
+        return np.array([[len(t), t.count(" "), 1, 0, 0, 0] for t in texts], dtype=np.float32)
+
+
+def test_the_shard_library_drops_the_least_recently_used_shards_past_its_size(tmp_path, monkeypatch):
+    """`ShardLibrary.prune`, run when a job has kept its shards: past `DISTILLERY_SHARD_LIBRARY_GB` the
+    shards least recently kept or taken go first, and a job's store keeps its own links to them."""
+    import os
+
+    from core.methods.featurize import ShardLibrary
+
+    monkeypatch.setenv("DISTILLERY_DATA_DIR", str(tmp_path / "data"))
+    texts = [f"text {'word ' * (i % 7)}{i}" for i in range(48)]  # 3 shards of 16
+    teacher = Counting()
+    first = featurize(teacher, texts, tmp_path / "job-1", featurize_key(teacher.fingerprint, texts, None),
+                      shard_rows=16, teacher=teacher)
+    library = ShardLibrary.here()
+    kept = sorted(library.folder.glob("??/*.npy"))
+    assert len(kept) == 3
+    size = kept[0].stat().st_size
+    for age, path in enumerate(kept):  # kept[0] oldest
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+
+    # A second job on the same corpus takes every shard: taking marks them used, so pruning to two
+    # shards' size drops one of them only after the other corpus's shard below is kept.
+    again = featurize(teacher, texts, tmp_path / "job-2", featurize_key(teacher.fingerprint, texts, None),
+                      shard_rows=16, teacher=teacher)
+    assert (again.texts_embedded, teacher.embedded) == (0, 48)
+    assert all(path.stat().st_mtime > 2_000_000 for path in kept)
+
+    for age, path in enumerate(kept):
+        os.utime(path, (1_000_000 + age, 1_000_000 + age))
+    monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY_GB", str(2.5 * size / 1e9))
+    other = [text + " again" for text in texts[:16]]
+    featurize(teacher, other, tmp_path / "job-3", featurize_key(teacher.fingerprint, other, None), shard_rows=16,
+              teacher=teacher)
+    left = sorted(library.folder.glob("??/*.npy"))
+    assert len(left) == 2 and kept[0] not in left and kept[1] not in left and kept[2] in left
+    np.testing.assert_array_equal(first.open().take(np.arange(48)), again.open().take(np.arange(48)))
+
+
+def test_a_shard_library_that_cannot_be_written_warns_and_the_job_goes_on(tmp_path, monkeypatch, caplog):
+    """Best-effort: a library on a path that cannot hold files (here, below a plain file) loses nothing
+    but the sharing; the job's own shards are all written."""
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY", str(tmp_path / "a-file" / "library"))
+    texts = [f"text {'word ' * (i % 7)}{i}" for i in range(40)]
+    teacher = Counting()
+    with caplog.at_level("WARNING", logger="distillery.featurize"):
+        store = featurize(teacher, texts, tmp_path / "job", featurize_key(teacher.fingerprint, texts, None),
+                          shard_rows=16, teacher=teacher)
+    assert store.complete() and store.texts_embedded == 40
+    assert sum("was not kept in the shard library" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_every_shard_holds_long_and_short_texts_and_costs_about_the_same():
+    """`encode_order`: a permutation of the rows in which each shard is longest first and spans the
+    whole length range in runs of the length order, so a fanned-out pass is not bounded by one shard
+    of the longest texts (the old order's shard 0 cost several times the mean on skewed lengths)."""
+    from core.methods.featurize import encode_order
+
+    lengths = np.minimum(np.random.default_rng(0).lognormal(4.0, 1.0, size=20_000).astype(np.int64) + 1, 512)  # truncated
+    shard_rows, block = 2048, 64
+    order = encode_order(lengths, shard_rows, block)
+    assert np.array_equal(np.sort(order), np.arange(len(lengths)))
+    costs = []
+    for first in range(0, len(order), shard_rows):
+        shard = lengths[order[first:first + shard_rows]]
+        assert np.all(np.diff(shard) <= 0)  # longest first within a shard
+        # padded like one sorted encode: each run of `block` is a contiguous stretch of the length order
+        costs.append(sum(shard[b:b + block].max() * len(shard[b:b + block]) for b in range(0, len(shard), block)))
+    full = costs[:-1]  # the last shard is partial
+    assert max(full) / np.mean(full) < 1.1
+    assert costs[-1] < np.mean(full) * (len(order) % shard_rows) / shard_rows * 1.2
+    old = np.argsort(-lengths, kind="stable")
+    assert lengths[old[:shard_rows]].sum() > 3 * lengths.sum() * shard_rows / len(lengths)  # what it replaces
+    one = lengths[:2000]
+    assert np.array_equal(encode_order(one, shard_rows, block), np.argsort(-one, kind="stable"))  # one shard: sorted
