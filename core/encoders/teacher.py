@@ -140,21 +140,31 @@ def encoder_fingerprint(info: TeacherInfo) -> str:
     return "teacher:" + hashlib.sha256(f"{info.fingerprint}|{prompts}".encode()).hexdigest()
 
 
+def has_weights(teacher: TeacherInfo | EndpointSpec | str) -> bool:
+    """Whether a teacher, resolved or as a recipe names it (nothing is probed or imported), has weights
+    Distillery loads: a Hub id or a folder, not an endpoint or a package teacher."""
+    from core.encoders.endpoint import EndpointSpec
+    from core.encoders.package import package_name
+
+    if isinstance(teacher, EndpointSpec):
+        return False
+    if isinstance(teacher, str):
+        return package_name(teacher) is None
+    return teacher.has_weights
+
+
 def require_weights(teacher: TeacherInfo | EndpointSpec | str, method: str) -> None:
     """Refuse a method that embeds tokens with the teacher's weights when the teacher has none (an
     endpoint or a package teacher), resolved or as a recipe names it, so a recipe is refused before
     any request or import. A name of a teacher with weights (a Hub id, a folder) passes."""
     from core.encoders.endpoint import EndpointSpec
-    from core.encoders.package import package_name
 
+    if has_weights(teacher):
+        return
     if isinstance(teacher, EndpointSpec):
         name, endpoint = teacher.title, True
     elif isinstance(teacher, str):
-        if package_name(teacher) is None:
-            return
         name, endpoint = teacher.strip(), False
-    elif teacher.has_weights:
-        return
     else:
         name, endpoint = teacher.name, teacher.endpoint is not None
     kind = ("an endpoint without weights" if endpoint else

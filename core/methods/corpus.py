@@ -33,7 +33,7 @@ import numpy as np
 from core.encoders.endpoint import EndpointClient, EndpointSpec, estimate_cost
 from core.encoders.package import PackageEncoder
 from core.encoders.student import sum_rows
-from core.encoders.teacher import TeacherInfo, load_teacher, resolve_teacher
+from core.encoders.teacher import TeacherInfo, has_weights, load_teacher, resolve_teacher
 from core.errors import DistilleryError
 from core.methods.base import Distilled
 from core.methods.corpus_words import corpus_vocabulary
@@ -151,14 +151,23 @@ class CorpusDistillation:
     trained_table: np.ndarray | None = None
 
 
-def stages(params: CorpusParams, texts: int) -> list[tuple[str, float]]:
+def stages(params: CorpusParams, texts: int, teacher: TeacherInfo | EndpointSpec | str) -> list[tuple[str, float]]:
     """The stages `distill` runs, with their expected seconds for `texts` corpus texts (`StagePlan`);
-    training time grows with the epochs asked for (the bench ran the defaults)."""
+    training time grows with the epochs asked for (the bench ran the defaults).
+
+    With a teacher with weights, vocabulary and distill run alongside the teacher pass and are done
+    when it ends: their seconds are counted in featurize's (on a CPU they share its cores; on a GPU
+    the job's measured pace shortens the estimate), so the bar does not wait at the end of featurize
+    for stages that already ran."""
     epochs = params.training.epochs / TrainParams().epochs
-    return [("featurize", expected_seconds("featurize", texts)),
-            ("vocabulary", expected_seconds("vocabulary", texts) if params.use_corpus_vocabulary else 0.0),
-            ("distill", expected_seconds("distill", texts)), ("weights", expected_seconds("weights", texts)),
-            ("pca", expected_seconds("pca", texts)), ("train", expected_seconds("train", texts) * epochs)]
+    vocabulary = expected_seconds("vocabulary", texts) if params.use_corpus_vocabulary else 0.0
+    start = expected_seconds("distill", texts)
+    featurize = expected_seconds("featurize", texts)
+    if has_weights(teacher):
+        featurize, vocabulary, start = featurize + vocabulary + start, 0.0, 0.0
+    return [("featurize", featurize), ("vocabulary", vocabulary), ("distill", start),
+            ("weights", expected_seconds("weights", texts)), ("pca", expected_seconds("pca", texts)),
+            ("train", expected_seconds("train", texts) * epochs)]
 
 
 def distill(

@@ -22,7 +22,8 @@ class Method:
     name: str
     params: type[Params]
     distill: Callable[..., Distilled]
-    stages: Callable[[Any, int], list[tuple[str, float]]]  # (params, corpus texts) → expected seconds per stage
+    # (params, corpus texts, the teacher as the recipe names it) → expected seconds per stage
+    stages: Callable[[Any, int, Any], list[tuple[str, float]]]
     min_texts: int = 1  # the corpus size below which the method cannot work
     needs_weights: bool = False  # embeds tokens with the teacher's weights: refused for an endpoint teacher
 

@@ -76,8 +76,9 @@ class VocabularyParams:
 TOKENIZER_LOAD_SECONDS = 6.0  # this method's vocabulary stage loads the teacher first (6.5 s measured, 20k texts)
 
 
-def stages(params: VocabularyParams, texts: int) -> list[tuple[str, float]]:
-    """The stages `distill` runs, with their expected seconds for `texts` corpus texts (`StagePlan`).
+def stages(params: VocabularyParams, texts: int, teacher: object) -> list[tuple[str, float]]:
+    """The stages `distill` runs, with their expected seconds for `texts` corpus texts (`StagePlan`);
+    the teacher (a name, as for every method) does not change them.
 
     The bench's vocabulary figure comes from the corpus method, whose teacher is already loaded; here
     the stage loads it.
