@@ -228,7 +228,7 @@ def train_table(
 
     def next_pair_batch() -> np.ndarray:
         if not pair_order:  # a new pass over the pairs, in a new order
-            pair_order.extend(_batches(rng.permutation(pair_rows), params.batch_size))
+            pair_order.extend(_contrastive_batches(rng.permutation(pair_rows), params.batch_size))
         return pair_order.pop()
 
     neighbours, neighbour_seconds = None, 0.0
@@ -309,6 +309,15 @@ def _snapshot(*tensors) -> tuple:
 def _batches(rows: np.ndarray, size: int):
     for start in range(0, len(rows), size):
         yield rows[start:start + size]
+
+
+def _contrastive_batches(rows: np.ndarray, size: int) -> list[np.ndarray]:
+    """`_batches` for the pair loss, whose negatives are the batch's other pairs: a last batch of one
+    pair (no negatives, a loss of 0) joins the batch before it."""
+    batches = list(_batches(rows, size))
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches[-2:] = [np.concatenate(batches[-2:])]
+    return batches
 
 
 def _check_inputs(vectors, weights, linear_init, target_map, corpus: TokenizedCorpus, targets: TargetReader) -> None:

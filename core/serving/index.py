@@ -69,7 +69,8 @@ class VectorIndex:
         if k <= 0:
             return []
         if not self.approximate or k == len(self.matrix):  # a graph walk may miss rows when asked for all
-            return _exact_top_k(query, self.matrix, k)
+            ids, scores = _exact_top_k(query.reshape(1, -1), self.matrix, k)
+            return [(int(i), float(s)) for i, s in zip(ids[0], scores[0])]
         # Per-call parameters, not `graph.hnsw.efSearch = ...`: concurrent searches share the graph.
         params = _faiss().SearchParametersHNSW(efSearch=max(EF_SEARCH, k))
         scores, ids = self._graph.search(query.reshape(1, -1), k, params=params)
@@ -86,10 +87,7 @@ class VectorIndex:
         if not self.approximate or k == len(self.matrix):
             found = np.empty((len(queries), k), dtype=np.int64)
             for start in range(0, len(queries), chunk):
-                scores = queries[start:start + chunk] @ self.matrix.T
-                best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-                order = np.argsort(-np.take_along_axis(scores, best, 1), axis=1, kind="stable")
-                found[start:start + chunk] = np.take_along_axis(best, order, 1)
+                found[start:start + chunk] = _exact_top_k(queries[start:start + chunk], self.matrix, k)[0]
             return found
         params = _faiss().SearchParametersHNSW(efSearch=max(EF_SEARCH, k))
         _, ids = self._graph.search(queries, k, params=params)
@@ -127,15 +125,14 @@ def _faiss():
     return faiss
 
 
-def _exact_top_k(query: np.ndarray, matrix: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Indices and cosine scores of the `k` rows of `matrix` closest to `query` (both unit length)."""
-    scores = matrix @ query.reshape(-1)
-    k = min(k, len(scores))
-    if k <= 0:
-        return []
-    best = np.argpartition(-scores, k - 1)[:k]
-    best = best[np.argsort(-scores[best], kind="stable")]
-    return [(int(i), float(scores[i])) for i in best]
+def _exact_top_k(queries: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine scores of the `k` (1 ≤ k ≤ rows) rows of `matrix` closest to each query row
+    (all unit length), best first: two (queries, k) arrays. The one exact search, for one query or many."""
+    scores = queries @ matrix.T
+    best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    best_scores = np.take_along_axis(scores, best, 1)
+    order = np.argsort(-best_scores, axis=1, kind="stable")
+    return np.take_along_axis(best, order, 1), np.take_along_axis(best_scores, order, 1)
 
 
 @dataclass

@@ -104,6 +104,17 @@ def test_pair_term_pulls_pairs_together(tmp_path):
     assert pair_cosine(with_pairs.table) > pair_cosine(without.table) + 0.2
 
 
+def test_a_pass_over_the_pairs_never_ends_on_a_lone_pair():
+    """A lone pair has no in-batch negatives (its contrastive loss is 0): it joins the batch before."""
+    from core.methods.training import _contrastive_batches
+
+    for rows, size in ((65, 32), (64, 32), (33, 32), (1, 32), (97, 48)):
+        batches = _contrastive_batches(np.arange(rows), size)
+        assert np.array_equal(np.concatenate(batches), np.arange(rows))
+        assert all(len(b) >= 2 for b in batches) or rows == 1
+    assert [len(b) for b in _contrastive_batches(np.arange(65), 32)] == [32, 33]
+
+
 @pytest.mark.parametrize("fields", [{"neighbours": -1}, {"neighbours": 8, "neighbour_group": 200},
                                     {"listwise_weight": -1}, {"temperature": 0}, {"pair_weight": 1000}])
 def test_impossible_lever_settings_are_refused(fields):

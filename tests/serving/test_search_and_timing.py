@@ -32,6 +32,8 @@ def test_exact_top_k_matches_a_full_argsort(seed, rows, k):
     assert [i for i, _ in got] == expected.tolist()
     assert [s for _, s in got] == pytest.approx(scores[expected].tolist())
     assert all(a >= b for (_, a), (_, b) in zip(got, got[1:]))
+    many = index.search_many(np.stack([query, matrix[0]]), k, chunk=1)  # the same routine, by rows
+    assert many[0].tolist() == expected.tolist() and many[1][0] == 0
 
 
 def test_exact_top_k_with_k_larger_than_the_collection_or_zero():
