@@ -21,6 +21,7 @@ from core.artifact.folder import ModelFolder
 from core.corpus.uploads import upload_lines
 from core.encoders.threads import all_cores
 from core.errors import DistilleryError
+from core.languages import LANGUAGES
 from core.limits import Limits
 from core.serving.compare import (
     OFF_COLLECTION_BELOW,
@@ -80,7 +81,7 @@ def build() -> dict[str, Any]:
         search_btn = gr.Button("Search", variant="primary", scale=1)
     with gr.Row():
         for language, queries in SAMPLE_QUERIES.items():  # a click fills the query box (in the browser)
-            gr.Examples([[q] for q in queries], [query], label=f"{language} sample queries",
+            gr.Examples([[q] for q in queries], [query], label=f"{LANGUAGES[language]} sample queries",
                         api_visibility="private")
     summary_md = gr.Markdown()
     with gr.Row():

@@ -76,9 +76,9 @@ def build(catalogue: SourceCatalogue) -> dict[str, Any]:
     estimate_md = gr.Markdown(estimate_recipe(Recipe(method=PRESETS["quick"].method,
                                                      corpus_size=PRESETS["quick"].corpus_size)))
     gr.Markdown("### 2 · Corpus\nEach domain's share of the corpus (normalised to 100%). " + _hub_note(catalogue))
-    c["language"] = gr.Radio([("English", "en"), ("French", "fr"), ("both", "both")], value=defaults.language,
+    c["language"] = gr.Radio([(name, code) for code, name in LANGUAGES.items()], value=defaults.language,
                              label="Language", info="the corpus's language (it chooses each domain's sources "
-                             "below); both: a cross-lingual student, each domain half English, half French. "
+                             "below); English and French: a cross-lingual student, each domain half of each. "
                              "French has no academic source: its share comes out short")
     with gr.Row():
         for domain in DOMAINS:

@@ -42,16 +42,16 @@ MAX_SESSIONS = 4
 # (which holds no answer) has a median of 0.36 and 0.34. Higher would flag true answers; lower would
 # flag almost nothing.
 OFF_COLLECTION_BELOW = 0.35
-# Sample queries the Compare tab offers, by language: a French model's collection (the French corpus:
-# the Python documentation in French, labour law, the Code civil) answers the French ones.
+# Sample queries the Compare tab offers, by language code (`core.languages`): a French model's collection
+# (the French corpus: the Python documentation in French, labour law, the Code civil) answers the French ones.
 SAMPLE_QUERIES: dict[str, tuple[str, ...]] = {
-    "English": (
+    "en": (
         "How do I read a file line by line in python?",
         "What are the symptoms of type 2 diabetes?",
         "Can my landlord keep the deposit after I move out?",
         "Why did stock markets fall after the rate decision?",
     ),
-    "French": (
+    "fr": (
         "Combien de jours de congés payés par an pour un salarié à temps plein ?",
         "Mon employeur peut-il refuser une rupture conventionnelle ?",
         "Quel préavis en cas de démission pendant la période d'essai ?",

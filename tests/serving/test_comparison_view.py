@@ -71,10 +71,10 @@ def test_compare_tab_offers_french_sample_queries_next_to_the_english_ones():
     from core.serving.compare import SAMPLE_QUERIES
     from ui.app import build_app
 
-    assert set(SAMPLE_QUERIES) == {"English", "French"} and len(SAMPLE_QUERIES["French"]) >= 4
-    assert any("Python" in q for q in SAMPLE_QUERIES["French"]) and any("salarié" in q or "employeur" in q
-                                                                         for q in SAMPLE_QUERIES["French"])
+    assert set(SAMPLE_QUERIES) == {"en", "fr"} and len(SAMPLE_QUERIES["fr"]) >= 4
+    assert any("Python" in q for q in SAMPLE_QUERIES["fr"]) and any("salarié" in q or "employeur" in q
+                                                                    for q in SAMPLE_QUERIES["fr"])
     shown = {block.label: [row[0] for row in block.samples] for block in build_app().blocks.values()
              if isinstance(block, Dataset)}
-    assert shown["French sample queries"] == list(SAMPLE_QUERIES["French"])
-    assert shown["English sample queries"] == list(SAMPLE_QUERIES["English"])
+    assert shown["French sample queries"] == list(SAMPLE_QUERIES["fr"])
+    assert shown["English sample queries"] == list(SAMPLE_QUERIES["en"])
