@@ -2,6 +2,7 @@
 alongside the teacher pass (the product's default) and before it (the sequential schedule).
 
     python bench/alongside.py [--texts 20000] [--corpus-dir DIR] [--teacher NAME_OR_FOLDER] [--pca-dims 256]
+                              [--schedules sequential,alongside]
 
 In one process, on one sample of a corpus built by `core`: a bare `SentenceTransformer.encode` of the
 sample (longest first, the method's own order and batch size), then `core.methods.corpus.distill`
@@ -33,6 +34,8 @@ def main() -> None:
     parser.add_argument("--corpus-dir", type=Path, help="a corpus built by core; default: build one")
     parser.add_argument("--teacher", default=None, help="default: the bundled teacher")
     parser.add_argument("--pca-dims", type=int, default=256)
+    parser.add_argument("--schedules", default="sequential,alongside",
+                        help="comma-separated: sequential, alongside (one of them halves a long run)")
     parser.add_argument("--out", type=Path, default=RESULTS / "alongside.json")
     args = parser.parse_args()
     os.environ["DISTILLERY_SHARD_LIBRARY"] = "off"  # every run embeds the sample itself
@@ -64,7 +67,12 @@ def main() -> None:
 
     params = method.CorpusParams(pca_dims=args.pca_dims)
     runs = {}
-    for name, concurrent in (("sequential", False), ("alongside", True)):
+    schedules = {"sequential": False, "alongside": True}
+    chosen = [name.strip() for name in args.schedules.split(",") if name.strip()]
+    if not chosen or any(name not in schedules for name in chosen):
+        parser.error(f"--schedules takes {', '.join(schedules)}; got {args.schedules!r}")
+    for name in chosen:
+        concurrent = schedules[name]
         progress = TqdmProgress()
         started = time.perf_counter()
         distilled = method.distill(teacher, params, texts, work / name, progress=progress,
@@ -81,7 +89,8 @@ def main() -> None:
     device = str(model.device)
     result = {"teacher": teacher.name, "texts": len(texts), "device": device, "machine": describe_machine(device),
               "bare_encode_seconds": round(bare, 2), "runs": runs,
-              "saved_seconds": round(runs["sequential"]["seconds"] - runs["alongside"]["seconds"], 2)}
+              "saved_seconds": (round(runs["sequential"]["seconds"] - runs["alongside"]["seconds"], 2)
+                                if len(runs) == 2 else None)}
     print(f"\n| schedule | method s | × bare encode ({bare:.1f} s) | wait after the teacher pass s |\n|---|---:|---:|---:|")
     for name, run in runs.items():
         print(f"| {name} | {run['seconds']:.1f} | {run['ratio_to_bare_encode']:.3f} | "
