@@ -5,12 +5,13 @@ alongside the teacher pass (the product's default) and before it (the sequential
                               [--schedules sequential,alongside]
 
 In one process, on one sample of a corpus built by `core`: a bare `SentenceTransformer.encode` of the
-sample (longest first, the method's own order and batch size), then `core.methods.corpus.distill`
-with `alongside_teacher=False` and with `alongside_teacher=True`, each embedding the whole sample
-(no shard library, fresh targets). Prints and writes `bench/results/alongside.json`: per schedule the
-wall time of the method, its ratio to the bare encode, the stage times and the wait after the teacher
-pass, and `saved_seconds` (sequential minus alongside). The ratio on a GPU is the figure the issue asks
-(`bench/gpu_figures.sh alongside` on a lent machine); on a CPU the teacher already uses every core.
+sample (longest first over the whole sample, the least padding, at the method's batch size), then
+`core.methods.corpus.distill` with `alongside_teacher=False` and with `alongside_teacher=True` (or the
+`--schedules` named), each embedding the whole sample (no shard library, fresh targets). Prints and
+writes `bench/results/alongside.json`: per schedule the wall time of the method, its ratio to the bare
+encode, the stage times and the wait after the teacher pass, and `saved_seconds` (sequential minus
+alongside, when both ran). The ratio on a GPU is the figure the issue asks (`bench/gpu_figures.sh
+alongside` on a lent machine); on a CPU the teacher already uses every core.
 """
 
 from __future__ import annotations

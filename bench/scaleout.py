@@ -3,7 +3,7 @@
     python bench/scaleout.py [--texts 30000] [--consumers 1,2] [--shard-rows 8192] [--corpus-dir DIR]
 
 On one corpus of `--texts` texts and the default teacher (MiniLM), each process limited to one thread:
-the bare teacher `encode` of the texts (longest first, as `featurize` orders them; the baseline),
+the bare teacher `encode` of the texts (longest first over the whole sample: the least padding; the baseline),
 then for each count N in `--consumers` a corpus-method job's featurization through a fresh
 `redis-server`: the job's own process (it takes shards while it waits, as a job task does) and N - 1
 huey consumers started beside it, the shards in a shared data folder. Writes
