@@ -213,13 +213,14 @@ def test_the_shard_library_drops_the_least_recently_used_shards_past_its_size(tm
     for age, path in enumerate(kept):  # kept[0] oldest
         os.utime(path, (1_000_000 + age, 1_000_000 + age))
 
-    # A second job on the same corpus takes every shard: taking marks them used, so pruning to two
-    # shards' size drops one of them only after the other corpus's shard below is kept.
+    # A second job on the same corpus takes every shard, and taking marks each one recently used.
     again = featurize(teacher, texts, tmp_path / "job-2", featurize_key(teacher.fingerprint, texts, None),
                       shard_rows=16, teacher=teacher)
     assert (again.texts_embedded, teacher.embedded) == (0, 48)
     assert all(path.stat().st_mtime > 2_000_000 for path in kept)
 
+    # Aged again, then a third job on another corpus keeps one shard more, past a bound of 2.5 shards:
+    # the two oldest go, the newest of the three and the new one stay.
     for age, path in enumerate(kept):
         os.utime(path, (1_000_000 + age, 1_000_000 + age))
     monkeypatch.setenv("DISTILLERY_SHARD_LIBRARY_GB", str(2.5 * size / 1e9))
