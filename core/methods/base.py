@@ -4,8 +4,9 @@ Contract: a method is a module-level `distill(teacher, params, texts, work_dir, 
 that returns a `Distilled` (the model and its stage times, each stage timed by a `StageClock`), a
 `stages(params, texts, teacher)` that lists those stages with their expected seconds (a job's overall
 bar; `teacher` as the recipe names it, never loaded), and a frozen parameter dataclass with `method`
-(its name), `validate(teacher)`, `to_dict` and `from_dict`, whose defaults are that method's own. `work_dir` is the job's scratch folder for
-anything worth resuming after an interruption; nothing is written to the model folder here.
+(its name), `validate(teacher)`, `to_dict` and `from_dict`, whose defaults are that method's own.
+`work_dir` is the job's scratch folder for anything worth resuming after an interruption; nothing is
+written to the model folder here.
 """
 
 from __future__ import annotations

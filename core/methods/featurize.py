@@ -42,7 +42,7 @@ import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,7 +226,7 @@ def featurize(
                  if done < store.shards else f"all {store.shards} shards already stored")
     missing = [s for s in range(store.shards) if not all(store.shard_path(s, n).exists() for n in store.names)]
     store.reused_shards = store.shards - len(missing)
-    store.texts_embedded = sum(len(_rows(order, s, shard_rows)) for s in missing)
+    store.texts_embedded = sum(store.shard_size(s) for s in missing)
     if fanout is not None:
         def encode_here(shard: int) -> bool:
             return encode_stored_shard(model, texts, folder, shard, keys[shard], teacher.fingerprint, prompt,
@@ -238,8 +238,8 @@ def featurize(
             raise DistilleryError("The teacher's shards were not all written (a fan-out ended early).")
     else:
         for shard in missing:
-            rows = order[shard * shard_rows:(shard + 1) * shard_rows]
-            arrays, batch_size = _encode_shard(model, texts, rows, prompt, batch_size, extra, progress, shard, store)
+            arrays, batch_size = _encode_shard(model, texts, _rows(order, shard, shard_rows), prompt, batch_size,
+                                               extra, progress, shard, store)
             for name, array in arrays.items():
                 save_array(store.shard_path(shard, name), array)
             if library is not None:
@@ -272,15 +272,14 @@ class ShardLibrary:
     unless `DISTILLERY_SHARD_LIBRARY` says otherwise; a cache: deleting it costs only recomputation).
     Contract: `take(store, shard, key)` links a kept shard of the right shape into the store and says
     whether it did; `keep(store, shard, key)` links a stored shard into the library; `prune()` drops the
-    shards least recently taken or kept until the library holds at most `max_bytes`. Links are atomic
-    renames of hard links (copies across file systems), so a store and the library share the bytes and
-    any number of processes may call them at once. The library is best-effort: a shard it cannot take
-    or keep (a full disk, a read-only mount) is encoded or left out, with a warning, and never fails
-    the job. `ShardLibrary.here()` is None where it is turned off."""
+    shards least recently taken or kept until the library holds at most `DISTILLERY_SHARD_LIBRARY_GB`.
+    Links are atomic renames of hard links (copies across file systems), so a store and the library
+    share the bytes and any number of processes may call them at once. The library is best-effort: a
+    shard it cannot take or keep (a full disk, a read-only mount) is encoded or left out, with a
+    warning, and never fails the job. `ShardLibrary.here()` is None where it is turned off."""
 
-    def __init__(self, folder: Path, max_bytes: int | None = None) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
-        self.max_bytes = settings.shard_library_bytes() if max_bytes is None else max_bytes
 
     @classmethod
     def here(cls) -> ShardLibrary | None:
@@ -300,11 +299,12 @@ class ShardLibrary:
             return False
         try:
             link_atomically(kept, store.shard_path(shard))
-            os.utime(kept)  # recently used: the last to be pruned
         except (OSError, DistilleryError) as exc:
             log.warning("Shard %d could not be linked from the shard library (%s); the teacher encodes it.",
                         shard, exc)
             return False
+        with suppress(OSError):  # recently used: the last to be pruned (linked either way)
+            os.utime(kept)
         return True
 
     def keep(self, store: TargetStore, shard: int, key: str) -> None:
@@ -317,8 +317,9 @@ class ShardLibrary:
                         shard, self.folder, exc)
 
     def prune(self) -> int:
-        """Drop the least recently used shards until at most `max_bytes` are kept; returns how many.
-        A dropped shard that a job's store still links keeps its bytes there."""
+        """Drop the least recently used shards until at most `settings.shard_library_bytes()` are kept;
+        returns how many. A dropped shard that a job's store still links keeps its bytes there."""
+        limit = settings.shard_library_bytes()
         entries = []
         for path in self.folder.glob("??/*.npy"):
             try:
@@ -329,7 +330,7 @@ class ShardLibrary:
         total = sum(size for _, size, _ in entries)
         dropped = 0
         for _, size, path in sorted(entries, key=lambda e: e[0]):
-            if total <= self.max_bytes:
+            if total <= limit:
                 break
             path.unlink(missing_ok=True)
             total -= size
