@@ -115,6 +115,9 @@ class CorpusParams(VocabularyParams):
         if (self.pair_sources or self.pair_files) and not self.training.pair_weight:
             raise DistilleryError("Text pairs are chosen but the pair loss weight is 0; give it a weight, e.g. "
                                   "0.05, or choose no pair source or file.")
+        if self.centre_targets is not None and not isinstance(self.centre_targets, bool):
+            raise DistilleryError("centre_targets must be true, false, or left out to decide from the teacher's "
+                                  f"embeddings; got {self.centre_targets!r}.")
         if not 0 <= self.start_share <= 1:
             raise DistilleryError("The share of the fitted start must be between 0 (trained table only) and 1 "
                                   "(no training effect), e.g. 0.5.")

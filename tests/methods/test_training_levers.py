@@ -48,6 +48,14 @@ def test_centred_targets_are_the_stored_ones_less_their_mean(tmp_path):
     assert abs(spread) < 0.05
 
 
+@pytest.mark.parametrize("value", ["false", 1, "yes"])
+def test_centre_targets_takes_only_true_false_or_nothing(value):
+    from core.methods.corpus import CorpusParams
+
+    with pytest.raises(DistilleryError, match="centre_targets must be true, false"):
+        CorpusParams.from_dict({"centre_targets": value}).validate()
+
+
 def test_mined_neighbours_are_the_exact_nearest_and_never_the_text_itself(tmp_path):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)
