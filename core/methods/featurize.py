@@ -51,6 +51,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from core import settings
+from core.encoders.base import unit_rows
 from core.errors import DistilleryError
 from core.files import link_atomically, save_array, texts_digest, write_json
 from core.progress import Progress, silent
@@ -179,9 +180,9 @@ class TargetReader:
         total = np.zeros(self.dim, dtype=np.float64)
         unit_total = np.zeros(self.dim, dtype=np.float64)
         for start in range(0, len(rows), 8192):
-            block = self.take(rows[start:start + 8192]).astype(np.float64)
-            total += block.sum(axis=0)
-            unit_total += (block / np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-12)).sum(axis=0)
+            block = self.take(rows[start:start + 8192])
+            total += block.sum(axis=0, dtype=np.float64)
+            unit_total += unit_rows(block).sum(axis=0, dtype=np.float64)
         n = max(len(rows), 1)
         cosine = (float(unit_total @ unit_total) - n) / max(n * (n - 1), 1)
         return (total / n).astype(np.float32), cosine
