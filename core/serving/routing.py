@@ -12,7 +12,7 @@ every text well at ~100× the cost. Routing pays the teacher's price only for th
   keeps both so the bench can show it.
 - **One space** (`SharedSpace`): student and teacher vectors live in different spaces (a 256-d PCA
   table against 384-d sentence vectors), so a routed answer is in the teacher's space: the teacher's
-  vectors untouched, the student's mapped by a ridge least-squares map fitted on the model's own
+  vectors untouched, the student's mapped by an affine ridge least-squares map fitted on the model's own
   search collection (its texts ship in the model folder; the teacher's embeddings of them are cached
   by the pipeline). "Always route" is the teacher bit for bit, and the intended use is queries
   against documents indexed once by the teacher (the same space), where each query's ranking is
@@ -113,28 +113,41 @@ def threshold_from_env(default: float = DEFAULT_THRESHOLD) -> float:
 
 @dataclass(frozen=True)
 class SharedSpace:
-    """A linear map from one model's vectors to another's: `target ≈ source @ matrix`, rows rescaled
-    to unit length. Fitted by ridge least squares on paired vectors of the same texts."""
+    """An affine map from one model's vectors to another's: `target ≈ source @ matrix + offset`, rows
+    rescaled to unit length. Fitted by ridge least squares on paired vectors of the same texts, both
+    sides less their means (the ridge does not shrink the offset).
+
+    Why the offset: a student fitted to centred targets (a coned teacher such as mE5, see
+    `core.methods.corpus.CONE_COSINE`) has lost the teacher's shared direction, which holds most of
+    each teacher vector's length; a map through the origin cannot give it back, so its mapped vectors
+    would sit far from the teacher's own (docs/benchmarks.md, "Routing a centred student")."""
 
     matrix: np.ndarray
+    offset: np.ndarray
 
     @classmethod
-    def fit(cls, source: np.ndarray, target: np.ndarray, ridge: float = RIDGE) -> SharedSpace:
+    def fit(cls, source: np.ndarray, target: np.ndarray, ridge: float = RIDGE, affine: bool = True) -> SharedSpace:
+        """`affine=False` fits a map through the origin (offset zero), as before the offset: kept for
+        `bench/shared_space.py`, which measures what the offset changes."""
         if len(source) != len(target) or not len(source):
             raise DistilleryError(f"A shared space needs the same texts embedded by both models "
                                   f"({len(source)} and {len(target)} vectors).")
         x, y = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+        x_mean = x.mean(axis=0) if affine else np.zeros(x.shape[1])
+        y_mean = y.mean(axis=0) if affine else np.zeros(y.shape[1])
+        x, y = x - x_mean, y - y_mean
         gram = x.T @ x
         penalty = ridge * max(np.trace(gram) / gram.shape[0], 1e-12)
         matrix = np.linalg.solve(gram + penalty * np.eye(gram.shape[0]), x.T @ y)
-        return cls(matrix.astype(np.float32))
+        return cls(matrix.astype(np.float32), (y_mean - x_mean @ matrix).astype(np.float32))
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
-        return unit_rows(np.asarray(vectors, dtype=np.float32) @ self.matrix)
+        return unit_rows(np.asarray(vectors, dtype=np.float32) @ self.matrix + self.offset)
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(np.ascontiguousarray(self.matrix).tobytes()).hexdigest()[:16]
+        return hashlib.sha256(np.ascontiguousarray(self.matrix).tobytes()
+                              + np.ascontiguousarray(self.offset).tobytes()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -178,7 +191,7 @@ class RoutedEncoder:
     @property
     def nbytes(self) -> int:
         """The student and the map; the teacher is shared with the registry, which weighs it once."""
-        return int(self.student.nbytes) + int(self.space.matrix.nbytes)
+        return int(self.student.nbytes) + int(self.space.matrix.nbytes) + int(self.space.offset.nbytes)
 
     def release(self) -> None:
         """Evicted: the student leaves its load cache (the shared teacher stays the registry's)."""

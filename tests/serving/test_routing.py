@@ -34,14 +34,20 @@ def test_short_text_signal() -> None:
     assert (word_count_signal(None, [LONG, EASY]) > DEFAULT_THRESHOLD).tolist() == [False, True]
 
 
-def test_shared_space_recovers_a_linear_map() -> None:
+def test_shared_space_recovers_an_affine_map() -> None:
     rng = np.random.default_rng(0)
     source = rng.normal(size=(500, 8)).astype(np.float32)
     matrix = rng.normal(size=(8, 12)).astype(np.float32)
-    space = SharedSpace.fit(source, source @ matrix, ridge=1e-6)
-    expected = source @ matrix
-    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    offset = 5 * rng.normal(size=12).astype(np.float32)  # a shared direction longer than the rest
+    target = source @ matrix + offset
+    space = SharedSpace.fit(source, target, ridge=1e-6)
+    expected = target / np.linalg.norm(target, axis=1, keepdims=True)
     assert np.allclose(space.apply(source), expected, atol=1e-3)
+    # Through the origin, the same map cannot give back the shared direction.
+    origin = SharedSpace.fit(source, target, ridge=1e-6, affine=False)
+    assert not origin.offset.any()
+    assert np.mean(np.sum(origin.apply(source) * expected, axis=1)) < 0.9
+    assert space.digest != origin.digest
     with pytest.raises(DistilleryError, match="same texts"):
         SharedSpace.fit(source, expected[:10])
 
