@@ -74,8 +74,8 @@ def main() -> None:
     fit_student = student.encode([texts[i] for i in fit_rows])
     test_student = student.encode([texts[i] for i in test_rows])
     fit_teacher, test_teacher = unit_rows(reader.take(fit_rows)), unit_rows(reader.take(test_rows))
-    mean_direction = unit_rows(fit_teacher.mean(axis=0))[0]
-    _, cone = reader.means()
+    mean, cone = reader.means()  # the corpus method's own measure of the cone, and its direction
+    mean_direction = unit_rows(mean)[0]
     entry: dict[str, Any] = {"student": str(args.student), "corpus": str(args.corpus), "fit_texts": len(fit_rows),
                              "test_texts": len(test_rows), "teacher_mean_cosine": round(cone, 4),
                              "teacher_along_mean": round(float((test_teacher @ mean_direction).mean()), 4)}
