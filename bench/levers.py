@@ -36,6 +36,7 @@ VARIANTS: dict[str, dict] = {
     "neighbours+listwise": {"neighbours": 16, "neighbour_group": 4, "listwise_weight": 1.0},
     "pairs": {"pair_sources": ["all"], "pair_weight": 0.2},
     "vocabulary-50k": {"max_vocabulary_size": 50_000, "min_frequency": 2},
+    "vocabulary-100k": {"max_vocabulary_size": 100_000, "min_frequency": 1},
     "dims-full": {"pca_dims": None},
     "pairs-light": {"pair_sources": ["all"], "pair_weight": 0.05},
     # The scale curve: seeded subsets of the corpus, and the corpus with every passage's sentences
@@ -46,7 +47,21 @@ VARIANTS: dict[str, dict] = {
     # The development suite's two retrieval sets whose queries sit in the shared corpus folder (the
     # product's plan draws neither file): the corpus with those queries added, to show what they flatter.
     "with-eval-queries": {"add_eval_queries": True},
+    # The plan's "optimal" pair data (STS, NLI, paraphrases) as this machine holds it: the positive pairs of
+    # the development suite's STS-B, SICK and MRPC *train* splits (never their test splits), beside the
+    # five local pair sources, through the pair stage as a user's uploaded pair file.
+    "dev-train-pairs": {"pair_sources": ["all"], "pair_weight": 0.05, "add_dev_train_pairs": True},
 }
+# The train splits of ../shared/data/eval read by "dev-train-pairs": file, the two sides, and which rows
+# are positives (STS-B scores 0-5 and SICK relatedness 1-5 at 4 or more, SICK's entailments, MRPC's
+# paraphrases).
+DEV_TRAIN_PAIRS = (
+    ("sts/stsbenchmark/train.jsonl.gz", "sentence1", "sentence2", lambda row: row["score"] >= 4),
+    ("sts/sick/train.jsonl.gz", "sentence_A", "sentence_B",
+     lambda row: row["relatedness_score"] >= 4 or row["entailment_judgment"] == "ENTAILMENT"),
+    ("pair/mrpc/train.jsonl.gz", "sentence1", "sentence2", lambda row: row["label"] == 1),
+)
+DEV_TRAIN_PAIR_FILE = "uploads/pairs/dev-train-pairs.jsonl"
 # Files of ../shared/data/corpus holding the queries of MedQuAD and of Python doc->code, and their field.
 EVAL_QUERY_FILES = (("medical/medquad_questions.jsonl.gz", "question"),
                     ("code/python311_stdlib_docstrings.jsonl.gz", "docstring"))
@@ -123,6 +138,8 @@ def main() -> None:
         size = overrides.pop("corpus_texts", None)  # a seeded subset of the corpus: the scale curve
         sentences = overrides.pop("add_sentences", False)
         eval_queries = overrides.pop("add_eval_queries", False)
+        if overrides.pop("add_dev_train_pairs", False):
+            overrides["pair_files"] = [write_dev_train_pairs(args.work_dir)]
         chosen = texts if not size else [texts[i] for i in np.sort(np.random.default_rng(0).permutation(
             len(texts))[:size])]
         if sentences:
@@ -258,6 +275,24 @@ def with_eval_queries(texts: list[str]) -> list[str]:
         with gzip.open(folder / name, "rt") as handle:
             extra += [" ".join(normalise_text(json.loads(line)[field]).split()[:128]) for line in handle]
     return list(dict.fromkeys([*texts, *(t for t in extra if len(t.split()) >= 3)]))
+
+
+def write_dev_train_pairs(job_dir: Path) -> str:
+    """DEV_TRAIN_PAIRS' positives as a pair upload in `job_dir` (where the corpus method reads a recipe's
+    pair files), each pair's sides in the file's order; returns the file's name inside the job."""
+    import gzip
+
+    from core import settings
+
+    rows = []
+    for name, left, right, positive in DEV_TRAIN_PAIRS:
+        with gzip.open(settings.eval_dir() / name, "rt") as handle:
+            rows += [{"anchor": r[left], "positive": r[right]} for r in map(json.loads, handle) if positive(r)]
+    path = job_dir / DEV_TRAIN_PAIR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print(f"dev-train-pairs: {len(rows):,} positive pairs written to {path}", flush=True)
+    return DEV_TRAIN_PAIR_FILE
 
 
 def with_sentences(texts: list[str], min_words: int = 3) -> list[str]:
